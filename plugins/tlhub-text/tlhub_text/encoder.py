@@ -1,0 +1,88 @@
+"""A BERT-family Hugging Face encoder as a tlhub ``Backbone`` of ordered parameter groups.
+
+Groups: ``embeddings``, ``layer.0`` ... ``layer.{N-1}``, then ``pooler`` when the model's pretrained
+pooler is used. The state passed between groups is a tuple of tensors: ``(hidden, attention_mask)``
+with the 2-D mask (the 4-D mask each layer needs is rebuilt the way the model's own forward
+does it, so it follows the model's attention implementation); after ``pooler`` it is ``(pooled,)``.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from tlhub.errors import UserError
+from tlhub.interfaces import Backbone, TextPreprocessing
+
+
+def find_layout(model: nn.Module) -> tuple[nn.Module, nn.ModuleList]:
+    """(embeddings, layers) of BERT-style (``encoder.layer``) and DistilBERT-style (``transformer.layer``) models."""
+    emb = getattr(model, "embeddings", None)
+    for attr in ("encoder", "transformer"):
+        layers = getattr(getattr(model, attr, None), "layer", None)
+        if isinstance(emb, nn.Module) and isinstance(layers, nn.ModuleList) and len(layers):
+            return emb, layers
+    raise UserError(unsupported(model, "it has no embeddings + encoder.layer / transformer.layer layout"))
+
+
+def unsupported(model: nn.Module, why: str) -> str:
+    arch = getattr(getattr(model, "config", None), "model_type", None) or type(model).__name__
+    return (f"backbone 'hf': architecture {arch!r} ({type(model).__name__}) is not supported: {why}; "
+            f"supported: BERT-family encoders (BERT, DistilBERT, RoBERTa, MiniLM, ELECTRA with equal "
+            f"embedding and hidden sizes, ...)")
+
+
+class HFEncoder(Backbone):
+    modality = "text"
+
+    def __init__(self, model: nn.Module, tokenizer: Any, max_length: int, pooling: str, use_pooler: bool):
+        super().__init__()
+        find_layout(model)
+        if not use_pooler and getattr(model, "pooler", None) is not None:
+            model.pooler = None  # an unused parameter would break DDP
+        self.hf = model  # the only submodule: parameter and state-dict names are hf.*, each once
+        self.pooling = pooling
+        self.feature_dim = int(getattr(model.config, "hidden_size", 0) or model.config.dim)
+        self.preprocessing = TextPreprocessing(tokenizer, max_length)
+        covered = [id(p) for _, m in self.groups() for p in m.parameters()]
+        rest = [n for n, p in model.named_parameters() if id(p) not in set(covered)]
+        if rest or len(covered) != len(set(covered)):
+            raise UserError(unsupported(model, f"parameters outside embeddings and layers: {', '.join(rest[:5])}"
+                                        if rest else "layers share parameters"))
+
+    @property
+    def layers(self) -> nn.ModuleList:
+        return find_layout(self.hf)[1]
+
+    @property
+    def pooler(self) -> nn.Module | None:
+        return getattr(self.hf, "pooler", None)
+
+    def groups(self) -> list[tuple[str, nn.Module]]:
+        emb, layers = find_layout(self.hf)
+        out = [("embeddings", emb)] + [(f"layer.{i}", m) for i, m in enumerate(layers)]
+        return out + ([("pooler", self.pooler)] if self.pooler is not None else [])
+
+    def _mask4d(self, hidden: torch.Tensor, mask: torch.Tensor):
+        from transformers.masking_utils import create_bidirectional_mask
+        return create_bidirectional_mask(config=self.hf.config, inputs_embeds=hidden, attention_mask=mask)
+
+    def run_group(self, index: int, state: Any) -> Any:
+        if index == 0:
+            ids, mask = state["input_ids"], state["attention_mask"]
+            return find_layout(self.hf)[0](input_ids=ids), mask
+        if index <= len(self.layers):
+            hidden, mask = state
+            out = self.layers[index - 1](hidden, self._mask4d(hidden, mask))
+            return (out[0] if isinstance(out, tuple) else out), mask
+        return (self.pooler(state[0]),)  # BertPooler: tanh(dense(hidden[:, 0]))
+
+    def pool(self, state: Any) -> torch.Tensor:
+        if len(state) == 1:  # already pooled by the pooler group
+            return state[0]
+        hidden, mask = state
+        if self.pooling == "cls":
+            return hidden[:, 0]
+        m = mask.unsqueeze(-1).to(hidden.dtype)
+        return (hidden * m).sum(1) / m.sum(1).clamp(min=1e-9)

@@ -1,0 +1,93 @@
+"""The ``tlhub`` entry point: registers the text backbones and data sources.
+
+Only descriptors live here; torch, transformers and datasets are imported by ``build``/``load``
+so that listing plugins stays cheap.
+"""
+from __future__ import annotations
+
+from tlhub.hookspecs import hookimpl
+from tlhub.options import REQUIRED, Opt
+from tlhub.registry import BackboneSpec, DataSourceSpec
+
+POOLING = ("mean", "cls")
+
+
+def _max_length():
+    return Opt("max_length", int, 128, "tokens per text; longer texts are truncated (the count is logged)")
+
+
+def build_hf(weights, options):
+    from .loading import build_hf as build
+    return build(weights, options)
+
+
+def build_minilm(weights, options):
+    from .loading import build_minilm as build
+    return build(weights, options)
+
+
+def _loader(module: str, name: str, *args):
+    def load(options, ctx):
+        import importlib
+        return getattr(importlib.import_module(f"tlhub_text.sources.{module}"), name)(*args, options, ctx)
+    return load
+
+
+@hookimpl
+def register_backbones(register):
+    register(BackboneSpec(
+        "minilm-l6", "all-MiniLM-L6-v2 sentence encoder (6 layers, 384 wide, 22.7M params), embedded: no network",
+        "text", build_minilm, default_weights="pretrained", options=(
+            _max_length(),
+            Opt("pooling", str, "mean", "mean of the token states (masked) or the first token's", choices=POOLING))))
+    register(BackboneSpec(
+        "hf", "any BERT-family encoder (BERT, DistilBERT, RoBERTa, MiniLM, ...) by Hugging Face id or local folder",
+        "text", build_hf, default_weights="pretrained", options=(
+            Opt("model", str, REQUIRED, "Hugging Face id (e.g. 'bert-base-uncased') or a local model folder"),
+            _max_length(),
+            Opt("pooling", str, "cls", "'cls': the first token (through the pretrained pooler when the model has "
+                                       "one), or 'mean' of the token states", choices=POOLING))))
+
+
+_ENC = Opt("encoding", str, "utf-8", "text encoding of the files, e.g. 'utf-8', 'cp1252', 'latin-1'")
+
+
+def _table_opts(header: bool) -> tuple[Opt, ...]:
+    col = "column name" + (", or a 0-based index when header = false" if header else "")
+    opts = [Opt("path", str, REQUIRED, "training file (relative paths: from the recipe's folder)"),
+            Opt("val_path", str, "", "validation file (empty: carved from train)"),
+            Opt("test_path", str, "", "test file (empty: carved from train)"),
+            Opt("text_column", object, "text", f"text {col}"),
+            Opt("label_column", object, "label", f"label {col}")]
+    if header:
+        opts.append(Opt("header", bool, True, "the first row names the columns"))
+    return tuple(opts) + (_ENC,)
+
+
+@hookimpl
+def register_data_sources(register):
+    register(DataSourceSpec(
+        "text-files", "one text file per class, one example per line (e.g. rt-polarity .pos/.neg)", "text",
+        _loader("files", "load_text_files"), options=(
+            Opt("files", object, REQUIRED, "{class = path, ...}, or a list of paths whose suffix (or stem, for "
+                                           ".txt) names the class"),
+            _ENC)))
+    register(DataSourceSpec("csv", "a CSV file with a text and a label column", "text",
+                            _loader("tables", "load_table", "csv"), options=_table_opts(True)))
+    register(DataSourceSpec("tsv", "a tab-separated file (no quoting) with a text and a label column", "text",
+                            _loader("tables", "load_table", "tsv"), options=_table_opts(True)))
+    register(DataSourceSpec("jsonl", "JSON lines: one object per line with a text and a label key", "text",
+                            _loader("tables", "load_table", "jsonl"), options=_table_opts(False)))
+    register(DataSourceSpec(
+        "hf", "a Hugging Face datasets id (needs the network once) or a save_to_disk folder", "text",
+        _loader("hfdata", "load_hf"), options=(
+            Opt("dataset", str, "", "Hugging Face dataset id, e.g. 'cornell-movie-review-data/rotten_tomatoes'"),
+            Opt("config", str, "", "dataset configuration, e.g. 'sst2' of 'nyu-mll/glue'"),
+            Opt("path", str, "", "a folder written by Dataset(Dict).save_to_disk, instead of an id"),
+            Opt("train_split", str, "train", "training split name"),
+            Opt("val_split", str, "auto", "validation split: 'auto' (validation/valid/dev if present and "
+                                           "labelled), a name, or '' to carve from train"),
+            Opt("test_split", str, "auto", "test split: 'auto' (test if present and labelled), a name, or '' to "
+                                            "carve from train"),
+            Opt("text_column", str, "text", "text column"),
+            Opt("label_column", str, "label", "label column"))))

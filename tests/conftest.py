@@ -1,0 +1,47 @@
+"""Shared fixtures: one torch thread per test process, the tiny plugin, recipes written to tmp."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+
+
+def pytest_configure(config):
+    import torch
+    torch.set_num_threads(1)  # two cores, often two test processes: oversubscription is brutal
+
+
+@pytest.fixture(autouse=True)
+def _fresh_registry():
+    from tlhub import plugins
+    plugins.reset()
+    yield
+    plugins.reset()
+
+
+@pytest.fixture
+def tiny_recipe_text() -> str:
+    return (REPO / "tests" / "recipes" / "tiny.toml").read_text()
+
+
+@pytest.fixture
+def write_recipe(tmp_path):
+    """write_recipe(text, name='r.toml') -> path of a recipe whose output goes under tmp_path."""
+    def write(text: str, name: str = "r.toml") -> Path:
+        p = tmp_path / name
+        p.write_text(text)
+        return p
+    return write
+
+
+@pytest.fixture
+def tiny_recipe(write_recipe, tiny_recipe_text, tmp_path) -> Path:
+    return write_recipe(tiny_recipe_text + f'\n[output]\ndir = "{tmp_path / "run"}"\n')

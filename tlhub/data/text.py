@@ -1,0 +1,33 @@
+"""Texts to token ids, once per run; batches padded to their longest text."""
+from __future__ import annotations
+
+import torch
+
+from ..interfaces import TextPreprocessing
+
+
+class TextDataset(torch.utils.data.Dataset):
+    """Tokenized once at construction; ``truncated`` counts texts cut to ``max_length``."""
+
+    def __init__(self, texts, labels, prep: TextPreprocessing):
+        tok = prep.tokenizer
+        enc = tok(list(texts), truncation=False, add_special_tokens=True)["input_ids"]
+        self.truncated = sum(len(ids) > prep.max_length for ids in enc)
+        enc = tok(list(texts), truncation=True, max_length=prep.max_length)["input_ids"]
+        self.ids = [torch.tensor(ids, dtype=torch.long) for ids in enc]
+        self.labels = list(labels)
+        self.pad_id = tok.pad_token_id or 0
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, i):
+        return self.ids[i], self.labels[i]
+
+    def collate(self, batch):
+        ids = torch.nn.utils.rnn.pad_sequence([b[0] for b in batch], batch_first=True, padding_value=self.pad_id)
+        mask = torch.zeros_like(ids)
+        for row, b in enumerate(batch):
+            mask[row, : len(b[0])] = 1
+        labels = torch.tensor([b[1] for b in batch], dtype=torch.long)
+        return {"input_ids": ids, "attention_mask": mask}, labels

@@ -1,0 +1,93 @@
+"""Write a finished run: metrics, the model folder (safetensors + config.json), samples and pictures."""
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import torch
+
+from . import __version__, rundir
+from .interfaces import ImagePreprocessing, TextPreprocessing
+
+log = logging.getLogger("tlhub")
+
+
+def preprocessing_config(prep, recipe) -> dict:
+    if isinstance(prep, ImagePreprocessing):
+        return {"modality": "image", "mean": list(prep.mean), "std": list(prep.std),
+                "image_size": recipe.data.image_size or prep.size}
+    if isinstance(prep, TextPreprocessing):
+        return {"modality": "text", "max_length": prep.max_length}
+    return {"modality": "unknown"}
+
+
+def write_model(model_dir: Path, recipe, model, classes: list[str]) -> None:
+    """``model/``: weights (safetensors, never pickle), config.json, the recipe, the tokenizer for text."""
+    from safetensors.torch import save_file
+
+    from .plugins import get_registry
+    from .recipe import to_toml
+
+    model_dir.mkdir(parents=True, exist_ok=True)
+    spec = get_registry().get("backbones", recipe.model.backbone)
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    tmp = model_dir / "model.safetensors.tmp"
+    save_file(state, str(tmp), metadata={"format": "pt", "tlhub": __version__, "classes": json.dumps(classes)})
+    tmp.replace(model_dir / "model.safetensors")
+    prep = model.backbone.preprocessing
+    config = {
+        "tlhub_version": __version__,
+        "backbone": recipe.model.backbone, "backbone_plugin": spec.plugin,
+        "backbone_options": recipe.model.backbone_options, "weights_origin": recipe.model.weights or "default",
+        "head": recipe.model.head, "head_options": recipe.model.head_options,
+        "classes": classes, "preprocessing": preprocessing_config(prep, recipe),
+    }
+    rundir.write_json(model_dir / "config.json", config)
+    rundir.write_atomic(model_dir / "recipe.toml", to_toml(recipe))
+    if isinstance(prep, TextPreprocessing) and hasattr(prep.tokenizer, "save_pretrained"):
+        prep.tokenizer.save_pretrained(str(model_dir / "tokenizer"))
+
+
+def pick_samples(labels, preds, n: int = 9) -> list[int]:
+    """Indices of up to ``n`` test examples, mistakes first."""
+    wrong = [i for i in range(len(labels)) if labels[i] != preds[i]]
+    right = [i for i in range(len(labels)) if labels[i] == preds[i]]
+    return (wrong + right)[:n]
+
+
+def write_samples(run_dir: Path, model, splits, preds, probs, image_size: int) -> None:
+    labels = [int(y) for y in splits.test.labels]
+    preds = [int(p) for p in preds]
+    idx = pick_samples(labels, preds)
+    text = isinstance(model.backbone.preprocessing, TextPreprocessing)
+    items = []
+    for i in idx:
+        row = {"index": i, "true": splits.classes[labels[i]], "pred": splits.classes[preds[i]],
+               "prob": round(float(probs[i, preds[i]]), 4)}
+        if text:
+            row["text"] = str(splits.test.items[i])
+        items.append(row)
+    rundir.write_json(run_dir / "samples.json", {"modality": "text" if text else "image", "items": items})
+    if not text and idx:
+        import numpy as np
+        from safetensors.torch import save_file
+
+        from .data.images import to_pil
+        size = max(image_size, 64)
+        imgs = [np.asarray(to_pil(splits.test.items[i]).resize((size, size))) for i in idx]
+        save_file({"images": torch.from_numpy(np.stack(imgs)).to(torch.uint8)}, str(run_dir / "samples.safetensors"))
+
+
+def write_outputs(run_dir: Path, recipe, model, splits, metrics, preds, probs) -> None:
+    rundir.write_json(run_dir / "metrics.json", metrics)
+    write_model(run_dir / "model", recipe, model, splits.classes)
+    prep = model.backbone.preprocessing
+    size = (recipe.data.image_size or prep.size) if isinstance(prep, ImagePreprocessing) else 0
+    write_samples(run_dir, model, splits, preds, probs, size)
+    try:
+        from .report import write_report
+    except ImportError:  # pictures come with the report module
+        return
+    for path in write_report(run_dir):
+        log.info("picture: %s", path)

@@ -1,0 +1,27 @@
+"""Hook specifications: what a tlhub plugin can implement (entry-point group ``tlhub``)."""
+from __future__ import annotations
+
+import pluggy
+
+hookspec = pluggy.HookspecMarker("tlhub")
+hookimpl = pluggy.HookimplMarker("tlhub")
+
+
+@hookspec
+def register_backbones(register):
+    """Register pretrained backbones: call ``register(BackboneSpec(...))`` once per backbone."""
+
+
+@hookspec
+def register_heads(register):
+    """Register classification heads: call ``register(HeadSpec(...))`` once per head."""
+
+
+@hookspec
+def register_freeze_policies(register):
+    """Register freeze policies: call ``register(FreezePolicySpec(...))`` once per policy."""
+
+
+@hookspec
+def register_data_sources(register):
+    """Register data sources: call ``register(DataSourceSpec(...))`` once per source."""

@@ -1,0 +1,130 @@
+"""Contracts between the core and plugins: Backbone, FreezePolicy, data sources' output.
+
+Backbones run as an ordered list of parameter groups (input to output). Running a prefix of the
+groups once and the rest many times is what frozen-prefix caching builds on.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import torch
+from torch import nn
+
+from .policy import FreezePolicy  # noqa: F401  (re-exported)
+
+
+@dataclass(frozen=True)
+class ImagePreprocessing:
+    """What a pretrained image backbone expects: per-channel mean/std and native resolution."""
+
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    size: int
+
+
+@dataclass(frozen=True)
+class TextPreprocessing:
+    """What a text backbone expects: its tokenizer (a ``transformers`` tokenizer) and max length."""
+
+    tokenizer: Any
+    max_length: int
+
+
+class Backbone(nn.Module):
+    """A feature extractor made of ordered parameter groups.
+
+    Subclasses provide ``groups`` (name and module per group, input to output, covering every
+    parameter exactly once), ``run_group(i, state)`` and ``pool(state)``. The default
+    ``forward`` runs every group then pools to ``[batch, feature_dim]``.
+    """
+
+    modality: str = "image"
+    feature_dim: int = 0
+    preprocessing: ImagePreprocessing | TextPreprocessing | None = None
+
+    @property
+    def group_names(self) -> list[str]:
+        return [name for name, _ in self.groups()]
+
+    def groups(self) -> list[tuple[str, nn.Module]]:
+        raise NotImplementedError
+
+    def run_group(self, index: int, state: Any) -> Any:
+        return self.groups()[index][1](state)
+
+    def pool(self, state: Any) -> torch.Tensor:
+        raise NotImplementedError
+
+    def run_groups(self, state: Any, start: int = 0, stop: int | None = None) -> Any:
+        stop = len(self.groups()) if stop is None else stop
+        for i in range(start, stop):
+            state = self.run_group(i, state)
+        return state
+
+    def forward(self, x: Any) -> torch.Tensor:
+        return self.pool(self.run_groups(x))
+
+    def param_groups(self) -> list[tuple[str, list[str]]]:
+        """Parameter names (as in ``named_parameters()``) of each group, in order."""
+        owner = {id(p): n for n, p in self.named_parameters()}
+        return [(name, [owner[id(p)] for p in module.parameters()]) for name, module in self.groups()]
+
+
+class SequentialBackbone(Backbone):
+    """A backbone given as ``[(group name, module), ...]`` applied in order, then ``pool``."""
+
+    def __init__(self, stages: Sequence[tuple[str, nn.Module]], pool: nn.Module, feature_dim: int,
+                 preprocessing: ImagePreprocessing | TextPreprocessing | None, modality: str = "image"):
+        super().__init__()
+        self._names = [n for n, _ in stages]
+        self.stages = nn.ModuleList([m for _, m in stages])
+        self.pooling = pool
+        self.feature_dim = feature_dim
+        self.preprocessing = preprocessing
+        self.modality = modality
+
+    def groups(self) -> list[tuple[str, nn.Module]]:
+        return list(zip(self._names, self.stages))
+
+    def run_group(self, index: int, state: Any) -> Any:
+        return self.stages[index](state)
+
+    def pool(self, state: Any) -> torch.Tensor:
+        return self.pooling(state)
+
+
+@dataclass
+class Split:
+    """Examples of one split: items (image, path, array or text) and integer labels."""
+
+    items: Sequence[Any]
+    labels: Sequence[int]
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+
+@dataclass
+class SourceData:
+    """What a data source returns. Missing splits are carved from ``train`` by the core."""
+
+    classes: list[str]
+    train: Split | None = None
+    val: Split | None = None
+    test: Split | None = None
+    skipped: list[str] = field(default_factory=list)  # "item: reason" lines, written to the run dir
+
+
+@dataclass(frozen=True)
+class DataContext:
+    """What a data source may use: the folder relative paths resolve against, the seed, a logger."""
+
+    base_dir: Path
+    seed: int
+    log: Callable[[str], None] = print
+
+    def path(self, p: str | Path) -> Path:
+        p = Path(p).expanduser()
+        return p if p.is_absolute() else (self.base_dir / p)

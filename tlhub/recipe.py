@@ -1,0 +1,372 @@
+"""Recipes: TOML -> frozen dataclasses, ``key=value`` overrides, and validation of every error at once."""
+from __future__ import annotations
+
+import copy
+import dataclasses
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, get_args, get_origin, get_type_hints
+
+from .errors import UserError, did_you_mean
+from .options import check_value
+
+BN_MODES = ("frozen", "eval", "train")
+
+
+@dataclass(frozen=True)
+class ModelCfg:
+    backbone: str = field(default="", metadata={"help": "registered backbone name (`tlhub list backbones`)"})
+    weights: str = field(default="", metadata={"help": "'imagenet'/'pretrained', 'none' (random init) or a path; "
+                                                        "empty: the backbone's default"})
+    backbone_options: dict = field(default_factory=dict, metadata={"help": "options of the backbone"})
+    head: str = field(default="linear", metadata={"help": "registered head name"})
+    head_options: dict = field(default_factory=dict, metadata={"help": "options of the head"})
+
+
+@dataclass(frozen=True)
+class AugmentCfg:
+    crop_padding: int = field(default=0, metadata={"help": "random crop after padding by this many pixels (0: off)"})
+    flip: bool = field(default=False, metadata={"help": "random horizontal flip"})
+    rotation: float = field(default=0.0, metadata={"help": "random rotation up to this many degrees"})
+    color_jitter: float = field(default=0.0, metadata={"help": "brightness/contrast/saturation jitter strength"})
+
+
+@dataclass(frozen=True)
+class TestSourceCfg:
+    source: str = field(default="", metadata={"help": "data source of the test split"})
+    options: dict = field(default_factory=dict, metadata={"help": "options of that source"})
+
+
+@dataclass(frozen=True)
+class DataCfg:
+    source: str = field(default="", metadata={"help": "registered data source (`tlhub list data-sources`)"})
+    options: dict = field(default_factory=dict, metadata={"help": "options of the data source"})
+    image_size: int = field(default=0, metadata={"help": "image side in pixels (0: the backbone's native size)"})
+    val_split: float = field(default=0.2, metadata={"help": "fraction of train held out (stratified) when the "
+                                                             "source has no validation split"})
+    test_split: float = field(default=0.1, metadata={"help": "fraction of train held out for test when the source "
+                                                              "has no test split and [data.test] is unset"})
+    split_seed: int = field(default=0, metadata={"help": "seed of the stratified splits"})
+    batch_size: int = field(default=32, metadata={"help": "training batch size per process"})
+    eval_batch_size: int = field(default=0, metadata={"help": "evaluation batch size (0: 2x batch_size)"})
+    workers: int = field(default=0, metadata={"help": "DataLoader worker processes"})
+    limit: int = field(default=0, metadata={"help": "use at most this many training examples (0: all)"})
+    augment: AugmentCfg = field(default_factory=AugmentCfg, metadata={"help": "random augmentation (images)"})
+    test: TestSourceCfg | None = field(default=None, metadata={"help": "a separate source for the test split"})
+
+
+@dataclass(frozen=True)
+class PhaseCfg:
+    name: str = field(default="", metadata={"help": "phase name (default: phaseN)"})
+    epochs: int = field(default=1, metadata={"help": "epochs (>= 1)"})
+    optimizer: str = field(default="adam", metadata={"help": "adam, adamw or sgd",
+                                                      "choices": ("adam", "adamw", "sgd")})
+    lr: float = field(default=1e-3, metadata={"help": "base learning rate (> 0)"})
+    weight_decay: float = field(default=0.0, metadata={"help": "weight decay"})
+    momentum: float = field(default=0.9, metadata={"help": "SGD momentum"})
+    scheduler: str = field(default="constant", metadata={"help": "constant, cosine or linear (warm-up then decay)",
+                                                         "choices": ("constant", "cosine", "linear")})
+    warmup: float = field(default=0.0, metadata={"help": "warm-up as a fraction of the phase's steps"})
+    freeze: str = field(default="frozen", metadata={"help": "freeze policy (`tlhub list freeze-policies`)"})
+    freeze_options: dict = field(default_factory=dict, metadata={"help": "options of the freeze policy"})
+    bn: str = field(default="eval", metadata={"help": "BatchNorm mode of trainable groups: frozen, eval or train "
+                                                      "(frozen groups are always 'frozen')", "choices": BN_MODES})
+    bn_groups: dict = field(default_factory=dict, metadata={"help": "per-group BatchNorm mode, {group = mode}"})
+    lr_mult: dict = field(default_factory=dict, metadata={"help": "per-group learning-rate multipliers, "
+                                                                  "{group = factor}; 'head' names the head"})
+    layer_decay: float = field(default=1.0, metadata={"help": "layer-wise lr decay: group i from the top gets "
+                                                              "lr * layer_decay**i (1.0: off)"})
+
+
+@dataclass(frozen=True)
+class TrainCfg:
+    seed: int = field(default=0, metadata={"help": "random seed"})
+    mixed_precision: str = field(default="no", metadata={"help": "no, fp16 or bf16",
+                                                          "choices": ("no", "fp16", "bf16")})
+    grad_accum: int = field(default=1, metadata={"help": "gradient accumulation steps"})
+    threads: int = field(default=0, metadata={"help": "torch CPU threads per process (0: cores / processes)"})
+    log_with: list = field(default_factory=list, metadata={"help": "Accelerate trackers, e.g. ['tensorboard']"})
+
+
+@dataclass(frozen=True)
+class EvalCfg:
+    metrics: list = field(default_factory=lambda: ["accuracy", "f1", "precision", "recall"],
+                          metadata={"help": "metrics: tlhub's accuracy/f1/precision/recall or an evaluate name"})
+
+
+@dataclass(frozen=True)
+class OutputCfg:
+    dir: str = field(default="", metadata={"help": "run directory (relative to the working directory); "
+                                                   "empty: runs/<recipe>-<time>"})
+
+
+@dataclass(frozen=True)
+class Recipe:
+    model: ModelCfg = field(default_factory=ModelCfg)
+    data: DataCfg = field(default_factory=DataCfg)
+    phases: tuple[PhaseCfg, ...] = ()
+    train: TrainCfg = field(default_factory=TrainCfg)
+    eval: EvalCfg = field(default_factory=EvalCfg)
+    output: OutputCfg = field(default_factory=OutputCfg)
+    path: str = ""       # where the recipe came from (not a TOML key)
+    base_dir: str = "."  # folder recipe-relative paths resolve against (not a TOML key)
+
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        d.pop("path"), d.pop("base_dir")
+        if d["data"]["test"] is None:
+            d["data"].pop("test")
+        return d
+
+    @property
+    def stem(self) -> str:
+        return Path(self.path).stem if self.path else "recipe"
+
+
+SECTIONS = {"model": ModelCfg, "data": DataCfg, "phases": PhaseCfg, "train": TrainCfg, "eval": EvalCfg,
+            "output": OutputCfg}
+
+
+# ---------------------------------------------------------------- parsing
+
+def load_toml(path: str | Path) -> dict:
+    p = Path(path)
+    if not p.is_file():
+        raise UserError(f"{path}: no such recipe file")
+    try:
+        return tomllib.loads(p.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise UserError(f"{path}: malformed TOML: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise UserError(f"{path}: not UTF-8 text: {exc}") from None
+
+
+def parse_value(text: str) -> Any:
+    """A TOML value (``2``, ``1e-4``, ``true``, ``[1, 2]``, ``"x"``); bare words stay strings."""
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+def apply_overrides(raw: dict, overrides: list[str]) -> dict:
+    """Apply ``a.b.c=value`` overrides; list items by index (``phases.1.lr``) or phase name."""
+    raw = copy.deepcopy(raw)
+    errors = []
+    for item in overrides:
+        if "=" not in item:
+            errors.append(f"override {item!r}: expected key=value")
+            continue
+        key, _, text = item.partition("=")
+        parts = [p for p in key.strip().split(".")]
+        if not all(parts):
+            errors.append(f"override {item!r}: empty key part")
+            continue
+        node: Any = raw
+        try:
+            for i, part in enumerate(parts[:-1]):
+                node = _child(node, part, create=True, path=".".join(parts[: i + 1]))
+            last = parts[-1]
+            if isinstance(node, list):
+                node[_index(node, last, key)] = parse_value(text.strip())
+            elif isinstance(node, dict):
+                node[last] = parse_value(text.strip())
+            else:
+                raise UserError(f"override {key}: {'.'.join(parts[:-1])} is not a table")
+        except UserError as exc:
+            errors += exc.errors
+    if errors:
+        raise UserError(errors=errors)
+    return raw
+
+
+def _index(node: list, part: str, path: str) -> int:
+    if part.lstrip("-").isdigit() and -len(node) <= int(part) < len(node):
+        return int(part)
+    for i, item in enumerate(node):  # phases by name
+        if isinstance(item, dict) and item.get("name") == part:
+            return i
+    raise UserError(f"override {path}: no item {part!r} (there are {len(node)}, indexed from 0, or by name)")
+
+
+def _child(node: Any, part: str, create: bool, path: str) -> Any:
+    if isinstance(node, list):
+        return node[_index(node, part, path)]
+    if not isinstance(node, dict):
+        raise UserError(f"override {path}: parent is not a table")
+    if part not in node and create:
+        node[part] = {}
+    return node[part]
+
+
+def _build(cls: type, raw: Any, path: str, errors: list[str]) -> Any:
+    """Build dataclass ``cls`` from a table, collecting type and unknown-key errors."""
+    if not isinstance(raw, dict):
+        errors.append(f"{path}: expected a table, got {raw!r}")
+        return cls()
+    hints = get_type_hints(cls)
+    known = {f.name: f for f in fields(cls) if f.name not in ("path", "base_dir")}
+    kwargs = {}
+    for key, value in raw.items():
+        where = f"{path}.{key}" if path else key
+        if key not in known:
+            errors.append(f"{where}: unknown key{did_you_mean(key, known)}")
+            continue
+        typ = hints[key]
+        if get_origin(typ) is not None and type(None) in get_args(typ):  # Optional[X]
+            typ = next(a for a in get_args(typ) if a is not type(None))
+        if dataclasses.is_dataclass(typ):
+            kwargs[key] = _build(typ, value, where, errors)
+            continue
+        base = get_origin(typ) or typ
+        errs = check_value(where, value, base, known[key].metadata.get("choices"))
+        if errs:
+            errors += errs
+            continue
+        kwargs[key] = float(value) if base is float else value
+    return cls(**kwargs)
+
+
+def parse_recipe(raw: dict, path: str = "", base_dir: str | Path = ".", errors: list[str] | None = None) -> Recipe:
+    """Turn a TOML table into a ``Recipe``; raise ``UserError`` listing every problem found.
+
+    With an ``errors`` list, problems are appended to it instead and a best-effort recipe returned.
+    """
+    collect = errors is not None
+    errors = errors if collect else []
+    if not isinstance(raw, dict):
+        raise UserError("recipe: expected a table")
+    kwargs: dict[str, Any] = {}
+    for key, value in raw.items():
+        if key not in SECTIONS:
+            errors.append(f"{key}: unknown section{did_you_mean(key, SECTIONS)}")
+            continue
+        if key == "phases":
+            if not isinstance(value, list):
+                errors.append("phases: expected an array of tables ([[phases]])")
+                continue
+            phases = []
+            for i, table in enumerate(value):
+                ph = _build(PhaseCfg, table, f"phases.{i}", errors)
+                phases.append(ph if ph.name else dataclasses.replace(ph, name=f"phase{i + 1}"))
+            kwargs["phases"] = tuple(phases)
+        else:
+            kwargs[key] = _build(SECTIONS[key], value, key, errors)
+    recipe = Recipe(**kwargs, path=str(path), base_dir=str(base_dir))
+    errors += _check_values(recipe)
+    if errors and not collect:
+        raise UserError(errors=errors)
+    return recipe
+
+
+def _check_values(r: Recipe) -> list[str]:
+    e = []
+    if not r.model.backbone:
+        e.append("model.backbone: required (a registered backbone name)")
+    if not r.data.source:
+        e.append("data.source: required (a registered data source name)")
+    if not r.phases:
+        e.append("phases: at least one [[phases]] table is required")
+    names = [p.name for p in r.phases]
+    for i, p in enumerate(r.phases):
+        where = f"phases.{i}"
+        if p.epochs < 1:
+            e.append(f"{where}.epochs: must be >= 1, got {p.epochs}")
+        if p.lr <= 0:
+            e.append(f"{where}.lr: must be > 0, got {p.lr}")
+        if p.weight_decay < 0:
+            e.append(f"{where}.weight_decay: must be >= 0, got {p.weight_decay}")
+        if not 0 <= p.warmup < 1:
+            e.append(f"{where}.warmup: must be in [0, 1), got {p.warmup}")
+        if not 0 < p.layer_decay <= 1:
+            e.append(f"{where}.layer_decay: must be in (0, 1], got {p.layer_decay}")
+        for g, mode in p.bn_groups.items():
+            if mode not in BN_MODES:
+                e.append(f"{where}.bn_groups.{g}: must be one of {', '.join(BN_MODES)}, got {mode!r}")
+        for g, mult in p.lr_mult.items():
+            if isinstance(mult, bool) or not isinstance(mult, (int, float)) or mult < 0:
+                e.append(f"{where}.lr_mult.{g}: must be a number >= 0, got {mult!r}")
+        if names.count(p.name) > 1:
+            e.append(f"{where}.name: duplicate phase name {p.name!r}")
+    d = r.data
+    if not 0 <= d.val_split < 1:
+        e.append(f"data.val_split: must be in [0, 1), got {d.val_split}")
+    if not 0 <= d.test_split < 1:
+        e.append(f"data.test_split: must be in [0, 1), got {d.test_split}")
+    if d.val_split + d.test_split >= 1:
+        e.append("data.val_split + data.test_split: must leave some training data")
+    for key in ("batch_size",):
+        if getattr(d, key) < 1:
+            e.append(f"data.{key}: must be >= 1, got {getattr(d, key)}")
+    for key in ("eval_batch_size", "workers", "limit", "image_size"):
+        if getattr(d, key) < 0:
+            e.append(f"data.{key}: must be >= 0, got {getattr(d, key)}")
+    if d.test is not None and not d.test.source:
+        e.append("data.test.source: required when [data.test] is given")
+    if r.train.grad_accum < 1:
+        e.append(f"train.grad_accum: must be >= 1, got {r.train.grad_accum}")
+    if r.train.threads < 0:
+        e.append(f"train.threads: must be >= 0, got {r.train.threads}")
+    if not all(isinstance(m, str) for m in r.eval.metrics):
+        e.append("eval.metrics: must be a list of metric names")
+    if not all(isinstance(m, str) for m in r.train.log_with):
+        e.append("train.log_with: must be a list of tracker names")
+    return e
+
+
+def load_recipe(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Recipe:
+    """Read, override and parse a recipe file (component names are checked by ``validate``)."""
+    raw = load_toml(path)
+    raw = apply_overrides(raw, list(overrides))
+    return parse_recipe(raw, path=str(path), base_dir=Path(path).resolve().parent)
+
+
+def validate(recipe: Recipe, registry=None) -> list[str]:
+    """Errors from resolving component names and their options against the registry."""
+    from .options import resolve_options
+    from .plugins import get_registry
+    from .registry import unknown_message
+
+    reg = registry or get_registry()
+    errors: list[str] = []
+
+    def check(kind: str, name: str, opts: dict, where: str, opts_where: str):
+        if not name:  # reported as missing already
+            return None
+        table = reg.items[kind]
+        if name not in table:
+            errors.append(f"{where}: {unknown_message(kind, name, table)}")
+            return None
+        errors.extend(resolve_options(opts_where, opts, table[name].options)[1])
+        return table[name]
+
+    bb = check("backbones", recipe.model.backbone, recipe.model.backbone_options, "model.backbone",
+               "model.backbone_options")
+    check("heads", recipe.model.head, recipe.model.head_options, "model.head", "model.head_options")
+    src = check("data-sources", recipe.data.source, recipe.data.options, "data.source", "data.options")
+    if recipe.data.test is not None and recipe.data.test.source:
+        check("data-sources", recipe.data.test.source, recipe.data.test.options, "data.test.source",
+              "data.test.options")
+    for i, p in enumerate(recipe.phases):
+        check("freeze-policies", p.freeze, p.freeze_options, f"phases.{i}.freeze", f"phases.{i}.freeze_options")
+    if bb is not None and src is not None and bb.modality != src.modality:
+        errors.append(f"data.source: {recipe.data.source!r} gives {src.modality} data but backbone "
+                      f"{recipe.model.backbone!r} takes {bb.modality} input")
+    return errors
+
+
+def load_and_validate(path: str | Path, overrides=()) -> Recipe:
+    """Parse and resolve a recipe, reporting every error (syntax, types, values, names) at once."""
+    raw = apply_overrides(load_toml(path), list(overrides))
+    errors: list[str] = []
+    recipe = parse_recipe(raw, path=str(path), base_dir=Path(path).resolve().parent, errors=errors)
+    errors += validate(recipe)
+    if errors:
+        raise UserError(errors=errors)
+    return recipe
+
+
+def to_toml(recipe: Recipe) -> str:
+    import tomli_w
+    return tomli_w.dumps(recipe.to_dict())

@@ -1,0 +1,115 @@
+"""Descriptors of registered components and lookups by name.
+
+Descriptors are cheap frozen dataclasses: listing them never builds a model or imports
+torchvision/transformers. ``build``/``load`` do the heavy work lazily.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any, Callable
+
+from .errors import UserError, did_you_mean
+from .options import Opt
+
+
+@dataclass(frozen=True)
+class BackboneSpec:
+    """A backbone: ``build(weights, options) -> tlhub.interfaces.Backbone``."""
+
+    name: str
+    summary: str
+    modality: str  # "image" or "text"
+    build: Callable[..., Any]
+    options: tuple[Opt, ...] = ()
+    default_weights: str = "none"
+    plugin: str = ""
+
+
+@dataclass(frozen=True)
+class HeadSpec:
+    """A head: ``build(in_features, num_classes, options) -> torch.nn.Module``."""
+
+    name: str
+    summary: str
+    build: Callable[..., Any]
+    options: tuple[Opt, ...] = ()
+    plugin: str = ""
+
+
+@dataclass(frozen=True)
+class FreezePolicySpec:
+    """A freeze policy: ``build(options) -> tlhub.interfaces.FreezePolicy``."""
+
+    name: str
+    summary: str
+    build: Callable[..., Any]
+    options: tuple[Opt, ...] = ()
+    plugin: str = ""
+
+
+@dataclass(frozen=True)
+class DataSourceSpec:
+    """A data source: ``load(options, context) -> tlhub.interfaces.SourceData``."""
+
+    name: str
+    summary: str
+    modality: str  # "image" or "text"
+    load: Callable[..., Any]
+    options: tuple[Opt, ...] = ()
+    plugin: str = ""
+
+
+KINDS = {
+    "backbones": BackboneSpec,
+    "heads": HeadSpec,
+    "freeze-policies": FreezePolicySpec,
+    "data-sources": DataSourceSpec,
+}
+KIND_SINGULAR = {"backbones": "backbone", "heads": "head", "freeze-policies": "freeze policy",
+                 "data-sources": "data source"}
+
+# Names a user may expect, with the plugin that provides them when it is not installed.
+KNOWN_ELSEWHERE = {
+    "backbones": {n: "tlhub-vision" for n in ("resnet18", "resnet50", "mobilenet_v2", "mobilenet_v3_small",
+                                              "mobilenet_v3_large", "efficientnet_lite0")}
+    | {"minilm-l6": "tlhub-text", "hf": "tlhub-text"},
+    "data-sources": {n: "tlhub-vision" for n in ("mnist", "mnist-5k", "digits", "cifar10", "image-folder")}
+    | {n: "tlhub-text" for n in ("text-files", "csv", "tsv", "jsonl", "hf")},
+}
+
+
+@dataclass
+class Registry:
+    """All registered descriptors, by kind and name."""
+
+    items: dict[str, dict[str, Any]] = field(default_factory=lambda: {k: {} for k in KINDS})
+
+    def add(self, kind: str, spec: Any, plugin: str) -> None:
+        expected = KINDS[kind]
+        if not isinstance(spec, expected):
+            raise TypeError(f"plugin {plugin!r} registered {spec!r} as {kind}; expected a {expected.__name__}")
+        table = self.items[kind]
+        if spec.name in table:
+            other = table[spec.name].plugin
+            raise UserError(f"{KIND_SINGULAR[kind]} {spec.name!r} is registered by two plugins: "
+                            f"{other!r} and {plugin!r}; uninstall or block one (TLHUB_BLOCK_PLUGINS)")
+        table[spec.name] = replace(spec, plugin=plugin)
+
+    def get(self, kind: str, name: str) -> Any:
+        table = self.items[kind]
+        if name in table:
+            return table[name]
+        raise UserError(unknown_message(kind, name, table))
+
+    def names(self, kind: str) -> list[str]:
+        return sorted(self.items[kind])
+
+
+def unknown_message(kind: str, name: str, table: dict) -> str:
+    msg = f"unknown {KIND_SINGULAR[kind]} {name!r}{did_you_mean(name, table)}"
+    provider = KNOWN_ELSEWHERE.get(kind, {}).get(name)
+    if provider:
+        msg += f"; it is provided by the plugin {provider!r}, which is not installed or is blocked"
+    elif table:
+        msg += f" (available: {', '.join(sorted(table))})"
+    return msg
