@@ -124,5 +124,8 @@ def report(run_dir):
         click.echo(str(path))
 
 
+# Commands that live in their own modules are attached here (one line each).
+
+
 def main():
     cli(prog_name="tlhub")

@@ -123,7 +123,9 @@ def run(recipe_or_path, overrides=(), overwrite: bool = False, quiet: bool = Fal
 
     recipe = resolve_recipe(recipe_or_path, overrides)
     registry = get_registry()
-    accelerator = Accelerator(mixed_precision=recipe.train.mixed_precision,
+    # Under torchrun on a machine without GPUs, Accelerate picks gloo only when told it is on CPU.
+    cpu_ddp = int(os.environ.get("WORLD_SIZE", "1")) > 1 and not torch.cuda.is_available()
+    accelerator = Accelerator(cpu=cpu_ddp, mixed_precision=recipe.train.mixed_precision,
                               gradient_accumulation_steps=recipe.train.grad_accum,
                               log_with=recipe.train.log_with or None,
                               dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True))
@@ -247,7 +249,7 @@ def run_phase(accelerator, model: TransferModel, recipe, registry, index, phase,
                "train_loss": float(totals[0] / totals[2]), "train_accuracy": float(totals[1] / totals[2]),
                "val_loss": val["loss"], "val_accuracy": val["accuracy"],
                "lr": optimizer.param_groups[-1]["lr"], "seconds": round(time.time() - t0, 3),
-               "examples": int(totals[2])}
+               "examples": int(totals[2]), "val_examples": val["n"]}
         history.append(row)
         if accelerator.is_main_process:
             rundir.append_jsonl(run_dir / "history.jsonl", row)

@@ -28,15 +28,20 @@ def weights_pretrained(name: str, weights: str) -> bool:
 
 
 @contextlib.contextmanager
-def quiet_transformers():
-    """Hide load reports (e.g. 'UNEXPECTED pooler.*' when the pooler is left out on purpose)."""
+def quiet_transformers(hide_bars: bool):
+    """Hide load reports (e.g. 'UNEXPECTED pooler.*' when the pooler is left out on purpose) and, for
+    local loads, the 'Loading weights' bar; download bars stay visible."""
     from transformers.utils import logging as tlog
-    level = tlog.get_verbosity()
+    level, bars = tlog.get_verbosity(), tlog.is_progress_bar_enabled()
     tlog.set_verbosity_error()
+    if hide_bars and bars:
+        tlog.disable_progress_bar()
     try:
         yield
     finally:
         tlog.set_verbosity(level)
+        if hide_bars and bars:
+            tlog.enable_progress_bar()
 
 
 def local_folder(model: str) -> Path | None:
@@ -63,7 +68,7 @@ def _load(source: str, pretrained: bool, pooler: bool | None, local_files_only: 
     from transformers import AutoConfig, AutoModel, AutoTokenizer
     from transformers.models.auto.modeling_auto import MODEL_MAPPING
 
-    with quiet_transformers():
+    with quiet_transformers(hide_bars=local_files_only):
         config = AutoConfig.from_pretrained(source, local_files_only=local_files_only)
         tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=local_files_only)
         cls = MODEL_MAPPING.get(type(config), None)

@@ -35,7 +35,8 @@ def load_mnist(options: dict, ctx: DataContext) -> SourceData:
     # "both" takes what is there (e.g. only the official test set); download only when nothing is
     if not present or (split != "both" and len(present) < len(wanted)):
         if options["download"]:
-            _download(root, "mnist", "ossci-datasets.s3.amazonaws.com", _fetch_mnist)
+            files = ", ".join(f + "[.gz]" for s in wanted for f in idx.FILES[s])
+            _download(root, "mnist", files, "ossci-datasets.s3.amazonaws.com", _fetch_mnist)
             present = list(wanted)
         else:
             idx.read_split(root, next(s for s in wanted if s not in present))  # raises, naming the files
@@ -46,10 +47,10 @@ def load_mnist(options: dict, ctx: DataContext) -> SourceData:
     return SourceData(DIGITS, train=data.get("train"), test=data.get("test"))
 
 
-def _download(root: Path, what: str, host: str, fetch) -> None:
+def _download(root: Path, what: str, files: str, host: str, fetch) -> None:
     why = offline_reason(host)
     if why is not None:
-        raise UserError(f"{what}: the files are not in {root} and cannot be downloaded ({why}). "
+        raise UserError(f"{what}: {files} not found in {root} and cannot be downloaded ({why}). "
                         f"Put them there, or set data.options.root to a folder that holds them")
     try:
         root.mkdir(parents=True, exist_ok=True)
@@ -94,7 +95,7 @@ def load_cifar10(options: dict, ctx: DataContext) -> SourceData:
         if not options["download"]:
             raise UserError(f"cifar10: no cifar-10-batches-py folder in {root} (the python version of "
                             "CIFAR-10); set data.options.root to its parent or data.options.download = true")
-        _download(root, "cifar10", "www.cs.toronto.edu", _fetch_cifar10)
+        _download(root, "cifar10", "cifar-10-batches-py/", "www.cs.toronto.edu", _fetch_cifar10)
     from torchvision.datasets import CIFAR10
     try:
         train, test = (CIFAR10(str(root), train=t, download=False) for t in (True, False))

@@ -1,0 +1,1 @@
+"""Text data sources; each module is imported only when its source loads."""

@@ -1,0 +1,72 @@
+"""The phase trainer: learns, reproduces with a seed, writes the run directory, refuses to overwrite."""
+from __future__ import annotations
+
+import json
+
+import pytest
+from safetensors.torch import load_file
+
+import tlhub
+from tlhub.errors import UserError
+
+
+def test_loss_falls_and_run_dir_is_complete(tiny_recipe, tmp_path):
+    result = tlhub.run(tiny_recipe, ["phases.1.freeze=none", "phases.1.freeze_options={}", "phases.1.epochs=6",
+                                     "phases.1.lr=0.01"], quiet=True)
+    h = result.history
+    assert [r["phase"] for r in h] == ["head"] * 3 + ["top"] * 6
+    top = [r["train_loss"] for r in h if r["phase"] == "top"]
+    assert top[-1] < 0.6 * top[0], top
+    assert result.metrics["accuracy"] >= 0.75
+    run = result.run_dir
+    for name in ("recipe.toml", "history.jsonl", "metrics.json", "run.log", "model/model.safetensors",
+                 "model/config.json", "samples.json"):
+        assert (run / name).is_file(), name
+    lines = [json.loads(x) for x in (run / "history.jsonl").read_text().splitlines()]
+    assert lines == json.loads(json.dumps(h))
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["classes"] == ["class0", "class1", "class2", "class3"]
+    cm = metrics["confusion_matrix"]
+    assert sum(map(sum, cm)) == metrics["test_examples"] == 16
+    config = json.loads((run / "model" / "config.json").read_text())
+    assert config["backbone"] == "tiny-cnn" and config["classes"] == metrics["classes"]
+    weights = load_file(str(run / "model" / "model.safetensors"))
+    assert any(k.startswith("head.") for k in weights) and any(k.startswith("backbone.") for k in weights)
+    log = (run / "run.log").read_text()
+    assert "frozen prefix" in log and "stem" in log and "1 x frozen" in log
+
+
+def test_same_seed_same_result(tiny_recipe, tmp_path):
+    a = tlhub.run(tiny_recipe, [f"output.dir='{tmp_path / 'a'}'"], quiet=True)
+    b = tlhub.run(tiny_recipe, [f"output.dir='{tmp_path / 'b'}'"], quiet=True)
+    strip = lambda h: [{k: v for k, v in r.items() if k != "seconds"} for r in h]  # noqa: E731
+    assert strip(a.history) == strip(b.history)
+    assert a.metrics == b.metrics
+    wa = load_file(str(a.run_dir / "model" / "model.safetensors"))
+    wb = load_file(str(b.run_dir / "model" / "model.safetensors"))
+    assert all((wa[k] == wb[k]).all() for k in wa)
+
+
+def test_existing_run_dir_not_overwritten(tiny_recipe, tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "precious.txt").write_text("keep me")
+    with pytest.raises(UserError, match="--overwrite"):
+        tlhub.run(tiny_recipe, ["phases.0.epochs=1"], quiet=True)
+    assert (run / "precious.txt").read_text() == "keep me"
+    result = tlhub.run(tiny_recipe, ["phases.0.epochs=1", "phases.1.epochs=1"], overwrite=True, quiet=True)
+    assert (result.run_dir / "metrics.json").is_file()
+
+
+def test_layer_decay_and_lr_mult_set_group_learning_rates(tiny_recipe):
+    from tlhub import plugins
+    from tlhub.model import TransferModel, apply_phase
+    from tlhub.optim import build_optimizer
+    from tlhub.recipe import load_and_validate
+    r = load_and_validate(tiny_recipe, ["phases.1.layer_decay=0.5", "phases.1.lr_mult={head=2.0}"])
+    bb = plugins.get_registry().get("backbones", "tiny-cnn").build("none", {"width": 4})
+    model = TransferModel(bb, __import__("torch").nn.Linear(bb.feature_dim, 4))
+    apply_phase(model, {n for n, _ in bb.named_parameters() if n.startswith(("stages.2", "stages.3"))}, "eval", {})
+    opt = build_optimizer(model, r.phases[1])
+    lrs = {g["name"]: g["lr"] for g in opt.param_groups}
+    assert lrs == pytest.approx({"block2": 0.003 * 0.25, "head_conv": 0.003 * 0.5, "head": 0.006})

@@ -1,0 +1,150 @@
+"""Pictures of a finished run, drawn only from the files in its run directory.
+
+``write_report(run_dir)`` writes what the files allow (a missing file skips its picture):
+  confusion_matrix.png  from metrics.json   (counts in the cells, accuracy in the title)
+  learning_curves.png   from history.jsonl  (loss and accuracy over all phases, phases marked)
+  samples.png           from samples.json + samples.safetensors (image runs: a 3x3 grid)
+  samples.md            from samples.json   (text runs: a small table)
+Reading only the run directory means a report can be redrawn later, anywhere, without the model.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+MISTAKE = "#c62828"
+
+
+def write_report(run_dir: str | Path) -> list[Path]:
+    run_dir = Path(run_dir)
+    written: list[Path] = []
+    metrics = _json(run_dir / "metrics.json")
+    if metrics and metrics.get("confusion_matrix"):
+        written.append(confusion_matrix_png(metrics, run_dir / "confusion_matrix.png"))
+    history = _jsonl(run_dir / "history.jsonl")
+    if history:
+        written.append(learning_curves_png(history, run_dir / "learning_curves.png"))
+    samples = _json(run_dir / "samples.json")
+    if samples and samples.get("items"):
+        items = sorted(enumerate(samples["items"]), key=lambda t: t[1]["true"] == t[1]["pred"])  # mistakes first
+        if samples.get("modality") == "text":
+            written.append(samples_md(items, run_dir / "samples.md"))
+        elif (run_dir / "samples.safetensors").is_file():
+            written.append(samples_png(items, run_dir / "samples.safetensors", run_dir / "samples.png"))
+    return written
+
+
+def _json(path: Path):
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+
+
+def _jsonl(path: Path) -> list[dict]:
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def _pyplot():
+    import matplotlib
+    matplotlib.use("Agg")  # files only; never needs a display
+    import matplotlib.pyplot as plt
+    return plt
+
+
+def _save(fig, path: Path) -> Path:
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+    _pyplot().close(fig)
+    return path
+
+
+def confusion_matrix_png(metrics: dict, path: Path) -> Path:
+    import numpy as np
+    plt = _pyplot()
+    cm = np.asarray(metrics["confusion_matrix"], dtype=np.int64)
+    n = len(cm)
+    classes = [str(c) for c in metrics.get("classes") or range(n)]
+    side = min(max(4.5, 0.55 * n + 2.5), 16)
+    fig, ax = plt.subplots(figsize=(side + 1, side))
+    im = ax.imshow(cm, cmap="Blues", vmin=0)
+    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
+    if n <= 30:  # beyond that the numbers cannot be read anyway
+        threshold = cm.max() / 2 if cm.size else 0
+        size = 9 if n <= 12 else 7
+        for i in range(n):
+            for j in range(n):
+                ax.text(j, i, str(cm[i, j]), ha="center", va="center", fontsize=size,
+                        color="white" if cm[i, j] > threshold else "black")
+    rotate = max((len(c) for c in classes), default=0) > 3
+    ax.set_xticks(range(n), classes, rotation=45 if rotate else 0, ha="right" if rotate else "center")
+    ax.set_yticks(range(n), classes)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    acc = metrics.get("accuracy")
+    title = "Confusion matrix" + (f": accuracy {acc:.4f}" if acc is not None else "")
+    ax.set_title(f"{title} (n={int(cm.sum())})")
+    return _save(fig, path)
+
+
+def learning_curves_png(history: list[dict], path: Path) -> Path:
+    plt = _pyplot()
+    rows = sorted(history, key=lambda r: (r.get("phase_index", 0), r.get("epoch", 0)))
+    phases: list[tuple[str, int, int]] = []  # (name, first x, last x)
+    xs = []
+    for r in rows:
+        name = str(r.get("phase", r.get("phase_index", "")))
+        if not phases or phases[-1][0] != name:
+            phases.append((name, len(xs) + 1, len(xs) + 1))
+        xs.append(len(xs) + 1)
+        phases[-1] = (phases[-1][0], phases[-1][1], xs[-1])
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
+    for ax, metric in zip(axes, ("loss", "accuracy")):
+        for split, style in (("train", "-"), ("val", "--")):
+            pts = [(x, r[f"{split}_{metric}"]) for x, r in zip(xs, rows) if r.get(f"{split}_{metric}") is not None]
+            if pts:
+                ax.plot(*zip(*pts), style, marker="o", markersize=3, label=f"{split} {metric}")
+        for i, (name, first, last) in enumerate(phases):
+            if i:
+                ax.axvline(first - 0.5, color="gray", linestyle=":", linewidth=1)
+            ax.text((first + last) / 2, 1.01, name, transform=ax.get_xaxis_transform(),
+                    ha="center", va="bottom", fontsize=9, color="dimgray")
+        ax.set_xlabel("epoch (all phases)")
+        ax.set_ylabel(metric)
+        ax.set_xlim(0.5, len(xs) + 0.5)
+        ax.grid(alpha=0.3)
+        ax.legend(loc="best", fontsize=8)
+    fig.suptitle("Learning curves", y=1.04)
+    return _save(fig, path)
+
+
+def samples_png(items: list[tuple[int, dict]], tensors: Path, path: Path) -> Path:
+    from safetensors.numpy import load_file
+    plt = _pyplot()
+    images = load_file(str(tensors))["images"]
+    fig, axes = plt.subplots(3, 3, figsize=(8, 8.6))
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, (i, item) in zip(axes.flat, [t for t in items if t[0] < len(images)][:9]):
+        ax.imshow(images[i], interpolation="nearest")
+        wrong = item["true"] != item["pred"]
+        title = f"true {item['true']} / pred {item['pred']} (p={float(item['prob']):.2f})"
+        if len(title) > 30:  # long class names: two lines rather than overlapping neighbours
+            title = title.replace(" / ", " /\n", 1)
+        ax.set_title(title, fontsize=9,
+                     color=MISTAKE if wrong else "black", fontweight="bold" if wrong else "normal")
+    fig.suptitle("Test samples (mistakes first, in red)")
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def samples_md(items: list[tuple[int, dict]], path: Path) -> Path:
+    def cell(s, width=None) -> str:
+        s = " ".join(str(s).split()).replace("|", "\\|")
+        return s if width is None or len(s) <= width else s[: width - 1] + "…"
+
+    lines = ["| text | true | pred | prob |", "|---|---|---|---:|"]
+    for _, item in items[:9]:
+        mark = " ✗" if item["true"] != item["pred"] else ""
+        lines.append(f"| {cell(item.get('text', ''), 120)} | {cell(item['true'])} | {cell(item['pred'])}{mark} "
+                     f"| {float(item['prob']):.2f} |")
+    path.write_text("Test samples (mistakes first, marked ✗)\n\n" + "\n".join(lines) + "\n", encoding="utf-8")
+    return path
