@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 __version__ = "0.1.0"
-__all__ = ["run", "load_recipe", "UserError", "__version__"]
+__all__ = ["run", "load", "Predictor", "Prediction", "load_recipe", "UserError", "__version__"]
 
 from .errors import UserError
 from .recipe import load_recipe
@@ -12,3 +12,16 @@ def run(recipe, overrides=(), **kwargs):
     """Train from a recipe path (or a ``Recipe``) and return the finished run (metrics, paths)."""
     from .train import run as _run
     return _run(recipe, overrides=overrides, **kwargs)
+
+
+def load(path, device: str = "cpu"):
+    """Load a trained model (a run directory or its ``model/`` folder) as a ``Predictor``; see ``tlhub.predict``."""
+    from .predict import load as _load
+    return _load(path, device=device)
+
+
+def __getattr__(name):  # Predictor and Prediction without importing torch at ``import tlhub``
+    if name in ("Predictor", "Prediction"):
+        from . import predict
+        return getattr(predict, name)
+    raise AttributeError(f"module 'tlhub' has no attribute {name!r}")

@@ -125,6 +125,10 @@ def report(run_dir):
 
 
 # Commands that live in their own modules are attached here (one line each).
+from .cli_use import advise, eval_cmd, predict  # noqa: E402
+cli.add_command(predict)
+cli.add_command(eval_cmd)
+cli.add_command(advise)
 
 
 def main():

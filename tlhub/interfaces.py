@@ -66,6 +66,20 @@ class Backbone(nn.Module):
     def forward(self, x: Any) -> torch.Tensor:
         return self.pool(self.run_groups(x))
 
+    # Frozen-prefix caching stores the state after a prefix of groups per example and batches it again.
+    def split_state(self, state: Any) -> list[Any]:
+        """One entry per example of a batched state (a tensor or a tuple of tensors)."""
+        if isinstance(state, torch.Tensor):
+            return list(state.unbind(0))
+        return list(zip(*[s.unbind(0) for s in state]))
+
+    def collate_state(self, items: list[Any]) -> Any:
+        """Inverse of ``split_state``; per-example tensors of unequal length are zero-padded along dim 0
+        (for text states that pads the attention mask with zeros, i.e. masked out)."""
+        if isinstance(items[0], torch.Tensor):
+            return _stack(items)
+        return tuple(_stack([it[j] for it in items]) for j in range(len(items[0])))
+
     def param_groups(self) -> list[tuple[str, list[str]]]:
         """Parameter names (as in ``named_parameters()``) of each group, in order."""
         owner = {id(p): n for n, p in self.named_parameters()}
@@ -128,3 +142,9 @@ class DataContext:
     def path(self, p: str | Path) -> Path:
         p = Path(p).expanduser()
         return p if p.is_absolute() else (self.base_dir / p)
+
+
+def _stack(tensors: list[torch.Tensor]) -> torch.Tensor:
+    if all(t.shape == tensors[0].shape for t in tensors):
+        return torch.stack(tensors)
+    return torch.nn.utils.rnn.pad_sequence(tensors, batch_first=True)

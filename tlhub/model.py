@@ -19,7 +19,7 @@ class TransferModel(nn.Module):
         super().__init__()
         self.backbone = backbone
         self.head = head
-        self._bn_eval: list[nn.Module] = []  # BN modules kept in eval mode in this phase
+        self._keep_eval: list[nn.Module] = []  # frozen groups and eval-mode BatchNorm of this phase
 
     @property
     def n_groups(self) -> int:
@@ -34,8 +34,9 @@ class TransferModel(nn.Module):
 
     def train(self, mode: bool = True):
         super().train(mode)
-        # model.train() would switch frozen BatchNorm back to batch statistics (pytorch #66073).
-        for m in self._bn_eval:
+        # model.train() would switch frozen BatchNorm back to batch statistics (pytorch #66073), and
+        # dropout/drop-path inside a frozen group would make it compute a different tensor every epoch.
+        for m in self._keep_eval:
             m.eval()
         return self
 
@@ -52,6 +53,7 @@ class GroupState:
 def apply_phase(model: TransferModel, trainable: set[str], bn_default: str, bn_groups: dict) -> list[GroupState]:
     """Set requires_grad and BatchNorm modes for one phase; return the per-group audit.
 
+    A group with no trainable parameter runs wholly in eval mode (no dropout or drop-path).
     A frozen group's BatchNorm is 'frozen' (no grad, eval mode). A trainable group's BatchNorm
     follows ``bn_default`` or ``bn_groups[name]``: 'frozen', 'eval' (affine trains, running
     statistics fixed) or 'train' (batch statistics, running statistics update).
@@ -68,7 +70,7 @@ def apply_phase(model: TransferModel, trainable: set[str], bn_default: str, bn_g
         p.requires_grad_(n in trainable)
     for p in model.head.parameters():
         p.requires_grad_(True)
-    model._bn_eval = []
+    model._keep_eval = []
     audit = []
     for (gname, module), (_, pnames) in zip(bb.groups(), bb.param_groups()):
         n_train = sum(names[p].numel() for p in pnames if p in trainable)
@@ -79,7 +81,9 @@ def apply_phase(model: TransferModel, trainable: set[str], bn_default: str, bn_g
                 for p in m.parameters(recurse=False):
                     p.requires_grad_(False)
             if mode in ("frozen", "eval"):
-                model._bn_eval.append(m)
+                model._keep_eval.append(m)
+        if n_train == 0:
+            model._keep_eval.append(module)  # a wholly frozen group is a fixed feature extractor
         n_train = sum(names[p].numel() for p in pnames if names[p].requires_grad)
         audit.append(GroupState(gname, sum(names[p].numel() for p in pnames), n_train, len(bns), mode))
     model.train()

@@ -87,6 +87,12 @@ class TrainCfg:
     grad_accum: int = field(default=1, metadata={"help": "gradient accumulation steps"})
     threads: int = field(default=0, metadata={"help": "torch CPU threads per process (0: cores / processes)"})
     log_with: list = field(default_factory=list, metadata={"help": "Accelerate trackers, e.g. ['tensorboard']"})
+    cache: bool = field(default=True, metadata={"help": "run the frozen leading groups once per phase and train "
+                                                        "the rest on the stored tensors"})
+    cache_dtype: str = field(default="float32", metadata={"help": "storage type of cached tensors",
+                                                          "choices": ("float32", "float16")})
+    cache_memory_mb: float = field(default=2048.0, metadata={"help": "cache kept in memory up to this size; "
+                                                                     "beyond it, memory-mapped in the run directory"})
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ from . import rundir
 from .data.splits import Splits, make_splits
 from .errors import UserError
 from .interfaces import Backbone, DataContext, ImagePreprocessing
+from .cache import CachedDataset, build_cache, cache_bytes
 from .model import TransferModel, apply_phase, format_audit, frozen_prefix
 from .optim import build_optimizer, build_scheduler
 from .recipe import Recipe, apply_overrides, load_and_validate, parse_recipe, to_toml, validate
@@ -165,7 +166,8 @@ def run(recipe_or_path, overrides=(), overwrite: bool = False, quiet: bool = Fal
 
     history: list[dict] = []
     for index, phase in enumerate(recipe.phases):
-        model = run_phase(accelerator, model, recipe, registry, index, phase, datasets, collate, run_dir, history)
+        model = run_phase(accelerator, model, recipe, registry, index, phase, datasets, collate, run_dir, history,
+                          deterministic)
 
     metrics, preds, probs = evaluate_split(accelerator, model, datasets["test"], collate, recipe, splits)
     metrics["classes"] = splits.classes
@@ -184,8 +186,49 @@ def run(recipe_or_path, overrides=(), overwrite: bool = False, quiet: bool = Fal
     return RunResult(run_dir, metrics, history, splits.classes, model)
 
 
+def _input_name(model, start: int) -> str:
+    return "raw" if start == 0 else ("pooled-cache" if start > model.n_groups else f"cache-after-{start}-groups")
+
+
+def _collate_of(ds, collate):
+    return ds.collate if isinstance(ds, CachedDataset) else collate
+
+
+def _cached_start(model: TransferModel, audit) -> int:
+    """Where cached tensors enter the model: after the frozen prefix, or pooled features (n + 1)."""
+    k = frozen_prefix(audit)
+    return model.n_groups + 1 if k == model.n_groups else k
+
+
+def phase_inputs(accelerator, model, recipe, index, audit, datasets, collate, deterministic, run_dir):
+    """(train dataset, val dataset, start group of the training inputs, audit line) for one phase."""
+    t = recipe.train
+    k = frozen_prefix(audit)
+    n = model.n_groups
+    if not t.cache:
+        return datasets["train"], datasets["val"], 0, "cache: off (train.cache = false)"
+    if k == 0:
+        return datasets["train"], datasets["val"], 0, "cache: none (the first group trains)"
+    start = _cached_start(model, audit)
+    what = "pooled features" if start > n else f"the state after {k} of {n} frozen groups ({audit[k - 1].name})"
+    d = recipe.data
+    kw = dict(batch_size=d.eval_batch_size or 2 * d.batch_size, store_dtype=t.cache_dtype,
+              budget_mb=t.cache_memory_mb, show_progress=accelerator.is_local_main_process)
+    t0 = time.time()
+    val = build_cache(model, datasets["val"], collate, (0, start), spill_path=run_dir / "cache" / f"phase{index}-val",
+                      desc="caching val", **kw)
+    if not deterministic:
+        return datasets["train"], val, 0, (f"cache: validation split caches {what}; training split NOT cached "
+                                           f"(random augmentation changes the input every epoch)")
+    train = build_cache(model, datasets["train"], collate, (0, start),
+                        spill_path=run_dir / "cache" / f"phase{index}-train", desc="caching train", **kw)
+    mb = (cache_bytes(train) + cache_bytes(val)) / 2**20
+    return train, val, start, (f"cache: {what}, {t.cache_dtype}, {mb:.1f} MB for train+val, filled in "
+                               f"{time.time() - t0:.1f} s; epochs train only the rest")
+
+
 def run_phase(accelerator, model: TransferModel, recipe, registry, index, phase, datasets, collate, run_dir,
-              history) -> TransferModel:
+              history, deterministic: bool = True) -> TransferModel:
     from tqdm.auto import tqdm
 
     from .options import resolve_options
@@ -202,16 +245,17 @@ def run_phase(accelerator, model: TransferModel, recipe, registry, index, phase,
              phase.name, phase.epochs, phase.optimizer, phase.lr, phase.scheduler, phase.freeze,
              opts or "")
     log.info(format_audit(audit, head_params))
-    prefix = frozen_prefix(audit)
-    log.info("  frozen prefix: %d of %d groups (caching not enabled in this build; every epoch runs the "
-             "whole network)", prefix, len(audit))
-
     d = recipe.data
     seed = recipe.train.seed + 1000 * index
-    train_loader = _loader(datasets["train"], d.batch_size, True, collate, d.workers, seed)
-    val_loader = _loader(datasets["val"], d.eval_batch_size or 2 * d.batch_size, False, collate, d.workers, seed)
+    train_ds, val_ds, start, cache_note = phase_inputs(accelerator, model, recipe, index, audit, datasets, collate,
+                                                       deterministic, run_dir)
+    log.info("  %s", cache_note)
+    train_loader = _loader(train_ds, d.batch_size, True, _collate_of(train_ds, collate), d.workers, seed)
+    val_loader = _loader(val_ds, d.eval_batch_size or 2 * d.batch_size, False, _collate_of(val_ds, collate),
+                         d.workers, seed)
     optimizer = build_optimizer(model, phase)
     prepared, optimizer, train_loader, val_loader = accelerator.prepare(model, optimizer, train_loader, val_loader)
+    val_start = _cached_start(model, audit) if isinstance(val_ds, CachedDataset) else 0
     steps_per_epoch = math.ceil(len(train_loader) / recipe.train.grad_accum)
     scheduler = build_scheduler(optimizer, phase, steps_per_epoch * phase.epochs)
 
@@ -228,7 +272,7 @@ def run_phase(accelerator, model: TransferModel, recipe, registry, index, phase,
                    disable=None if accelerator.is_local_main_process else True, unit="batch")
         for step, (x, y) in enumerate(bar):
             with accelerator.accumulate(prepared):
-                logits = prepared(x)
+                logits = prepared(x, start=start)
                 loss = F.cross_entropy(logits, y)
                 if not torch.isfinite(loss):
                     raise UserError(f"phase {phase.name!r} epoch {epoch} step {step}: the loss is {loss.item()}; "
@@ -244,12 +288,12 @@ def run_phase(accelerator, model: TransferModel, recipe, registry, index, phase,
             bar.set_postfix(loss=f"{loss.item():.3f}")
         totals = accelerator.reduce(torch.stack([loss_sum, correct.double(), seen.double()]).to(accelerator.device),
                                     reduction="sum").cpu()
-        val = evaluate_loader(accelerator, prepared, val_loader)
+        val = evaluate_loader(accelerator, prepared, val_loader, start=val_start)
         row = {"phase": phase.name, "phase_index": index, "epoch": epoch,
                "train_loss": float(totals[0] / totals[2]), "train_accuracy": float(totals[1] / totals[2]),
                "val_loss": val["loss"], "val_accuracy": val["accuracy"],
                "lr": optimizer.param_groups[-1]["lr"], "seconds": round(time.time() - t0, 3),
-               "examples": int(totals[2]), "val_examples": val["n"]}
+               "examples": int(totals[2]), "val_examples": val["n"], "train_input": _input_name(model, start)}
         history.append(row)
         if accelerator.is_main_process:
             rundir.append_jsonl(run_dir / "history.jsonl", row)
@@ -260,18 +304,22 @@ def run_phase(accelerator, model: TransferModel, recipe, registry, index, phase,
                  phase.name, epoch, phase.epochs, row["train_loss"], row["train_accuracy"], row["val_loss"],
                  row["val_accuracy"], row["seconds"])
     model = accelerator.unwrap_model(prepared)
+    del train_ds, val_ds, train_loader, val_loader
+    if accelerator.is_main_process:  # spilled cache files are only valid for this phase
+        for f in (run_dir / "cache").glob(f"phase{index}-*.bin"):
+            f.unlink()
     accelerator.free_memory()  # the next phase re-wraps: DDP must see the new requires_grad (pytorch #22049)
     return model
 
 
 @torch.no_grad()
-def predict_loader(accelerator, model, loader):
+def predict_loader(accelerator, model, loader, start: int = 0):
     """(logits, labels) over the whole split, gathered across processes without padding duplicates."""
     was_training = model.training
     model.eval()
     all_logits, all_labels = [], []
     for x, y in loader:
-        logits = model(x)
+        logits = model(x, start=start)
         logits, y = accelerator.gather_for_metrics((logits.float(), y))
         all_logits.append(logits.cpu())
         all_labels.append(y.cpu())
@@ -279,8 +327,8 @@ def predict_loader(accelerator, model, loader):
     return torch.cat(all_logits), torch.cat(all_labels)
 
 
-def evaluate_loader(accelerator, model, loader) -> dict:
-    logits, labels = predict_loader(accelerator, model, loader)
+def evaluate_loader(accelerator, model, loader, start: int = 0) -> dict:
+    logits, labels = predict_loader(accelerator, model, loader, start)
     return {"loss": float(F.cross_entropy(logits, labels)), "accuracy": float((logits.argmax(-1) == labels).float().mean()),
             "n": len(labels)}
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import inspect
+import logging
 from pathlib import Path
 
 from tlhub.errors import UserError
@@ -112,15 +113,30 @@ def load_hf(model: str, pretrained: bool, want_pooler: bool):
                         f"{str(exc).splitlines()[0]}") from None
 
 
+def position_limit(model, tokenizer) -> int | None:
+    """Most tokens the model takes: its position table (RoBERTa-style tables start after the padding
+    index), and the tokenizer's own limit when it states a real one."""
+    limit = getattr(model.config, "max_position_embeddings", None)
+    pad = getattr(getattr(model, "embeddings", None), "padding_idx", None)
+    if limit and pad is not None:
+        limit -= pad + 1
+    tok_limit = getattr(tokenizer, "model_max_length", None)
+    if isinstance(tok_limit, int) and 0 < tok_limit < 100_000:
+        limit = min(limit, tok_limit) if limit else tok_limit
+    return limit
+
+
 def wrap(model, tokenizer, options: dict, use_pooler: bool):
     from .encoder import HFEncoder
-    if options["max_length"] < 2:
-        raise UserError(f"model.backbone_options.max_length: must be >= 2, got {options['max_length']}")
-    limit = getattr(model.config, "max_position_embeddings", None)
-    if limit and options["max_length"] > limit:
-        raise UserError(f"model.backbone_options.max_length: {options['max_length']} is more than the model's "
-                        f"{limit} positions")
-    return HFEncoder(model, tokenizer, options["max_length"], options["pooling"], use_pooler)
+    max_length = options["max_length"]
+    if max_length < 2:
+        raise UserError(f"model.backbone_options.max_length: must be >= 2, got {max_length}")
+    limit = position_limit(model, tokenizer)
+    if limit and max_length > limit:
+        logging.getLogger("tlhub").info("backbone: max_length %d is more than the model takes; using %d",
+                                        max_length, limit)
+        max_length = limit
+    return HFEncoder(model, tokenizer, max_length, options["pooling"], use_pooler)
 
 
 def build_hf(weights: str, options: dict):

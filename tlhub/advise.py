@@ -1,0 +1,369 @@
+"""Measure before choosing a freeze plan: data size per class, and linear probes on frozen features.
+
+``measure(recipe)`` loads the recipe's data and its backbone (with the recipe's weights, frozen),
+runs up to ``max_train`` training and ``max_eval`` validation examples through it once, and fits a
+logistic regression on the pooled activations after each of the top parameter groups (images:
+global average pooling; text: the mask-weighted mean over tokens) and on the backbone's final
+features. That shows how well the frozen features already separate the classes, and after which
+group they stop getting better.
+
+The four-case rule (CS231n's transfer-learning notes, made measurable):
+
+* **size** -- *small* when the median number of training examples per class is below
+  ``SMALL_PER_CLASS`` (300), else *large*.
+* **similarity** -- *similar* when the probe on the final frozen features reaches a skill of at
+  least ``SIMILAR_SKILL`` (0.5), where skill = (accuracy - chance) / (1 - chance) and chance is the
+  frequency of the most common class in the probe's validation examples (2 balanced classes: 75 %
+  accuracy; 10 balanced classes: 55 %); else *different*.
+* **where features stop helping** -- the group whose probe is best; an earlier group counts only when
+  it beats the final features by ``STOP_MARGIN`` (0.02) accuracy.
+
+Plans (base learning rate ``lr`` and optimizer from the recipe's first phase):
+
+======================  =================================================================
+small, similar          one phase: backbone frozen, train the head (a classifier on frozen
+                        features); fine-tuning would overfit little data for little gain
+large, similar          head (frozen) then ``top_k`` ~ a quarter of the groups at ``lr/100``
+small, different        head (frozen) then ``top_k`` = the groups above the best-probing one
+                        (at least a third of the groups) at ``lr/10``, weight decay 1e-4
+large, different        head (frozen, short) then every group (``none``) at ``lr/10``, cosine
+======================  =================================================================
+
+Fine-tuning phases keep BatchNorm in eval mode (see the design guide: batch statistics at the
+unfreeze collapse small-data runs). ``plan_phases(recipe)`` returns the phases as dicts of
+``[[phases]]`` keys, for ``freeze = "auto"`` support in the trainer; ``expand_auto`` applies them.
+"""
+from __future__ import annotations
+
+import dataclasses
+import statistics
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from .errors import UserError
+
+SMALL_PER_CLASS = 300
+SIMILAR_SKILL = 0.5
+STOP_MARGIN = 0.02
+PROBE_DEPTH = 4      # probe the outputs of the top PROBE_DEPTH - 1 groups below the last, plus the features
+AUTO = "auto"
+
+
+@dataclass
+class Probe:
+    """Linear-probe accuracy on pooled activations after one parameter group."""
+
+    group: str
+    index: int          # group index (input to output); the final features have the last index
+    dim: int
+    accuracy: float
+    final: bool = False  # the backbone's own pooled features (what the head sees)
+
+
+@dataclass
+class Advice:
+    """Measurements, the case concluded and the recommended phases."""
+
+    classes: list[str]
+    train_counts: dict[str, int]
+    n_groups: int
+    group_names: list[str]
+    probe_train: int
+    probe_eval: int
+    chance: float
+    probes: list[Probe]
+    size: str
+    similarity: str
+    stop_group: str
+    phases: list[dict]
+    reasons: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def case(self) -> str:
+        return f"{self.size} data, {self.similarity}"
+
+    @property
+    def final(self) -> Probe:
+        return self.probes[-1]
+
+    @property
+    def skill(self) -> float:
+        return skill(self.final.accuracy, self.chance)
+
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        d.update(case=self.case, skill=round(self.skill, 4), thresholds={
+            "small_per_class": SMALL_PER_CLASS, "similar_skill": SIMILAR_SKILL, "stop_margin": STOP_MARGIN})
+        return d
+
+    def format(self) -> str:
+        counts = sorted(self.train_counts.values())
+        lines = [f"data: {sum(counts)} training examples, {len(counts)} classes; per class min {counts[0]}, "
+                 f"median {statistics.median(counts):g}, max {counts[-1]}"]
+        if len(counts) <= 20:
+            lines.append("  " + ", ".join(f"{c} {n}" for c, n in self.train_counts.items()))
+        else:
+            few = sorted(self.train_counts.items(), key=lambda kv: kv[1])[:5]
+            lines.append("  fewest: " + ", ".join(f"{c} {n}" for c, n in few))
+        lines.append(f"linear probes on frozen features ({self.probe_train} train / {self.probe_eval} validation "
+                     f"examples; chance {self.chance:.3f}; {self.n_groups} groups):")
+        width = max(len(p.group) for p in self.probes) + 11
+        best = max(self.probes, key=lambda p: (p.accuracy, p.index)).accuracy
+        for p in self.probes:
+            name = p.group + (" (features)" if p.final else "")
+            bar = "#" * int(round(20 * p.accuracy))
+            mark = "  <- best" if p.accuracy == best else ""
+            lines.append(f"  after {name:<{width}} dim {p.dim:>5}  accuracy {p.accuracy:.3f}  {bar:<20}{mark}")
+        lines.append(f"case: {self.case} (median per class {statistics.median(counts):g} "
+                     f"{'<' if self.size == 'small' else '>='} {SMALL_PER_CLASS}; final-feature skill "
+                     f"{self.skill:.2f} {'>=' if self.similarity == 'similar' else '<'} {SIMILAR_SKILL})")
+        lines += [f"  {r}" for r in self.reasons]
+        lines.append("plan:")
+        for p in self.phases:
+            freeze = p["freeze"] + (f" k={p['freeze_options']['k']}" if "freeze_options" in p else "")
+            extra = "".join(f", {k} {p[k]}" for k in ("scheduler", "warmup", "weight_decay", "bn") if k in p)
+            lines.append(f"  [[phases]] {p['name']}: freeze {freeze}, {p['epochs']} epochs, {p['optimizer']} "
+                         f"lr {p['lr']:g}{extra}")
+        lines.append(f"({self.seconds:.1f} s)")
+        return "\n".join(lines)
+
+
+def skill(accuracy: float, chance: float) -> float:
+    """Accuracy rescaled so that chance is 0 and perfect is 1."""
+    return (accuracy - chance) / max(1e-9, 1.0 - chance)
+
+
+# ---------------------------------------------------------------------- measuring
+
+def pool_state(state: Any):
+    """A state between groups as ``[batch, dim]``: mean over space (images) or over unmasked tokens (text)."""
+    import torch
+    if isinstance(state, torch.Tensor):
+        if state.ndim == 4:
+            return state.float().mean(dim=(2, 3))
+        if state.ndim == 3:
+            return state.float().mean(dim=1)
+        return state.float().reshape(len(state), -1)
+    if isinstance(state, dict):
+        state = tuple(state.values())
+    if isinstance(state, (tuple, list)) and state:
+        first = state[0]
+        if (len(state) == 2 and isinstance(first, torch.Tensor) and first.ndim == 3
+                and isinstance(state[1], torch.Tensor) and state[1].ndim == 2):
+            m = state[1].unsqueeze(-1).to(first.dtype)
+            return (first * m).sum(1).float() / m.sum(1).clamp(min=1e-9).float()
+        return pool_state(first)
+    raise TypeError(f"cannot pool a state of type {type(state).__name__}")
+
+
+def _loader(backbone, recipe, split, batch_size: int):
+    import torch
+
+    from .interfaces import ImagePreprocessing
+    prep = backbone.preprocessing
+    if isinstance(prep, ImagePreprocessing):
+        from .data.images import ImageDataset, build_transform
+        tf = build_transform(prep, recipe.data.image_size or prep.size, None, train=False)[0]
+        ds, collate = ImageDataset(split.items, split.labels, tf), None
+    else:
+        from .data.text import TextDataset
+        ds = TextDataset(split.items, split.labels, prep)
+        collate = ds.collate
+    return torch.utils.data.DataLoader(ds, batch_size=batch_size, shuffle=False, collate_fn=collate)
+
+
+def _features(backbone, loader, probe_at: list[int]):
+    """{group index: [n, dim] array} of pooled activations; the last index holds ``backbone.pool``."""
+    import numpy as np
+    import torch
+    n = len(backbone.groups())
+    feats: dict[int, list] = {i: [] for i in probe_at}
+    labels = []
+    backbone.eval()
+    with torch.inference_mode():
+        for x, y in loader:
+            state = x
+            for i in range(n):
+                state = backbone.run_group(i, state)
+                if i in feats and i != n - 1:
+                    feats[i].append(pool_state(state).cpu().numpy())
+            feats[n - 1].append(backbone.pool(state).float().cpu().numpy())
+            labels.append(np.asarray(y))
+    return {i: np.concatenate(v) for i, v in feats.items()}, np.concatenate(labels)
+
+
+def probe_accuracy(xtr, ytr, xte, yte, seed: int = 0) -> float:
+    """Accuracy of a standardized logistic regression (sklearn) fit on ``xtr`` and scored on ``xte``."""
+    import warnings
+
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+    clf = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000, C=1.0, random_state=seed))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        clf.fit(xtr, ytr)
+    return float((clf.predict(xte) == yte).mean())
+
+
+def check_recipe(recipe) -> None:
+    """Registry checks of ``validate``, with ``freeze = "auto"`` phases allowed."""
+    from .recipe import validate
+    errors = [e for e in validate(recipe) if not any(e.startswith(f"phases.{i}.freeze:")
+                                                      for i, p in enumerate(recipe.phases) if p.freeze == AUTO)]
+    if errors:
+        raise UserError(errors=errors)
+
+
+def measure(recipe, max_train: int = 2000, max_eval: int = 1000, depth: int = PROBE_DEPTH,
+            say: Callable[[str], None] = lambda m: None) -> "Advice":
+    """Measure the recipe's data and frozen backbone and recommend phases; see the module docstring."""
+    from .data.splits import limit_split, make_splits
+    from .interfaces import DataContext
+    from .plugins import get_registry
+    from .train import build_model
+
+    t0 = time.time()
+    check_recipe(recipe)
+    registry = get_registry()
+    d = recipe.data
+    splits = make_splits(recipe, registry, DataContext(Path(recipe.base_dir), d.split_seed, log=say))
+    counts = Counter(int(y) for y in splits.train.labels)
+    train_counts = {c: counts.get(i, 0) for i, c in enumerate(splits.classes)}
+    backbone = build_model(recipe, registry, len(splits.classes)).backbone
+    names = backbone.group_names
+    n = len(names)
+    probe_at = sorted(set(range(max(0, n - depth), n)))
+    tr = limit_split(splits.train, max_train, d.split_seed)
+    va = limit_split(splits.val, max_eval, d.split_seed)
+    bs = d.eval_batch_size or max(64, 2 * d.batch_size)
+    say(f"advise: running {len(tr)} + {len(va)} examples through the frozen backbone ({n} groups)")
+    ftr, ytr = _features(backbone, _loader(backbone, recipe, tr, bs), probe_at)
+    fva, yva = _features(backbone, _loader(backbone, recipe, va, bs), probe_at)
+    probes = [Probe(names[i], i, int(ftr[i].shape[1]), probe_accuracy(ftr[i], ytr, fva[i], yva, recipe.train.seed),
+                    final=i == n - 1) for i in probe_at]
+    chance = max(Counter(yva.tolist()).values()) / len(yva)
+    advice = decide(recipe, splits.classes, train_counts, names, probes, chance, len(tr), len(va))
+    advice.seconds = time.time() - t0
+    return advice
+
+
+# ---------------------------------------------------------------------- deciding
+
+def _base(recipe) -> tuple[float, str]:
+    phases = list(recipe.phases)
+    first = next((p for p in phases if p.freeze == AUTO), phases[0] if phases else None)
+    if first is None:
+        return 1e-3, "adam"
+    return float(first.lr), first.optimizer
+
+
+def decide(recipe, classes, train_counts, names, probes, chance, n_train, n_eval) -> Advice:
+    """The four-case rule on measurements (pure: no model, no data)."""
+    n = len(names)
+    median = statistics.median(train_counts.values()) if train_counts else 0
+    size = "small" if median < SMALL_PER_CLASS else "large"
+    final = probes[-1]
+    similarity = "similar" if skill(final.accuracy, chance) >= SIMILAR_SKILL else "different"
+    best = max(probes, key=lambda p: (p.accuracy, p.index))
+    stop = best if best.accuracy >= final.accuracy + STOP_MARGIN else final
+    above = n - 1 - stop.index  # groups above the one whose features probe best
+    lr, opt = _base(recipe)
+    reasons = []
+    if stop is not final:
+        reasons.append(f"features after {stop.group!r} probe {stop.accuracy - final.accuracy:+.3f} better than the "
+                       f"final ones: the {above} group(s) above it are specialised to the pretraining task")
+    else:
+        reasons.append("the probes improve up to the final features: the top groups still help")
+    head = {"name": "head", "freeze": "frozen", "optimizer": opt, "lr": lr}
+    if size == "small" and similarity == "similar":
+        reasons.append("little data and features that already separate the classes: train only the head; "
+                       "fine-tuning would mostly overfit")
+        phases = [dict(head, epochs=10)]
+    elif similarity == "similar":
+        k = max(1, above, round(n / 4))
+        reasons.append(f"enough data to adapt the top without overfitting: fine-tune the top {k} group(s) at lr/100")
+        phases = [dict(head, epochs=5), _finetune(opt, lr / 100, k, n, epochs=5)]
+    elif size == "small":
+        k = max(1, above, round(n / 3))
+        reasons.append(f"little data, features that do not separate the classes: keep the generic lower groups "
+                       f"frozen and fine-tune the top {k} group(s) at lr/10 with weight decay")
+        phases = [dict(head, epochs=10), _finetune(opt, lr / 10, k, n, epochs=10, weight_decay=1e-4)]
+    else:
+        reasons.append("plenty of data and features that do not separate the classes: fine-tune every group "
+                       "at lr/10 after a short head phase")
+        phases = [dict(head, epochs=3), _finetune(opt, lr / 10, n, n, epochs=10)]
+    return Advice(list(classes), dict(train_counts), n, list(names), n_train, n_eval, chance, list(probes),
+                  size, similarity, stop.group, phases, reasons)
+
+
+def _finetune(opt: str, lr: float, k: int, n: int, epochs: int, weight_decay: float = 0.0) -> dict:
+    phase = {"name": "finetune", "epochs": epochs, "optimizer": opt, "lr": float(f"{lr:.3g}"),
+             "scheduler": "cosine", "warmup": 0.1, "bn": "eval"}
+    if k >= n:
+        phase["freeze"] = "none"
+    else:
+        phase.update(freeze="top_k", freeze_options={"k": int(k)})
+    if weight_decay:
+        phase["weight_decay"] = weight_decay
+    return phase
+
+
+# ---------------------------------------------------------------------- using the plan
+
+def plan_phases(recipe, **kwargs) -> list[dict]:
+    """The recommended ``[[phases]]`` tables (dicts of PhaseCfg keys) for ``recipe``; measures first."""
+    return measure(recipe, **kwargs).phases
+
+
+def expand_auto(recipe, phases: list[dict] | None = None):
+    """``recipe`` with its ``freeze = "auto"`` phase replaced by the planned phases (others kept in place)."""
+    from .recipe import parse_recipe
+    if not any(p.freeze == AUTO for p in recipe.phases):
+        return recipe
+    phases = plan_phases(recipe) if phases is None else phases
+    raw = recipe.to_dict()
+    out = []
+    for p in raw["phases"]:
+        out += [dict(q) for q in phases] if p["freeze"] == AUTO else [p]
+    names = [p["name"] for p in out]
+    for i, p in enumerate(out):  # keep phase names unique when auto phases sit beside named ones
+        if names.count(p["name"]) > 1:
+            p["name"] = f"{p['name']}{i + 1}"
+    raw["phases"] = out
+    return parse_recipe(raw, path=recipe.path, base_dir=recipe.base_dir)
+
+
+def recipe_with_phases(recipe, phases: list[dict]) -> dict:
+    raw = recipe.to_dict()
+    raw["phases"] = [dict(p) for p in phases]
+    return raw
+
+
+def write_recipe(recipe, advice: Advice, out: str | Path, overwrite: bool = False) -> Path:
+    """Write ``recipe`` with the advised phases to ``out`` (refusing to replace a file without ``overwrite``)."""
+    import tomli_w
+
+    from . import rundir
+    from .recipe import parse_recipe
+    out = Path(out)
+    if out.exists() and not overwrite:
+        raise UserError(f"{out} already exists; pass --overwrite to replace it")
+    raw = recipe_with_phases(recipe, advice.phases)
+    parse_recipe(raw)  # never write a recipe that does not parse
+    out.parent.mkdir(parents=True, exist_ok=True)
+    src = recipe.path or "a recipe"
+    header = [f"# Written by `tlhub advise {src}`: case {advice.case}.",
+              f"# Final frozen features probe {advice.final.accuracy:.3f} (chance {advice.chance:.3f}); "
+              f"best group {advice.stop_group!r}.",
+              f"# Run: tlhub run {out}"]
+    if recipe.path and out.resolve().parent != Path(recipe.base_dir).resolve():
+        header.append(f"# Relative paths in this recipe now resolve against {out.resolve().parent}, "
+                      f"not {Path(recipe.base_dir).resolve()}.")
+    rundir.write_atomic(out, "\n".join(header) + "\n\n" + tomli_w.dumps(raw))
+    return out

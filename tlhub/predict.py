@@ -1,0 +1,440 @@
+"""Use a fine-tuned model: ``tlhub.load(path)`` gives a ``Predictor`` that needs no training code.
+
+A run writes ``RUN_DIR/model/``: ``model.safetensors`` (the ``TransferModel`` state dict, keys
+``backbone.*`` and ``head.*``), ``config.json`` (backbone, head, their options, classes and the
+preprocessing) and, for text, ``tokenizer/``. Loading rebuilds the backbone from the registry with
+``weights="none"`` (random init: nothing is downloaded), builds the head, and fills both from the
+safetensors file (never pickle). Then::
+
+    p = tlhub.load("runs/mnist5k_lite0-20261130-120000")
+    p.predict(["digit.png", pil_image, uint8_array])   # -> [Prediction(label, prob, probs), ...]
+
+Image inputs are treated exactly as the trainer treats its data items (``tlhub.data.images.to_pil``:
+paths, PIL images and numpy arrays ``HxW``, ``HxWxC`` or ``CxHxW``), then resized to the trained size
+and normalized with the saved mean/std. ``torch.Tensor`` inputs are raw images ``[C, H, W]`` (or
+``[H, W]``; a 4-D tensor is a batch) with values in 0..1 (floats) or 0..255 (``uint8``); they are
+resized (bilinear, antialiased) only when their side differs from the trained size, then normalized
+-- they are *not* expected to be normalized already. Text models take strings.
+"""
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterable, Sequence
+
+from .errors import UserError
+
+if TYPE_CHECKING:  # keep ``import tlhub.predict`` free of torch until a model is loaded
+    import numpy as np
+    import torch
+
+log = logging.getLogger("tlhub")
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
+MAX_LISTED_KEYS = 10
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """One prediction: the most probable class, its probability, and every class's probability."""
+
+    label: str
+    prob: float
+    probs: dict[str, float]
+
+    def to_dict(self) -> dict:
+        return {"label": self.label, "prob": self.prob, "probs": dict(self.probs)}
+
+
+class Predictor:
+    """A loaded model in eval mode with the preprocessing it was trained with.
+
+    Attributes: ``model`` (the ``TransferModel``), ``classes``, ``modality`` ("image" or "text"),
+    ``config`` (the parsed ``config.json``), ``model_dir`` and ``device``.
+    """
+
+    def __init__(self, model: Any, config: dict, model_dir: Path, device: str = "cpu", tokenizer: Any = None):
+        self.model = model
+        self.config = config
+        self.model_dir = Path(model_dir)
+        self.classes: list[str] = [str(c) for c in config["classes"]]
+        prep = config.get("preprocessing") or {}
+        self.modality: str = prep.get("modality", "image")
+        self.tokenizer = tokenizer
+        self.device = device
+        self._transform = None
+        if self.modality == "image":
+            from .data.images import build_transform
+            from .interfaces import ImagePreprocessing
+            self.image_size = int(prep["image_size"])
+            self.mean, self.std = tuple(prep["mean"]), tuple(prep["std"])
+            ip = ImagePreprocessing(self.mean, self.std, self.image_size)
+            self._transform = build_transform(ip, self.image_size, None, train=False)[0]
+        else:
+            self.max_length = int(prep.get("max_length", 512))
+
+    def __repr__(self) -> str:
+        return (f"Predictor({self.config.get('backbone')!r} + {self.config.get('head')!r}, {len(self.classes)} "
+                f"classes, {self.modality}, device={self.device!r}, from {str(self.model_dir)!r})")
+
+    def to(self, device: str) -> "Predictor":
+        """Move the model to ``device`` ("cpu", "cuda", "cuda:1" or "auto") and return ``self``."""
+        self.device = resolve_device(device)
+        self.model.to(self.device)
+        return self
+
+    def predict(self, inputs: Any, batch_size: int = 64) -> list[Prediction]:
+        """Predictions for ``inputs`` (a list of inputs, or one input), in order, ``batch_size`` at a time."""
+        probs = self.predict_proba(inputs, batch_size)
+        out = []
+        for row in probs:
+            best = int(row.argmax())
+            out.append(Prediction(self.classes[best], float(row[best]),
+                                  {c: float(p) for c, p in zip(self.classes, row)}))
+        return out
+
+    def predict_proba(self, inputs: Any, batch_size: int = 64) -> "np.ndarray":
+        """Class probabilities as a float32 array ``[n_inputs, n_classes]`` (columns: ``self.classes``)."""
+        import numpy as np
+        import torch
+
+        if batch_size < 1:
+            raise UserError(f"batch_size: must be >= 1, got {batch_size}")
+        items = self._as_list(inputs)
+        rows = []
+        with torch.inference_mode():
+            for start in range(0, len(items), batch_size):
+                x = self._batch(items[start:start + batch_size])
+                rows.append(self.model(x).float().softmax(-1).cpu().numpy())
+        if not rows:
+            return np.zeros((0, len(self.classes)), dtype=np.float32)
+        return np.concatenate(rows).astype(np.float32)
+
+    # ------------------------------------------------------------------ inputs
+
+    def _as_list(self, inputs: Any) -> list:
+        import numpy as np
+        if self.modality == "text":
+            items = [inputs] if isinstance(inputs, str) else list(inputs)
+            bad = [type(t).__name__ for t in items if not isinstance(t, str)]
+            if bad:
+                raise UserError(f"this model takes text (strings); got {bad[0]}")
+            return items
+        if isinstance(inputs, (str, Path)) or _is_pil(inputs):
+            return [inputs]
+        if _is_tensor(inputs) or isinstance(inputs, np.ndarray):
+            if inputs.ndim == 4:  # a batch of images
+                return list(inputs)
+            if inputs.ndim in (2, 3):
+                return [inputs]
+            raise UserError(f"an image array or tensor must have 2, 3 or 4 dimensions, got shape {tuple(inputs.shape)}")
+        return list(inputs)
+
+    def _batch(self, items: Sequence) -> Any:
+        if self.modality == "text":
+            return self._tokenize(items)
+        import torch
+        return torch.stack([self._image(item) for item in items]).to(self.device)
+
+    def _image(self, item: Any) -> "torch.Tensor":
+        from .data.images import to_pil
+        if _is_tensor(item):
+            return self._tensor_image(item)
+        try:
+            img = to_pil(item)
+        except (OSError, ValueError, TypeError) as exc:  # missing file, not an image, odd array
+            what = str(item) if isinstance(item, (str, Path)) else type(item).__name__
+            raise UserError(f"{what}: cannot read the image ({type(exc).__name__}: {exc})") from None
+        return self._transform(img)
+
+    def _tensor_image(self, t: "torch.Tensor") -> "torch.Tensor":
+        import torch
+        from torchvision.transforms import functional as TF
+        t = t.detach().cpu()
+        t = t.float() / 255.0 if t.dtype == torch.uint8 else t.float()
+        if t.ndim == 2:
+            t = t.unsqueeze(0)
+        if t.ndim != 3 or t.shape[0] not in (1, 3):
+            raise UserError(f"an image tensor must be [C, H, W] with 1 or 3 channels, got shape {tuple(t.shape)}")
+        if t.shape[0] == 1:
+            t = t.expand(3, -1, -1)
+        if tuple(t.shape[1:]) != (self.image_size, self.image_size):
+            t = TF.resize(t, [self.image_size, self.image_size], antialias=True)
+        return TF.normalize(t, list(self.mean), list(self.std))
+
+    def _tokenize(self, texts: Sequence[str]) -> dict:
+        """Token ids padded like the trainer's collate (right, pad id, mask of ones for real tokens)."""
+        import torch
+        enc = self.tokenizer(list(texts), truncation=True, max_length=self.max_length)["input_ids"]
+        ids = [torch.tensor(e, dtype=torch.long) for e in enc]
+        pad = self.tokenizer.pad_token_id or 0
+        batch = torch.nn.utils.rnn.pad_sequence(ids, batch_first=True, padding_value=pad)
+        mask = torch.zeros_like(batch)
+        for row, e in enumerate(ids):
+            mask[row, : len(e)] = 1
+        return {"input_ids": batch.to(self.device), "attention_mask": mask.to(self.device)}
+
+
+def _is_tensor(x: Any) -> bool:
+    return type(x).__module__.startswith("torch") and hasattr(x, "ndim")
+
+
+def _is_pil(x: Any) -> bool:
+    return type(x).__module__.startswith("PIL.")
+
+
+# ---------------------------------------------------------------------- loading
+
+def resolve_device(device: Any = "cpu") -> str:
+    """'cpu', 'cuda[:N]' (an error when no GPU is visible) or 'auto' (a GPU when there is one)."""
+    import torch
+    name = str(device or "cpu")
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise UserError(f"device {name!r}: no CUDA GPU is visible to torch; use device='cpu' or 'auto'")
+    try:
+        torch.device(name)
+    except RuntimeError:
+        raise UserError(f"device {name!r}: not a torch device (try 'cpu', 'cuda' or 'auto')") from None
+    return name
+
+
+def find_model_dir(path: str | Path) -> Path:
+    """The ``model/`` folder given a run directory, the folder itself, or its ``model.safetensors``."""
+    p = Path(path).expanduser()
+    if p.is_file() and p.name in ("model.safetensors", "config.json"):
+        p = p.parent
+    for cand in (p / "model", p):
+        if (cand / "config.json").is_file():
+            return cand
+    if not p.exists():
+        raise UserError(f"{path}: no such run directory or model folder")
+    raise UserError(f"{path}: not a tlhub model (expected a run directory with model/config.json, or a model "
+                    f"folder with config.json and model.safetensors)")
+
+
+def read_config(model_dir: Path) -> dict:
+    path = model_dir / "config.json"
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise UserError(f"{path}: cannot read the model config ({exc})") from None
+    missing = [k for k in ("backbone", "head", "classes", "preprocessing") if k not in config]
+    if not isinstance(config, dict) or missing:
+        raise UserError(f"{path}: not a tlhub model config (missing {', '.join(missing) or 'a JSON object'})")
+    return config
+
+
+def build_model(config: dict, model_dir: Path):
+    """The ``TransferModel`` of ``config`` with random weights (backbone built with weights='none')."""
+    from .model import TransferModel
+    from .options import resolve_options
+    from .plugins import get_registry
+
+    registry = get_registry()
+    origin = f" (the model was trained with backbone {config['backbone']!r} of plugin " \
+             f"{config.get('backbone_plugin') or '?'!r}; install that plugin to load it)"
+    try:
+        spec = registry.get("backbones", config["backbone"])
+    except UserError as exc:
+        raise UserError(str(exc) + origin) from None
+    given = dict(config.get("backbone_options") or {})
+    # Options that make a rebuild work offline, with paths relative to the model folder (written by the
+    # exporter, e.g. {"model": "tokenizer"} when a Hugging Face config is saved beside the tokenizer).
+    for key, value in (config.get("offline_backbone_options") or {}).items():
+        given[key] = str(model_dir / value) if isinstance(value, str) and (model_dir / value).exists() else value
+    opts, errs = resolve_options("config.json backbone_options", given, spec.options)
+    if errs:
+        raise UserError(errors=errs)
+    try:
+        backbone = spec.build("none", opts)
+    except UserError as exc:
+        raise UserError(f"{model_dir / 'config.json'}: cannot rebuild backbone {spec.name!r} (weights='none') to "
+                        f"load the fine-tuned weights into: {exc}") from None
+    hspec = registry.get("heads", config["head"])
+    hopts, errs = resolve_options("config.json head_options", dict(config.get("head_options") or {}), hspec.options)
+    if errs:
+        raise UserError(errors=errs)
+    return TransferModel(backbone, hspec.build(backbone.feature_dim, len(config["classes"]), hopts))
+
+
+def load_weights(model: Any, path: Path) -> None:
+    """Fill ``model`` from a safetensors file; a bad file or any key/shape mismatch is a ``UserError``."""
+    from safetensors.torch import load_file
+
+    if not path.is_file():
+        raise UserError(f"{path}: the weights file is missing")
+    try:
+        state = load_file(str(path))
+    except Exception as exc:  # SafetensorError, OSError, ...: a truncated or foreign file
+        raise UserError(f"{path}: not a readable safetensors file ({type(exc).__name__}: {exc})") from None
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    shapes = sorted(k for k in set(expected) & set(state) if tuple(expected[k].shape) != tuple(state[k].shape))
+    errors = []
+    for what, keys in (("missing from the file", missing), ("in the file but not in the rebuilt model", unexpected)):
+        if keys:
+            more = f" (and {len(keys) - MAX_LISTED_KEYS} more)" if len(keys) > MAX_LISTED_KEYS else ""
+            errors.append(f"{path}: {len(keys)} key(s) {what}: {', '.join(keys[:MAX_LISTED_KEYS])}{more}")
+    for k in shapes[:MAX_LISTED_KEYS]:
+        errors.append(f"{path}: {k} has shape {tuple(state[k].shape)} in the file but "
+                      f"{tuple(expected[k].shape)} in the rebuilt model")
+    if errors:
+        errors.append("the weights do not fit the model described by config.json (was the backbone plugin or its "
+                      "options changed since training?)")
+        raise UserError(errors=errors)
+    model.load_state_dict(state, strict=True)
+
+
+def load_tokenizer(model_dir: Path, backbone: Any) -> Any:
+    folder = model_dir / "tokenizer"
+    if folder.is_dir():
+        from transformers import AutoTokenizer
+        try:
+            return AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
+        except (OSError, ValueError) as exc:
+            raise UserError(f"{folder}: cannot load the saved tokenizer ({exc})") from None
+    tok = getattr(getattr(backbone, "preprocessing", None), "tokenizer", None)
+    if tok is None:
+        raise UserError(f"{model_dir}: a text model without tokenizer/ and its backbone gives no tokenizer")
+    return tok
+
+
+def load(path: str | Path, device: str = "cpu") -> Predictor:
+    """Load a fine-tuned model from a run directory (or its ``model/`` folder) for prediction.
+
+    ``device``: "cpu" (default), "cuda", "cuda:N" or "auto" (a GPU when one is visible).
+    Raises ``tlhub.UserError`` when the folder, config or weights are missing, corrupt or do not fit.
+    """
+    model_dir = find_model_dir(path)
+    config = read_config(model_dir)
+    device = resolve_device(device)
+    model = build_model(config, model_dir)
+    load_weights(model, model_dir / "model.safetensors")
+    model.eval()
+    model.to(device)
+    tokenizer = None
+    if (config.get("preprocessing") or {}).get("modality") == "text":
+        tokenizer = load_tokenizer(model_dir, model.backbone)
+    return Predictor(model, config, model_dir, device, tokenizer)
+
+
+# ---------------------------------------------------------------------- inputs from the command line
+
+def collect_images(args: Iterable[str]) -> list[str]:
+    """Image paths from arguments: files as given, folders expanded (recursively, sorted, by extension)."""
+    out: list[str] = []
+    for a in args:
+        p = Path(a).expanduser()
+        if p.is_dir():
+            found = sorted(str(f) for f in p.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_EXTENSIONS
+                           and not any(part.startswith(".") for part in f.relative_to(p).parts))
+            if not found:
+                raise UserError(f"{a}: folder holds no image ({', '.join(IMAGE_EXTENSIONS)})")
+            out += found
+        elif p.is_file():
+            out.append(str(p))
+        else:
+            raise UserError(f"{a}: no such image file or folder")
+    return out
+
+
+# ---------------------------------------------------------------------- scoring on a data source
+
+EVAL_SPLITS = ("test", "val", "train", "all")
+
+
+def _training_recipe(model_dir: Path) -> dict:
+    """The recipe saved beside the model (raw TOML), or {} when absent or unreadable."""
+    import tomllib
+    try:
+        return tomllib.loads((model_dir / "recipe.toml").read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return {}
+
+
+def load_eval_split(predictor: Predictor, source: str, options: dict, split: str = "test",
+                    base_dir: str | Path = ".", say=log.info):
+    """``(Split, source classes)`` of ``source`` with labels mapped onto the model's classes.
+
+    ``split="test"`` takes the source's test split; a source without one has its test split carved
+    the way the trainer carves it (``data.test_split`` and ``data.split_seed`` of the model's saved
+    recipe), so scoring a model on its own training source reproduces the run's test split.
+    ``"all"`` takes every example the source gives.
+    """
+    from .data.splits import stratified_split
+    from .interfaces import DataContext, Split
+    from .options import resolve_options
+    from .plugins import get_registry
+
+    if split not in EVAL_SPLITS:
+        raise UserError(f"--split: must be one of {', '.join(EVAL_SPLITS)}, got {split!r}")
+    spec = get_registry().get("data-sources", source)
+    if spec.modality != predictor.modality:
+        raise UserError(f"data source {source!r} gives {spec.modality} data but the model takes {predictor.modality}")
+    opts, errs = resolve_options("--option", options, spec.options)
+    if errs:
+        raise UserError(errors=errs)
+    data_cfg = _training_recipe(predictor.model_dir).get("data", {})
+    seed = int(data_cfg.get("split_seed", 0))
+    data = spec.load(opts, DataContext(Path(base_dir), seed, log=say))
+    theirs = [str(c) for c in data.classes]
+    parts = {"train": data.train, "val": data.val, "test": data.test}
+    if split == "all":
+        chosen = [s for s in parts.values() if s is not None]
+        picked = Split([i for s in chosen for i in s.items], [int(y) for s in chosen for y in s.labels])
+    elif parts[split] is not None:
+        picked = parts[split]
+    elif split == "test" and data.train is not None:
+        frac = float(data_cfg.get("test_split", 0.1))
+        picked = stratified_split(data.train, frac, seed + 1)[1]
+        say(f"data: {source!r} has no test split; held out {frac:g} of each class as the trainer does "
+            f"(split_seed {seed})")
+    else:
+        raise UserError(f"data source {source!r} gives no {split} split (use --split all)")
+    if len(picked) == 0:
+        raise UserError(f"data source {source!r}: the {split} split is empty")
+    unknown = [c for c in theirs if c not in predictor.classes]
+    if unknown:
+        raise UserError(f"data source {source!r} has classes the model does not know: {', '.join(unknown[:10])} "
+                        f"(the model's classes: {', '.join(predictor.classes[:20])})")
+    remap = [predictor.classes.index(c) for c in theirs]
+    return Split(list(picked.items), [remap[int(y)] for y in picked.labels]), theirs
+
+
+def evaluate_source(predictor: Predictor, source: str, options: dict | None = None, split: str = "test",
+                    out_dir: str | Path | None = None, batch_size: int = 64, base_dir: str | Path = ".",
+                    say=log.info) -> dict:
+    """Score ``predictor`` on a registered data source; with ``out_dir``, write the run-style files there.
+
+    Writes ``metrics.json`` (the model's metrics: accuracy, macro F1/precision/recall by default, and the
+    confusion matrix), ``samples.json`` (+ ``samples.safetensors`` for images) and the pictures of
+    ``tlhub.report.write_report``. Returns the metrics.
+    """
+    import torch
+
+    from .data.splits import Splits
+    from .metrics import compute_metrics
+
+    data, _ = load_eval_split(predictor, source, dict(options or {}), split, base_dir, say)
+    probs = torch.from_numpy(predictor.predict_proba(data.items, batch_size))
+    preds = probs.argmax(-1)
+    names = _training_recipe(predictor.model_dir).get("eval", {}).get("metrics") \
+        or ["accuracy", "f1", "precision", "recall"]
+    metrics = compute_metrics(names, preds.tolist(), list(data.labels), len(predictor.classes))
+    metrics.update({"test_examples": len(data), "classes": predictor.classes, "source": source, "split": split,
+                    "model": str(predictor.model_dir)})
+    if out_dir is not None:
+        from . import rundir
+        from .export import write_samples
+        from .report import write_report
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        rundir.write_json(out / "metrics.json", metrics)
+        splits = Splits(predictor.classes, data, data, data)
+        write_samples(out, predictor.model, splits, preds, probs, getattr(predictor, "image_size", 0))
+        write_report(out)
+    return metrics
