@@ -2,7 +2,6 @@
 through the ``hf`` backbone's local-folder path, and the offline paths. No network."""
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import sys
@@ -48,6 +47,12 @@ def backbone(request, tiny_dirs):
     if arch:
         opts["model"] = str(tiny_dirs[arch])
     return build(name, **opts)
+
+
+def no_offline_env(monkeypatch):
+    """Unset the offline switches (tests/conftest.py sets them) so the code takes its probing path."""
+    for var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE"):
+        monkeypatch.delenv(var, raising=False)
 
 
 def batch(bb: Backbone, texts=TEXTS) -> dict:
@@ -175,7 +180,7 @@ def test_offline_uncached_id_fails_fast(monkeypatch, offline_env):
     if offline_env:
         monkeypatch.setenv("HF_HUB_OFFLINE", offline_env)
     else:
-        monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+        no_offline_env(monkeypatch)
         monkeypatch.setattr("tlhub_text.hub.hub_reachable", lambda timeout=3.0: False)
     t = time.time()
     with pytest.raises(UserError) as exc:
@@ -187,29 +192,41 @@ def test_offline_uncached_id_fails_fast(monkeypatch, offline_env):
 
 
 def test_probe_is_bounded_in_time(monkeypatch):
+    """A server that accepts the connection and never answers: the probe gives up on time."""
+    import socket
+
     from tlhub_text import hub
-    monkeypatch.setenv("HF_ENDPOINT", "https://10.255.255.1:9")  # unroutable: the connect would hang
-    t = time.time()
-    assert hub.hub_reachable(timeout=0.5) is False
-    assert time.time() - t < 3
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(4)
+    try:
+        monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{server.getsockname()[1]}")
+        t = time.time()
+        assert hub.hub_reachable(timeout=0.5) is False
+        assert time.time() - t < 3
+    finally:
+        server.close()
 
 
-def test_cached_id_loads_without_network(tiny_dirs, tmp_path):
-    """A Hugging Face id found in the local cache loads with local_files_only (no probe, no download)."""
+def test_cached_id_loads_without_network(tiny_dirs, tmp_path, monkeypatch):
+    """A Hugging Face id found in the local cache loads with local_files_only: no probe, no download."""
+    import huggingface_hub.constants
+
     commit = "0123456789abcdef0123456789abcdef01234567"
     repo = tmp_path / "hub" / "models--tlhub-test--tiny-bert"
     shutil.copytree(tiny_dirs["bert"], repo / "snapshots" / commit)
     (repo / "refs").mkdir()
     (repo / "refs" / "main").write_text(commit)
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "TRANSFORMERS_"))}
-    env.update(HF_HUB_CACHE=str(tmp_path / "hub"), HF_ENDPOINT="https://10.255.255.1:9")
-    code = ("import tlhub_text.hub as h; h.hub_reachable = lambda *a, **k: (_ for _ in ()).throw(AssertionError('probed'));"
-            "from tlhub_text.loading import build_hf;"
-            "bb = build_hf('', {'model': 'tlhub-test/tiny-bert', 'max_length': 16, 'pooling': 'mean'});"
-            "print(bb.group_names)")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
-    assert out.returncode == 0, out.stderr[-2000:]
-    assert "['embeddings', 'layer.0', 'layer.1']" in out.stdout
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    no_offline_env(monkeypatch)
+
+    def no_probe(*args, **kwargs):
+        raise AssertionError("the Hub was probed although the model is cached")
+    monkeypatch.setattr("tlhub_text.hub.hub_reachable", no_probe)
+    bb = build("hf", model="tlhub-test/tiny-bert", pooling="mean")
+    assert bb.group_names == ["embeddings", "layer.0", "layer.1"]
+    with pytest.raises(AssertionError, match="probed"):  # and an id that is not cached does probe
+        build("hf", model="tlhub-test/not-cached")
 
 
 def test_unsupported_architecture_is_named():
@@ -224,3 +241,36 @@ def test_unsupported_architecture_is_named():
                                          num_attention_heads=4, intermediate_size=64))
     with pytest.raises(UserError, match="'electra'.*embeddings_project"):
         HFEncoder(electra, None, 16, "mean", use_pooler=False)
+
+
+@pytest.mark.parametrize("name, arch, pooling", [("minilm-l6", None, "mean"), ("hf", "bert", "cls"),
+                                                 ("hf", "distilbert", "mean"), ("hf", "roberta", "cls")])
+def test_tlhub_contract_kit(tiny_dirs, name, arch, pooling):
+    """tlhub.testing.check_backbone: every split point, cached (split/collate) states, gradients."""
+    from tlhub.testing import check_backbone
+    options = {"pooling": pooling, "max_length": 24} | ({"model": str(tiny_dirs[arch])} if arch else {})
+    check_backbone(name, weights="pretrained", options=options)
+
+
+def test_split_state_trims_padding(tiny_dirs):
+    bb = build("hf", model=str(tiny_dirs["bert"]), pooling="mean").eval()
+    x = batch(bb)
+    with torch.no_grad():
+        state = bb.run_groups(x, 0, 2)
+        items = bb.split_state(state)
+        lengths = x["attention_mask"].sum(1).tolist()
+        assert [len(h) for h, _ in items] == lengths and all(m.all() for _, m in items)
+        assert items[0][0].untyped_storage().nbytes() < state[0].untyped_storage().nbytes()  # a copy, not a view
+        torch.testing.assert_close(bb.pool(bb.run_groups(bb.collate_state(items), 2)), bb(x))
+
+
+def test_pooler_follows_the_architecture_not_the_checkpoint(tmp_path):
+    """A checkpoint without pooler weights still gets the pooler for 'cls' (random, with a warning), so
+    that tlhub.load's rebuild with weights='none' has exactly the trained parameters."""
+    from transformers import AutoModel
+    folder = save_tiny_model(tmp_path / "m", "bert")
+    AutoModel.from_pretrained(str(folder), add_pooling_layer=False).save_pretrained(str(folder))
+    trained = build("hf", model=str(folder))
+    rebuilt = build("hf", model=str(folder), weights="none")
+    assert trained.group_names == rebuilt.group_names and trained.group_names[-1] == "pooler"
+    assert trained.state_dict().keys() == rebuilt.state_dict().keys()

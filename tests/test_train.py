@@ -33,7 +33,7 @@ def test_loss_falls_and_run_dir_is_complete(tiny_recipe, tmp_path):
     weights = load_file(str(run / "model" / "model.safetensors"))
     assert any(k.startswith("head.") for k in weights) and any(k.startswith("backbone.") for k in weights)
     log = (run / "run.log").read_text()
-    assert "frozen prefix" in log and "stem" in log and "1 x frozen" in log
+    assert "cache: pooled features" in log and "stem" in log and "1 x frozen" in log
 
 
 def test_same_seed_same_result(tiny_recipe, tmp_path):

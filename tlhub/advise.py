@@ -16,7 +16,8 @@ The four-case rule (CS231n's transfer-learning notes, made measurable):
   frequency of the most common class in the probe's validation examples (2 balanced classes: 75 %
   accuracy; 10 balanced classes: 55 %); else *different*.
 * **where features stop helping** -- the group whose probe is best; an earlier group counts only when
-  it beats the final features by ``STOP_MARGIN`` (0.02) accuracy.
+  it beats the final features by ``STOP_MARGIN`` (0.02) accuracy or one standard error of the final
+  probe's accuracy, whichever is larger.
 
 Plans (base learning rate ``lr`` and optimizer from the recipe's first phase):
 
@@ -26,7 +27,7 @@ small, similar          one phase: backbone frozen, train the head (a classifier
 large, similar          head (frozen) then ``top_k`` ~ a quarter of the groups at ``lr/100``
 small, different        head (frozen) then ``top_k`` = the groups above the best-probing one
                         (at least a third of the groups) at ``lr/10``, weight decay 1e-4
-large, different        head (frozen, short) then every group (``none``) at ``lr/10``, cosine
+large, different        head (frozen, short) then every group (``none``) at ``lr/100``, cosine
 ======================  =================================================================
 
 Fine-tuning phases keep BatchNorm in eval mode (see the design guide: batch statistics at the
@@ -112,11 +113,10 @@ class Advice:
         lines.append(f"linear probes on frozen features ({self.probe_train} train / {self.probe_eval} validation "
                      f"examples; chance {self.chance:.3f}; {self.n_groups} groups):")
         width = max(len(p.group) for p in self.probes) + 11
-        best = max(self.probes, key=lambda p: (p.accuracy, p.index)).accuracy
         for p in self.probes:
             name = p.group + (" (features)" if p.final else "")
             bar = "#" * int(round(20 * p.accuracy))
-            mark = "  <- best" if p.accuracy == best else ""
+            mark = "  <- features stop helping here" if p.group == self.stop_group and not p.final else ""
             lines.append(f"  after {name:<{width}} dim {p.dim:>5}  accuracy {p.accuracy:.3f}  {bar:<20}{mark}")
         lines.append(f"case: {self.case} (median per class {statistics.median(counts):g} "
                      f"{'<' if self.size == 'small' else '>='} {SMALL_PER_CLASS}; final-feature skill "
@@ -130,6 +130,12 @@ class Advice:
                          f"lr {p['lr']:g}{extra}")
         lines.append(f"({self.seconds:.1f} s)")
         return "\n".join(lines)
+
+
+def stop_margin(accuracy: float, n_eval: int) -> float:
+    """How much better an earlier group must probe: ``STOP_MARGIN`` or one standard error of the final
+    probe's accuracy on ``n_eval`` examples, whichever is larger (small validation sets are noisy)."""
+    return max(STOP_MARGIN, (accuracy * (1 - accuracy) / max(1, n_eval)) ** 0.5)
 
 
 def skill(accuracy: float, chance: float) -> float:
@@ -223,6 +229,8 @@ def check_recipe(recipe) -> None:
 def measure(recipe, max_train: int = 2000, max_eval: int = 1000, depth: int = PROBE_DEPTH,
             say: Callable[[str], None] = lambda m: None) -> "Advice":
     """Measure the recipe's data and frozen backbone and recommend phases; see the module docstring."""
+    import torch
+
     from .data.splits import limit_split, make_splits
     from .interfaces import DataContext
     from .plugins import get_registry
@@ -230,11 +238,14 @@ def measure(recipe, max_train: int = 2000, max_eval: int = 1000, depth: int = PR
 
     t0 = time.time()
     check_recipe(recipe)
+    if recipe.train.threads:
+        torch.set_num_threads(recipe.train.threads)
     registry = get_registry()
     d = recipe.data
     splits = make_splits(recipe, registry, DataContext(Path(recipe.base_dir), d.split_seed, log=say))
     counts = Counter(int(y) for y in splits.train.labels)
     train_counts = {c: counts.get(i, 0) for i, c in enumerate(splits.classes)}
+    torch.manual_seed(recipe.train.seed)  # as the trainer seeds before building: same random init, if any
     backbone = build_model(recipe, registry, len(splits.classes)).backbone
     names = backbone.group_names
     n = len(names)
@@ -271,7 +282,7 @@ def decide(recipe, classes, train_counts, names, probes, chance, n_train, n_eval
     final = probes[-1]
     similarity = "similar" if skill(final.accuracy, chance) >= SIMILAR_SKILL else "different"
     best = max(probes, key=lambda p: (p.accuracy, p.index))
-    stop = best if best.accuracy >= final.accuracy + STOP_MARGIN else final
+    stop = best if best.accuracy >= final.accuracy + stop_margin(final.accuracy, n_eval) else final
     above = n - 1 - stop.index  # groups above the one whose features probe best
     lr, opt = _base(recipe)
     reasons = []
@@ -279,7 +290,14 @@ def decide(recipe, classes, train_counts, names, probes, chance, n_train, n_eval
         reasons.append(f"features after {stop.group!r} probe {stop.accuracy - final.accuracy:+.3f} better than the "
                        f"final ones: the {above} group(s) above it are specialised to the pretraining task")
     else:
-        reasons.append("the probes improve up to the final features: the top groups still help")
+        margin = stop_margin(final.accuracy, n_eval)
+        earlier = max((p.accuracy for p in probes[:-1]), default=0.0)
+        if probes[:-1] and final.accuracy >= earlier + margin:
+            reasons.append(f"the probes still improve at the final features (+{final.accuracy - earlier:.3f} over "
+                           f"the best earlier group): the top groups help as they are")
+        else:
+            reasons.append(f"the probes are flat over the top groups (within {margin:.3f} of each other or below "
+                           f"the final features)")
     head = {"name": "head", "freeze": "frozen", "optimizer": opt, "lr": lr}
     if size == "small" and similarity == "similar":
         reasons.append("little data and features that already separate the classes: train only the head; "
@@ -296,8 +314,8 @@ def decide(recipe, classes, train_counts, names, probes, chance, n_train, n_eval
         phases = [dict(head, epochs=10), _finetune(opt, lr / 10, k, n, epochs=10, weight_decay=1e-4)]
     else:
         reasons.append("plenty of data and features that do not separate the classes: fine-tune every group "
-                       "at lr/10 after a short head phase")
-        phases = [dict(head, epochs=3), _finetune(opt, lr / 10, n, n, epochs=10)]
+                       "at lr/100 after a short head phase")
+        phases = [dict(head, epochs=3), _finetune(opt, lr / 100, n, n, epochs=10)]
     return Advice(list(classes), dict(train_counts), n, list(names), n_train, n_eval, chance, list(probes),
                   size, similarity, stop.group, phases, reasons)
 
@@ -339,14 +357,27 @@ def expand_auto(recipe, phases: list[dict] | None = None):
     return parse_recipe(raw, path=recipe.path, base_dir=recipe.base_dir)
 
 
-def recipe_with_phases(recipe, phases: list[dict]) -> dict:
-    raw = recipe.to_dict()
-    raw["phases"] = [dict(p) for p in phases]
-    return raw
+def _inline(value: Any) -> str:
+    """A TOML value on one line (inline tables for dicts)."""
+    import tomli_w
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{k} = {_inline(v)}" for k, v in value.items()) + " }"
+    return tomli_w.dumps({"v": value}, indent=0).partition("=")[2].strip().replace("\n", " ")
 
 
-def write_recipe(recipe, advice: Advice, out: str | Path, overwrite: bool = False) -> Path:
-    """Write ``recipe`` with the advised phases to ``out`` (refusing to replace a file without ``overwrite``)."""
+def phases_toml(phases: list[dict]) -> str:
+    """``[[phases]]`` tables, one key per line."""
+    blocks = []
+    for p in phases:
+        blocks.append("[[phases]]\n" + "".join(f"{k} = {_inline(v)}\n" for k, v in p.items()))
+    return "\n".join(blocks)
+
+
+def write_recipe(recipe, advice: Advice, out: str | Path, overwrite: bool = False, raw: dict | None = None) -> Path:
+    """Write the recipe with the advised phases to ``out``; refuses to replace a file without ``overwrite``.
+
+    ``raw``: the recipe's TOML table as the user wrote it (overrides applied); default: the resolved recipe.
+    """
     import tomli_w
 
     from . import rundir
@@ -354,16 +385,18 @@ def write_recipe(recipe, advice: Advice, out: str | Path, overwrite: bool = Fals
     out = Path(out)
     if out.exists() and not overwrite:
         raise UserError(f"{out} already exists; pass --overwrite to replace it")
-    raw = recipe_with_phases(recipe, advice.phases)
-    parse_recipe(raw)  # never write a recipe that does not parse
-    out.parent.mkdir(parents=True, exist_ok=True)
+    body = {k: v for k, v in (raw if raw is not None else recipe.to_dict()).items() if k != "phases"}
+    parse_recipe(dict(body, phases=[dict(p) for p in advice.phases]))  # never write a recipe that does not parse
     src = recipe.path or "a recipe"
     header = [f"# Written by `tlhub advise {src}`: case {advice.case}.",
               f"# Final frozen features probe {advice.final.accuracy:.3f} (chance {advice.chance:.3f}); "
-              f"best group {advice.stop_group!r}.",
+              + (f"features stop helping after {advice.stop_group!r}." if advice.stop_group != advice.final.group
+                 else "the final features probe best."),
               f"# Run: tlhub run {out}"]
     if recipe.path and out.resolve().parent != Path(recipe.base_dir).resolve():
         header.append(f"# Relative paths in this recipe now resolve against {out.resolve().parent}, "
                       f"not {Path(recipe.base_dir).resolve()}.")
-    rundir.write_atomic(out, "\n".join(header) + "\n\n" + tomli_w.dumps(raw))
+    text = "\n".join(header) + "\n\n" + tomli_w.dumps(body) + "\n" + phases_toml(advice.phases)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    rundir.write_atomic(out, text)
     return out

@@ -121,12 +121,14 @@ def advise(recipe, overrides, write, overwrite, max_examples, as_json):
 
     if write and Path(write).exists() and not overwrite:
         raise UserError(f"--write: {write} already exists; pass --overwrite to replace it")
+    from .recipe import apply_overrides, load_toml
     r = load_recipe(recipe, overrides)
+    raw = apply_overrides(load_toml(recipe), list(overrides))
     advice = adv.measure(r, max_train=max_examples, say=lambda m: click.echo(m, err=True))
     if as_json:
         click.echo(json.dumps(advice.to_dict(), indent=2))
     else:
         click.echo(advice.format())
     if write:
-        path = adv.write_recipe(r, advice, write, overwrite=overwrite)
+        path = adv.write_recipe(r, advice, write, overwrite=overwrite, raw=raw)
         click.echo(f"wrote {path}; run it with: tlhub run {path}", err=as_json)

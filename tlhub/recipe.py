@@ -87,6 +87,9 @@ class TrainCfg:
     grad_accum: int = field(default=1, metadata={"help": "gradient accumulation steps"})
     threads: int = field(default=0, metadata={"help": "torch CPU threads per process (0: cores / processes)"})
     log_with: list = field(default_factory=list, metadata={"help": "Accelerate trackers, e.g. ['tensorboard']"})
+    checkpoint_steps: int = field(default=0, metadata={"help": "also checkpoint every N optimizer steps "
+                                                               "(0: only at the end of each epoch)"})
+    keep_checkpoints: int = field(default=2, metadata={"help": "how many newest checkpoints to keep"})
     cache: bool = field(default=True, metadata={"help": "run the frozen leading groups once per phase and train "
                                                         "the rest on the stored tensors"})
     cache_dtype: str = field(default="float32", metadata={"help": "storage type of cached tensors",
@@ -312,6 +315,12 @@ def _check_values(r: Recipe) -> list[str]:
         e.append("data.test.source: required when [data.test] is given")
     if r.train.grad_accum < 1:
         e.append(f"train.grad_accum: must be >= 1, got {r.train.grad_accum}")
+    if r.train.checkpoint_steps < 0:
+        e.append(f"train.checkpoint_steps: must be >= 0, got {r.train.checkpoint_steps}")
+    if r.train.keep_checkpoints < 1:
+        e.append(f"train.keep_checkpoints: must be >= 1, got {r.train.keep_checkpoints}")
+    if r.train.cache_memory_mb < 0:
+        e.append(f"train.cache_memory_mb: must be >= 0, got {r.train.cache_memory_mb}")
     if r.train.threads < 0:
         e.append(f"train.threads: must be >= 0, got {r.train.threads}")
     if not all(isinstance(m, str) for m in r.eval.metrics):

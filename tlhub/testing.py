@@ -9,20 +9,25 @@ Each check builds the component the way tlhub's trainer does (declared option de
 then ``build``/``load``), exercises the contract, and raises ``AssertionError`` with a message that
 names the component and says what is wrong. Each returns what it built, for further assertions.
 
-``tlhub.pytest_plugin`` adds the fixtures ``tlhub_tiny_dataset`` and ``tlhub_run_dir``.
+``registered(plugin, ...)`` registers plugin objects (modules or instances with ``@hookimpl``
+methods) for the duration of a ``with`` block, so a plugin can be tested before it is installed.
+``tlhub.pytest_plugin`` adds the fixtures ``tlhub_tiny_dataset``, ``tlhub_tiny_source`` and
+``tlhub_run_dir``.
 """
 from __future__ import annotations
 
 import copy
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from .errors import UserError
+from .hookspecs import hookimpl
 from .options import REQUIRED, Opt, check_value, resolve_options
 from .registry import BackboneSpec, DataSourceSpec, FreezePolicySpec, HeadSpec
 
 __all__ = ["check_backbone", "check_head", "check_freeze_policy", "check_data_source", "check_options",
-           "tiny_image_data", "EXAMPLE_GROUPS"]
+           "registered", "tiny_image_data", "TinyImageSource", "EXAMPLE_GROUPS"]
 
 MODALITIES = ("image", "text")
 TEXTS = ["A short sentence.", "Another, slightly longer sentence for the check."]
@@ -214,7 +219,7 @@ def check_backbone(spec_or_name: BackboneSpec | str, weights: str = "none", opti
         for k in range(n + 1):
             try:
                 state = bb.run_groups(x, 0, k)
-                if hasattr(bb, "split_state") and hasattr(bb, "collate_state"):
+                if k and hasattr(bb, "split_state") and hasattr(bb, "collate_state"):
                     state = bb.collate_state(bb.split_state(state))  # what a cache stores and batches again
                 out = bb.pool(bb.run_groups(state, k))
             except NotImplementedError as exc:
@@ -268,7 +273,7 @@ def check_head(spec_or_name: HeadSpec | str, options: dict | None = None, in_fea
     check_options(spec, what)
     opts = _resolve(what, "model.head_options", spec, options)
     head = None
-    for classes in (num_classes, 2):
+    for classes in (2, num_classes):  # binary too; the requested head is built last and returned
         torch.manual_seed(0)
         head = spec.build(in_features, classes, opts)
         if not isinstance(head, nn.Module):
@@ -422,3 +427,47 @@ def tiny_image_data(classes: int = 3, per_class: int = 8, size: int = 16, seed: 
             items.append(img)
             labels.append(c)
     return SourceData([f"class{c}" for c in range(classes)], train=Split(items, labels))
+
+
+class TinyImageSource:
+    """A plugin object that registers the data source ``name`` returning ``data`` (default ``tiny_image_data()``)."""
+
+    def __init__(self, name: str = "tlhub-tiny-dataset", data=None):
+        self.name, self.data = name, data
+
+    @hookimpl
+    def register_data_sources(self, register):
+        register(DataSourceSpec(self.name, "tiny synthetic images (tlhub.testing)", "image",
+                                lambda options, ctx: self.data if self.data is not None else tiny_image_data()))
+
+
+@contextmanager
+def registered(*plugin_objects: Any) -> Iterator[Any]:
+    """Register plugin objects (in this process) on top of the installed plugins; yield the registry.
+
+        with registered(my_plugin_module):
+            check_backbone("my-backbone")
+            tlhub.run("recipe.toml")          # in-process runs see the plugin too
+
+    Subprocesses (``tlhub run`` on the command line) only see installed entry points.
+    """
+    from . import plugins
+
+    real = plugins.get_plugin_manager
+
+    def with_extra():
+        pm, infos = real()
+        for i, obj in enumerate(plugin_objects):
+            name = getattr(obj, "__name__", None) or f"{type(obj).__name__}-{i}"
+            pm.register(obj, name=name)
+            hooks = tuple(sorted(h.name for h in pm.get_hookcallers(obj) or ()))
+            infos.append(plugins.PluginInfo(name, "(registered by tlhub.testing)", "-", hooks))
+        return pm, infos
+
+    plugins.get_plugin_manager = with_extra
+    plugins.reset()
+    try:
+        yield plugins.get_registry()
+    finally:
+        plugins.get_plugin_manager = real
+        plugins.reset()

@@ -78,6 +78,15 @@ class HFEncoder(Backbone):
             return (out[0] if isinstance(out, tuple) else out), mask
         return (self.pooler(state[0]),)  # BertPooler: tanh(dense(hidden[:, 0]))
 
+    def split_state(self, state: Any) -> list[Any]:
+        """Per example, cut to its last real token (frozen-prefix caching stores these; padding would
+        only cost memory) and copied, so one cached example does not keep its whole batch alive."""
+        if len(state) != 2:
+            return super().split_state(state)
+        hidden, mask = state
+        ends = [int(row.nonzero().max()) + 1 if row.any() else 1 for row in mask]
+        return [(hidden[i, :n].clone(), mask[i, :n].clone()) for i, n in enumerate(ends)]
+
     def pool(self, state: Any) -> torch.Tensor:
         if len(state) == 1:  # already pooled by the pooler group
             return state[0]

@@ -3,10 +3,8 @@ in seconds with a clear message instead of hanging on retries (transformers #103
 from __future__ import annotations
 
 import os
-import socket
 import threading
 from contextlib import contextmanager
-from urllib.parse import urlparse
 
 TRUE = {"1", "true", "yes", "on"}
 PROBE_TIMEOUT_S = 3.0
@@ -18,21 +16,25 @@ def offline_requested() -> bool:
                for v in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE"))
 
 
-def hub_host() -> tuple[str, int]:
-    url = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co"))
-    return url.hostname or "huggingface.co", url.port or (80 if url.scheme == "http" else 443)
+def endpoint() -> str:
+    return os.environ.get("HF_ENDPOINT", "https://huggingface.co").rstrip("/")
 
 
 def hub_reachable(timeout: float = PROBE_TIMEOUT_S) -> bool:
-    """One TCP connection to the Hub, bounded in time even when DNS itself hangs (hence the thread)."""
-    host, port = hub_host()
+    """One HEAD request to the Hub (through the proxies the environment names, as downloads would go).
+    Any HTTP answer counts as reachable; the thread bounds the time even when DNS itself hangs."""
+    import urllib.error
+    import urllib.request
+
     result = [False]
 
     def probe():
         try:
-            socket.create_connection((host, port), timeout=timeout).close()
+            urllib.request.urlopen(urllib.request.Request(endpoint(), method="HEAD"), timeout=timeout).close()
             result[0] = True
-        except OSError:
+        except urllib.error.HTTPError:
+            result[0] = True  # the server answered
+        except (OSError, ValueError):
             pass
 
     t = threading.Thread(target=probe, daemon=True)
@@ -48,8 +50,7 @@ def online() -> bool:
 def why_offline() -> str:
     if offline_requested():
         return "offline mode is on (HF_HUB_OFFLINE)"
-    host, port = hub_host()
-    return f"{host}:{port} cannot be reached"
+    return f"{endpoint()} cannot be reached"
 
 
 @contextmanager

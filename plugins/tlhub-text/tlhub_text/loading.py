@@ -57,15 +57,17 @@ def local_folder(model: str) -> Path | None:
     return None
 
 
-def _from_cache(source: str, pretrained: bool, pooler: bool | None) -> tuple | None:
+def _from_cache(source: str, pretrained: bool, pooler: bool) -> tuple | None:
     try:
         return _load(source, pretrained, pooler, local_files_only=True)
     except (OSError, ValueError):
         return None
 
 
-def _load(source: str, pretrained: bool, pooler: bool | None, local_files_only: bool):
-    """(model, tokenizer, pooler weights were loaded) -- ``pooler=None`` means 'leave it out'."""
+def _load(source: str, pretrained: bool, pooler: bool, local_files_only: bool):
+    """(model, tokenizer, use_pooler). The pooler is kept for 'cls' pooling when the architecture has
+    one -- decided by the architecture alone, so that a rebuild with weights='none' (tlhub.load) has
+    the same parameters as the trained model."""
     from transformers import AutoConfig, AutoModel, AutoTokenizer
     from transformers.models.auto.modeling_auto import MODEL_MAPPING
 
@@ -76,12 +78,16 @@ def _load(source: str, pretrained: bool, pooler: bool | None, local_files_only: 
         kwargs = {}
         if cls is not None and "add_pooling_layer" in inspect.signature(cls.__init__).parameters:
             kwargs["add_pooling_layer"] = bool(pooler)
+        use_pooler = bool(kwargs.get("add_pooling_layer"))
         if not pretrained:
-            return AutoModel.from_config(config, **kwargs), tokenizer, bool(kwargs.get("add_pooling_layer"))
+            return AutoModel.from_config(config, **kwargs), tokenizer, use_pooler
         model, info = AutoModel.from_pretrained(source, config=config, local_files_only=local_files_only,
                                                 output_loading_info=True, **kwargs)
-        missing = {k for k in info.get("missing_keys", ()) if "pooler" in k}
-        return model, tokenizer, bool(kwargs.get("add_pooling_layer")) and not missing
+    if use_pooler and any("pooler" in k for k in info.get("missing_keys", ())):
+        logging.getLogger("tlhub").warning(
+            "backbone: %s has no pretrained pooler weights; the pooler starts random (pooling = \"mean\" "
+            "avoids it)", source)
+    return model, tokenizer, use_pooler
 
 
 def load_hf(model: str, pretrained: bool, want_pooler: bool):

@@ -53,12 +53,13 @@ _ENC = Opt("encoding", str, "utf-8", "text encoding of the files, e.g. 'utf-8', 
 
 
 def _table_opts(header: bool) -> tuple[Opt, ...]:
-    col = "column name" + (", or a 0-based index when header = false" if header else "")
+    # csv/tsv columns are names, or 0-based indexes when header = false; jsonl keys are names
+    col_type, col = (object, "column name, or 0-based index when header = false") if header else (str, "key")
     opts = [Opt("path", str, REQUIRED, "training file (relative paths: from the recipe's folder)"),
             Opt("val_path", str, "", "validation file (empty: carved from train)"),
             Opt("test_path", str, "", "test file (empty: carved from train)"),
-            Opt("text_column", object, "text", f"text {col}"),
-            Opt("label_column", object, "label", f"label {col}")]
+            Opt("text_column", col_type, "text", f"text {col}"),
+            Opt("label_column", col_type, "label", f"label {col}")]
     if header:
         opts.append(Opt("header", bool, True, "the first row names the columns"))
     return tuple(opts) + (_ENC,)

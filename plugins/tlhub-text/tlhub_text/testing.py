@@ -26,7 +26,7 @@ def save_tiny_model(folder: str | Path, arch: str = "bert", seed: int = 0, layer
     elif arch == "distilbert":
         config = DistilBertConfig(dim=32, n_layers=layers, n_heads=4, hidden_dim=64, **size)
     elif arch == "roberta":
-        size["max_position_embeddings"] += 2  # RoBERTa positions start after the padding index
+        size["max_position_embeddings"] += 1  # RoBERTa positions start after the padding index (0 here)
         config = RobertaConfig(hidden_size=32, num_hidden_layers=layers, num_attention_heads=4, intermediate_size=64,
                                **size)
     else:

@@ -42,7 +42,10 @@ def fetch_url(url: str, what: str) -> dict:
     dst = hub_cache_file(url)
     if not dst.is_file():
         _download(url, dst, what)
-    return read_state_dict(dst, what)
+    try:
+        return read_state_dict(dst, what)
+    except UserError as exc:
+        raise UserError(f"{exc} (a broken cache file: delete it to download it again)") from None
 
 
 def _download(url: str, dst: Path, what: str) -> None:

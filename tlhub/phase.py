@@ -1,0 +1,264 @@
+"""One phase: freeze, cache the frozen prefix, build the optimizer, prepare, train epochs, checkpoint."""
+from __future__ import annotations
+
+import itertools
+import logging
+import math
+import signal
+import time
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+
+from . import checkpoint, rundir
+from .cache import CachedDataset, build_cache, cache_bytes
+from .errors import UserError
+from .model import TransferModel, apply_phase, format_audit, frozen_prefix
+from .optim import build_optimizer, build_scheduler
+
+log = logging.getLogger("tlhub")
+
+
+class Interrupted(UserError):
+    """SIGINT/SIGTERM: a checkpoint was written; the message shows how to resume."""
+
+    def __init__(self, message: str, exit_code: int):
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+@dataclass
+class StopFlag:
+    """Set by SIGINT/SIGTERM; the loop checks it after each optimizer step."""
+
+    signum: int = 0
+    previous: dict = field(default_factory=dict)
+
+    def install(self) -> None:
+        import threading
+        if threading.current_thread() is not threading.main_thread():
+            return
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            self.previous[sig] = signal.signal(sig, self._handle)
+
+    def _handle(self, signum, frame):
+        if self.signum:  # a second Ctrl-C stops at once
+            raise KeyboardInterrupt
+        self.signum = signum
+        log.info("signal %s received: writing a checkpoint after this step", signal.Signals(signum).name)
+
+    def restore(self) -> None:
+        for sig, handler in self.previous.items():
+            signal.signal(sig, handler)
+
+
+@dataclass
+class RunContext:
+    """What every phase shares."""
+
+    accelerator: object
+    recipe: object
+    registry: object
+    datasets: dict
+    collate: object
+    deterministic: bool
+    run_dir: object
+    history: list
+    identity: dict
+    stop: StopFlag
+    resume_command: str
+
+
+def _input_name(model, start: int) -> str:
+    return "raw" if start == 0 else ("pooled-cache" if start > model.n_groups else f"cache-after-{start}-groups")
+
+
+def _collate_of(ds, collate):
+    return ds.collate if isinstance(ds, CachedDataset) else collate
+
+
+def _cached_start(model: TransferModel, audit) -> int:
+    """Where cached tensors enter the model: after the frozen prefix, or pooled features (n + 1)."""
+    k = frozen_prefix(audit)
+    return model.n_groups + 1 if k == model.n_groups else k
+
+
+def phase_inputs(accelerator, model, recipe, index, audit, datasets, collate, deterministic, run_dir):
+    """(train dataset, val dataset, start group of the training inputs, audit line) for one phase."""
+    t = recipe.train
+    k = frozen_prefix(audit)
+    n = model.n_groups
+    if not t.cache:
+        return datasets["train"], datasets["val"], 0, "cache: off (train.cache = false)"
+    if k == 0:
+        return datasets["train"], datasets["val"], 0, "cache: none (the first group trains)"
+    start = _cached_start(model, audit)
+    what = "pooled features" if start > n else f"the state after {k} of {n} frozen groups ({audit[k - 1].name})"
+    d = recipe.data
+    kw = dict(batch_size=d.eval_batch_size or 2 * d.batch_size, store_dtype=t.cache_dtype,
+              budget_mb=t.cache_memory_mb, show_progress=accelerator.is_local_main_process)
+    t0 = time.time()
+    val = build_cache(model, datasets["val"], collate, (0, start), spill_path=run_dir / "cache" / f"phase{index}-val",
+                      desc="caching val", **kw)
+    if not deterministic:
+        return datasets["train"], val, 0, (f"cache: validation split caches {what}; training split NOT cached "
+                                           f"(random augmentation changes the input every epoch)")
+    train = build_cache(model, datasets["train"], collate, (0, start),
+                        spill_path=run_dir / "cache" / f"phase{index}-train", desc="caching train", **kw)
+    mb = (cache_bytes(train) + cache_bytes(val)) / 2**20
+    return train, val, start, (f"cache: {what}, {t.cache_dtype}, {mb:.1f} MB for train+val, filled in "
+                               f"{time.time() - t0:.1f} s; epochs train only the rest")
+
+
+def _save(ctx: RunContext, model, optimizer, scheduler, index, epochs_done, steps_done, accum, start) -> None:
+    """Checkpoint position: ``epochs_done`` whole epochs of phase ``index`` plus ``steps_done`` batches."""
+    if not ctx.accelerator.is_main_process:
+        return
+    state = {"phase_index": index, "epoch": epochs_done, "step": steps_done, "history": ctx.history,
+             "accum": accum, "identity": ctx.identity, "cache_key": {"phase": index, "start_group": start}}
+    path = checkpoint.save(ctx.run_dir, ctx.accelerator.unwrap_model(model), optimizer, scheduler, state,
+                           ctx.recipe.train.keep_checkpoints)
+    log.debug("checkpoint %s", path)
+
+
+def run_phase(ctx: RunContext, model: TransferModel, index: int, resume=None) -> TransferModel:
+    """Train phase ``index``; ``resume`` is a checkpoint inside this phase to continue from."""
+    from tqdm.auto import tqdm
+
+    from .options import resolve_options
+
+    accelerator, recipe = ctx.accelerator, ctx.recipe
+    phase = recipe.phases[index]
+    spec = ctx.registry.get("freeze-policies", phase.freeze)
+    opts, errs = resolve_options(f"phases.{index}.freeze_options", phase.freeze_options, spec.options)
+    if errs:
+        raise UserError(errors=errs)
+    trainable = spec.build(opts).trainable(model.backbone.param_groups())
+    audit = apply_phase(model, trainable, phase.bn, phase.bn_groups)
+    head_params = sum(p.numel() for p in model.head.parameters())
+    log.info("phase %d/%d %r: %d epoch(s), %s lr %g, %s schedule, freeze %s %s", index + 1, len(recipe.phases),
+             phase.name, phase.epochs, phase.optimizer, phase.lr, phase.scheduler, phase.freeze, opts or "")
+    log.info(format_audit(audit, head_params))
+    d = recipe.data
+    seed = recipe.train.seed + 1000 * index
+    train_ds, val_ds, start, cache_note = phase_inputs(accelerator, model, recipe, index, audit, ctx.datasets,
+                                                       ctx.collate, ctx.deterministic, ctx.run_dir)
+    log.info("  %s", cache_note)
+    train_loader = _loader(train_ds, d.batch_size, True, _collate_of(train_ds, ctx.collate), d.workers, seed)
+    val_loader = _loader(val_ds, d.eval_batch_size or 2 * d.batch_size, False, _collate_of(val_ds, ctx.collate),
+                         d.workers, seed)
+    optimizer = build_optimizer(model, phase)
+    # Accelerate's seedable sampler takes torch's initial seed when prepared: make it the phase's own,
+    # so a resumed run shuffles exactly like an uninterrupted one.
+    torch.manual_seed(seed)
+    prepared, optimizer, train_loader, val_loader = accelerator.prepare(model, optimizer, train_loader, val_loader)
+    val_start = _cached_start(model, audit) if isinstance(val_ds, CachedDataset) else 0
+    steps_per_epoch = math.ceil(len(train_loader) / recipe.train.grad_accum)
+    scheduler = build_scheduler(optimizer, phase, steps_per_epoch * phase.epochs)
+
+    first_epoch, skip, accum = 1, 0, None
+    if resume is not None:
+        checkpoint.load_into(resume, model, optimizer, scheduler)
+        first_epoch, skip, accum = resume.state["epoch"] + 1, resume.state["step"], resume.state["accum"]
+        log.info("  resumed from %s: epoch %d, %d batch(es) already done", resume.path.name, first_epoch, skip)
+    every = recipe.train.checkpoint_steps
+
+    for epoch in range(first_epoch, phase.epochs + 1):
+        t0 = time.time()
+        if not skip:  # a mid-epoch resume restored the RNG state of that step instead
+            torch.manual_seed(seed + epoch)
+        if hasattr(train_loader, "set_epoch"):
+            train_loader.set_epoch(epoch)
+        prepared.train()
+        loss_sum = torch.tensor(accum[0] if skip else 0.0, dtype=torch.float64)
+        correct = torch.tensor(int(accum[1]) if skip else 0, dtype=torch.long)
+        seen = torch.tensor(int(accum[2]) if skip else 0, dtype=torch.long)
+        # Skip by iterating: the epoch's shuffled order stays exactly that of an uninterrupted run.
+        loader = itertools.islice(train_loader, skip, None) if skip else train_loader
+        bar = tqdm(loader, desc=f"{phase.name} {epoch}/{phase.epochs}", leave=False, initial=skip,
+                   total=len(train_loader), disable=None if accelerator.is_local_main_process else True, unit="batch")
+        for step, (x, y) in enumerate(bar, start=skip):
+            with accelerator.accumulate(prepared):
+                logits = prepared(x, start=start)
+                loss = F.cross_entropy(logits, y)
+                if not torch.isfinite(loss):
+                    raise UserError(f"phase {phase.name!r} epoch {epoch} step {step + 1}: the loss is {loss.item()}; "
+                                    f"stopped (the last good checkpoint is kept). Lower the learning rate "
+                                    f"(phases.{index}.lr) or check the data")
+                accelerator.backward(loss)
+                optimizer.step()
+                optimizer.zero_grad()
+                if accelerator.sync_gradients:
+                    scheduler.step()
+            loss_sum += loss.detach().double().cpu() * len(y)
+            correct += (logits.argmax(-1) == y).sum().cpu()
+            seen += len(y)
+            bar.set_postfix(loss=f"{loss.item():.3f}")
+            done = step + 1
+            if done < len(train_loader) and accelerator.sync_gradients and \
+                    (ctx.stop.signum or (every and done % every == 0)):
+                _save(ctx, prepared, optimizer, scheduler, index, epoch - 1, done,
+                      [float(loss_sum), int(correct), int(seen)], start)
+                if ctx.stop.signum:
+                    name = signal.Signals(ctx.stop.signum).name
+                    raise Interrupted(f"interrupted by {name} in phase {phase.name!r}, epoch {epoch}, step {done}; "
+                                      f"checkpoint written in {ctx.run_dir / 'checkpoints'}. Resume with:\n"
+                                      f"  {ctx.resume_command}", 128 + ctx.stop.signum)
+        skip = 0
+        totals = accelerator.reduce(torch.stack([loss_sum, correct.double(), seen.double()]).to(accelerator.device),
+                                    reduction="sum").cpu()
+        val = evaluate_loader(accelerator, prepared, val_loader, start=val_start)
+        row = {"phase": phase.name, "phase_index": index, "epoch": epoch,
+               "train_loss": float(totals[0] / totals[2]), "train_accuracy": float(totals[1] / totals[2]),
+               "val_loss": val["loss"], "val_accuracy": val["accuracy"],
+               "lr": optimizer.param_groups[-1]["lr"], "seconds": round(time.time() - t0, 3),
+               "examples": int(totals[2]), "val_examples": val["n"], "train_input": _input_name(model, start)}
+        ctx.history.append(row)
+        if accelerator.is_main_process:
+            rundir.append_jsonl(ctx.run_dir / "history.jsonl", row)
+        if recipe.train.log_with:
+            accelerator.log({f"{phase.name}/{k}": v for k, v in row.items() if isinstance(v, float)},
+                            step=len(ctx.history))
+        log.info("  %s epoch %d/%d: train loss %.4f acc %.4f | val loss %.4f acc %.4f | %.1f s",
+                 phase.name, epoch, phase.epochs, row["train_loss"], row["train_accuracy"], row["val_loss"],
+                 row["val_accuracy"], row["seconds"])
+        _save(ctx, prepared, optimizer, scheduler, index, epoch, 0, None, start)
+        if ctx.stop.signum:
+            name = signal.Signals(ctx.stop.signum).name
+            raise Interrupted(f"interrupted by {name} after phase {phase.name!r} epoch {epoch}; checkpoint written "
+                              f"in {ctx.run_dir / 'checkpoints'}. Resume with:\n  {ctx.resume_command}",
+                              128 + ctx.stop.signum)
+    model = accelerator.unwrap_model(prepared)
+    del train_ds, val_ds, train_loader, val_loader
+    if accelerator.is_main_process:  # spilled cache files are only valid for this phase
+        for f in (ctx.run_dir / "cache").glob(f"phase{index}-*.bin"):
+            f.unlink()
+    accelerator.free_memory()  # the next phase re-wraps: DDP must see the new requires_grad (pytorch #22049)
+    return model
+
+
+def _loader(ds, batch_size, shuffle, collate, workers, seed):
+    return torch.utils.data.DataLoader(ds, batch_size=batch_size, shuffle=shuffle, collate_fn=collate,
+                                       num_workers=workers, generator=torch.Generator().manual_seed(seed))
+
+
+@torch.no_grad()
+def predict_loader(accelerator, model, loader, start: int = 0):
+    """(logits, labels) over the whole split, gathered across processes without padding duplicates."""
+    was_training = model.training
+    model.eval()
+    all_logits, all_labels = [], []
+    for x, y in loader:
+        logits = model(x, start=start)
+        logits, y = accelerator.gather_for_metrics((logits.float(), y))
+        all_logits.append(logits.cpu())
+        all_labels.append(y.cpu())
+    model.train(was_training)
+    return torch.cat(all_logits), torch.cat(all_labels)
+
+
+def evaluate_loader(accelerator, model, loader, start: int = 0) -> dict:
+    logits, labels = predict_loader(accelerator, model, loader, start)
+    return {"loss": float(F.cross_entropy(logits, labels)),
+            "accuracy": float((logits.argmax(-1) == labels).float().mean()), "n": len(labels)}
