@@ -109,3 +109,18 @@ def test_expand_auto_replaces_the_auto_phase(tiny_recipe):
     assert [(p.name, p.freeze) for p in expanded.phases] == [("head", "frozen"), ("finetune", "top_k"),
                                                                ("top", "top_k")]
     assert advise.expand_auto(expanded) is expanded  # nothing left to expand: no measuring
+
+
+def test_freeze_auto_in_a_recipe_runs_the_planned_phases(tiny_recipe):
+    import tomllib
+
+    import tlhub
+    from tlhub.advise import plan_phases
+    from tlhub.recipe import load_and_validate
+    overrides = ["phases.1.freeze=auto", "phases.1.freeze_options={}"]
+    planned = plan_phases(load_and_validate(tiny_recipe, overrides))
+    result = tlhub.run(tiny_recipe, overrides, quiet=True)
+    saved = tomllib.loads((result.run_dir / "recipe.toml").read_text())
+    assert [p["freeze"] for p in saved["phases"]] == ["frozen"] + [p["freeze"] for p in planned]
+    assert "auto" not in {r["phase"] for r in result.history}
+    assert len(result.history) == 3 + sum(p.get("epochs", 1) for p in planned)

@@ -43,10 +43,15 @@ def write_model(model_dir: Path, recipe, model, classes: list[str]) -> None:
         "head": recipe.model.head, "head_options": recipe.model.head_options,
         "classes": classes, "preprocessing": preprocessing_config(prep, recipe),
     }
-    rundir.write_json(model_dir / "config.json", config)
-    rundir.write_atomic(model_dir / "recipe.toml", to_toml(recipe))
     if isinstance(prep, TextPreprocessing) and hasattr(prep.tokenizer, "save_pretrained"):
         prep.tokenizer.save_pretrained(str(model_dir / "tokenizer"))
+        hf = getattr(model.backbone, "hf", None)
+        if hf is not None and any(o.name == "model" for o in spec.options):
+            # The architecture's config beside the tokenizer: loading needs no hub and no cache.
+            hf.config.save_pretrained(str(model_dir / "tokenizer"))
+            config["offline_backbone_options"] = {"model": "tokenizer"}
+    rundir.write_json(model_dir / "config.json", config)
+    rundir.write_atomic(model_dir / "recipe.toml", to_toml(recipe))
 
 
 def pick_samples(labels, preds, n: int = 9) -> list[int]:

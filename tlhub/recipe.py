@@ -68,7 +68,8 @@ class PhaseCfg:
     scheduler: str = field(default="constant", metadata={"help": "constant, cosine or linear (warm-up then decay)",
                                                          "choices": ("constant", "cosine", "linear")})
     warmup: float = field(default=0.0, metadata={"help": "warm-up as a fraction of the phase's steps"})
-    freeze: str = field(default="frozen", metadata={"help": "freeze policy (`tlhub list freeze-policies`)"})
+    freeze: str = field(default="frozen", metadata={"help": "freeze policy (`tlhub list freeze-policies`), or "
+                                                            "'auto': the phases `tlhub advise` plans"})
     freeze_options: dict = field(default_factory=dict, metadata={"help": "options of the freeze policy"})
     bn: str = field(default="eval", metadata={"help": "BatchNorm mode of trainable groups: frozen, eval or train "
                                                       "(frozen groups are always 'frozen')", "choices": BN_MODES})
@@ -364,6 +365,8 @@ def validate(recipe: Recipe, registry=None) -> list[str]:
         check("data-sources", recipe.data.test.source, recipe.data.test.options, "data.test.source",
               "data.test.options")
     for i, p in enumerate(recipe.phases):
+        if p.freeze == "auto":  # planned by `tlhub advise` at the start of the run
+            continue
         check("freeze-policies", p.freeze, p.freeze_options, f"phases.{i}.freeze", f"phases.{i}.freeze_options")
     if bb is not None and src is not None and bb.modality != src.modality:
         errors.append(f"data.source: {recipe.data.source!r} gives {src.modality} data but backbone "

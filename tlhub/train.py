@@ -148,11 +148,18 @@ def run(recipe_or_path, overrides=(), overwrite: bool = False, quiet: bool = Fal
     cpu_ddp = int(os.environ.get("WORLD_SIZE", "1")) > 1 and not torch.cuda.is_available()
     accelerator = Accelerator(cpu=cpu_ddp, mixed_precision=recipe.train.mixed_precision,
                               gradient_accumulation_steps=recipe.train.grad_accum,
-                              log_with=recipe.train.log_with or None,
+                              log_with=recipe.train.log_with or None, project_dir=".",
                               dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True))
     main = accelerator.is_main_process
     threads = recipe.train.threads or max(1, (os.cpu_count() or 1) // accelerator.num_processes)
     torch.set_num_threads(threads)
+
+    if any(p.freeze == "auto" for p in recipe.phases):
+        from .advise import expand_auto, plan_phases
+        plan = [plan_phases(recipe) if main else None]
+        if accelerator.num_processes > 1:
+            broadcast_object_list(plan)
+        recipe = expand_auto(recipe, plan[0])
 
     holder = [None]
     if main:
@@ -196,6 +203,7 @@ def run(recipe_or_path, overrides=(), overwrite: bool = False, quiet: bool = Fal
     model = build_model(recipe, registry, len(splits.classes))
     datasets, collate, deterministic = make_datasets(model.backbone, recipe, splits)
     if recipe.train.log_with:
+        accelerator.project_configuration.logging_dir = str(run_dir / "tensorboard")
         accelerator.init_trackers(recipe.stem, config={"recipe": recipe.path})
 
     stop = StopFlag()
