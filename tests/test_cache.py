@@ -7,7 +7,7 @@ from safetensors.torch import load_file
 
 import tlhub
 
-STRIP = ("seconds", "train_input")
+STRIP = ("seconds", "train_seconds", "train_input")
 
 
 def _strip(history):

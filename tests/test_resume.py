@@ -22,7 +22,7 @@ SLOW = ["data.options.per_class=150", "phases.top.epochs=5", "train.checkpoint_s
 
 
 def _strip(history):
-    return [{k: v for k, v in r.items() if k != "seconds"} for r in history]
+    return [{k: v for k, v in r.items() if k not in ("seconds", "train_seconds")} for r in history]
 
 
 def _weights(run_dir: Path) -> dict:

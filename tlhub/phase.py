@@ -68,6 +68,7 @@ class RunContext:
     identity: dict
     stop: StopFlag
     resume_command: str
+    timings: list = field(default_factory=list)  # per phase: wall seconds, cache-filling seconds
 
 
 def _input_name(model, start: int) -> str:
@@ -142,9 +143,11 @@ def run_phase(ctx: RunContext, model: TransferModel, index: int, resume=None) ->
     log.info(format_audit(audit, head_params))
     d = recipe.data
     seed = recipe.train.seed + 1000 * index
+    t_phase = time.time()
     train_ds, val_ds, start, cache_note = phase_inputs(accelerator, model, recipe, index, audit, ctx.datasets,
                                                        ctx.collate, ctx.deterministic, ctx.run_dir)
     log.info("  %s", cache_note)
+    cache_seconds = time.time() - t_phase
     train_loader = _loader(train_ds, d.batch_size, True, _collate_of(train_ds, ctx.collate), d.workers, seed)
     val_loader = _loader(val_ds, d.eval_batch_size or 2 * d.batch_size, False, _collate_of(val_ds, ctx.collate),
                          d.workers, seed)
@@ -206,6 +209,7 @@ def run_phase(ctx: RunContext, model: TransferModel, index: int, resume=None) ->
                                       f"checkpoint written in {ctx.run_dir / 'checkpoints'}. Resume with:\n"
                                       f"  {ctx.resume_command}", 128 + ctx.stop.signum)
         skip = 0
+        train_seconds = time.time() - t0
         totals = accelerator.reduce(torch.stack([loss_sum, correct.double(), seen.double()]).to(accelerator.device),
                                     reduction="sum").cpu()
         val = evaluate_loader(accelerator, prepared, val_loader, start=val_start)
@@ -213,6 +217,7 @@ def run_phase(ctx: RunContext, model: TransferModel, index: int, resume=None) ->
                "train_loss": float(totals[0] / totals[2]), "train_accuracy": float(totals[1] / totals[2]),
                "val_loss": val["loss"], "val_accuracy": val["accuracy"],
                "lr": optimizer.param_groups[-1]["lr"], "seconds": round(time.time() - t0, 3),
+               "train_seconds": round(train_seconds, 3), "steps": len(train_loader),
                "examples": int(totals[2]), "val_examples": val["n"], "train_input": _input_name(model, start)}
         ctx.history.append(row)
         if accelerator.is_main_process:
@@ -229,6 +234,9 @@ def run_phase(ctx: RunContext, model: TransferModel, index: int, resume=None) ->
             raise Interrupted(f"interrupted by {name} after phase {phase.name!r} epoch {epoch}; checkpoint written "
                               f"in {ctx.run_dir / 'checkpoints'}. Resume with:\n  {ctx.resume_command}",
                               128 + ctx.stop.signum)
+    ctx.timings.append({"phase": phase.name, "seconds": round(time.time() - t_phase, 3),
+                        "cache_seconds": round(cache_seconds, 3), "train_input": _input_name(model, start),
+                        "resumed": resume is not None})
     model = accelerator.unwrap_model(prepared)
     del train_ds, val_ds, train_loader, val_loader
     if accelerator.is_main_process:  # spilled cache files are only valid for this phase

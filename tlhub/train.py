@@ -32,6 +32,7 @@ class RunResult:
     history: list[dict]
     classes: list[str]
     model: Any = field(repr=False, default=None)
+    timings: list[dict] = field(default_factory=list)
 
 
 def resolve_recipe(recipe_or_path, overrides=()) -> Recipe:
@@ -239,7 +240,9 @@ def run(recipe_or_path, overrides=(), overwrite: bool = False, quiet: bool = Fal
     log.info("results: %s (metrics.json, history.jsonl, model/, confusion_matrix.png, learning_curves.png, "
              "samples)", run_dir)
     accelerator.wait_for_everyone()
-    return RunResult(run_dir, metrics, history, splits.classes, model)
+    if main:
+        rundir.write_json(run_dir / "timings.json", {"phases": ctx.timings, "total_seconds": round(elapsed, 3)})
+    return RunResult(run_dir, metrics, history, splits.classes, model, ctx.timings)
 
 
 def evaluate_split(accelerator, model, dataset, collate, recipe, splits):

@@ -1,0 +1,91 @@
+"""Render benchmarks/RESULTS.md from the measurements: tables, then each target met or missed."""
+from __future__ import annotations
+
+import statistics
+
+
+def _epoch_s(row: dict, phase_index: int) -> float:
+    """Median whole-epoch seconds (training + validation) of one phase."""
+    return statistics.median(h["seconds"] for h in row["history"] if h["phase_index"] == phase_index)
+
+
+def _target(ok: bool, text: str) -> str:
+    return f"- {'MET' if ok else 'MISSED'}: {text}"
+
+
+def render(env, r, fmt_phase_table, phase_rows, ratio) -> str:
+    out = ["# tlhub benchmark results", "", "Produced by `.venv/bin/python benchmarks/run.py` (one process, runs one "
+           "after another). Re-run it to refresh this file.", ""] + env + [""]
+    targets = []
+    runs = [(k, v) for k, v in r.items() if isinstance(v, dict) and "phases" in v]
+    if runs:
+        out += ["## Runs", "", "| run | test accuracy | test examples | wall s | peak RSS GB |", "|---|---|---|---|---|"]
+        out += [f"| {v['label']} | {v['accuracy']:.4f} | {v['test_examples']} | {v['wall']:.0f} | {v['peak_gb']:.2f} |"
+                for _, v in runs]
+        out += ["", "## Phases", ""] + fmt_phase_table([(v["label"], v) for _, v in runs]) + [""]
+    if "vision_cached" in r:
+        c, u, s = r["vision_cached"], r["vision_uncached"], r["vision_scratch"]
+        targets.append(_target(c["accuracy"] >= 0.985, f"embedded vision recipe test accuracy {c['accuracy']:.4f} "
+                                                       f"on {c['test_examples']} images (target >= 0.985)"))
+        targets.append(_target(c["wall"] < 300, f"embedded vision run {c['wall']:.0f} s (target < 300 s)"))
+        targets.append(f"- REPORTED: trained from scratch (`model.weights=none`): test accuracy {s['accuracy']:.4f}, "
+                       f"so transfer gained {c['accuracy'] - s['accuracy']:+.4f}")
+        targets.append(_target(c["accuracy"] == u["accuracy"], f"caching leaves accuracy unchanged (float32): cached "
+                                                               f"{c['accuracy']:.4f}, uncached {u['accuracy']:.4f}"))
+        if "vision_fp16" in r:
+            f = r["vision_fp16"]
+            targets.append(f"- REPORTED: float16 cache: test accuracy {f['accuracy']:.4f} "
+                           f"({f['accuracy'] - c['accuracy']:+.4f} against the float32 cache)")
+        targets.append(_target(c["peak_gb"] <= 3, f"embedded vision run peak RSS {c['peak_gb']:.2f} GB (target <= 3)"))
+        for i, (pc, pu) in enumerate(zip(phase_rows(c), phase_rows(u))):
+            if pc["input"].startswith("cache-after"):
+                e_c, e_u = _epoch_s(c, i), _epoch_s(u, i)
+                targets.append(_target(e_u / e_c >= 2, f"`top_k` phase '{pc['phase']}' with a cached boundary "
+                                                       f"({pc['input']}): epoch {e_c:.2f} s vs {e_u:.2f} s uncached = "
+                                                       f"{ratio(e_u, e_c)} (target >= 2x)"))
+        if "seed_lite0" in r:
+            h = r["seed_lite0"]["history"]
+            p1_last = [x for x in h if x["phase_index"] == 0][-1]["val_accuracy"]
+            p2_first = [x for x in h if x["phase_index"] == 1][0]["val_accuracy"]
+            targets.append(_target(p2_first >= p1_last, f"no collapse at the unfreeze (seed recipe with "
+                                                        f"efficientnet_lite0, 32 px): val {p1_last:.4f} after phase 1 "
+                                                        f"-> {p2_first:.4f} after the first phase-2 epoch"))
+            acc = r["seed_lite0"]["accuracy"]
+            targets.append(_target(acc >= 0.89, f"seed recipe with efficientnet_lite0 test accuracy {acc:.4f} "
+                                                f"(target >= 0.89)"))
+    if "p1_cached" in r:
+        c, u = r["p1_cached"], r["p1_uncached"]
+        e_c, e_u = _epoch_s(c, 0), _epoch_s(u, 0)
+        targets.append(_target(e_u / e_c >= 20, f"phase 1 (10 epochs, backbone frozen): epoch after the cache is "
+                                                 f"filled {e_c:.3f} s vs {e_u:.2f} s uncached = {ratio(e_u, e_c)} "
+                                                 f"(target >= 20x)"))
+        w_c, w_u = c["phases"][0]["seconds"], u["phases"][0]["seconds"]
+        targets.append(_target(w_u / w_c >= 5, f"phase 1 whole (10 epochs, cache filling included): {w_c:.1f} s vs "
+                                               f"{w_u:.1f} s = {ratio(w_u, w_c)} (target >= 5x)"))
+    if "text_cached" in r:
+        c, u, p1 = r["text_cached"], r["text_uncached"], r["text_p1"]
+        targets.append(_target(p1["accuracy"] >= 0.77, f"MiniLM phase 1 only (frozen encoder): test accuracy "
+                                                        f"{p1['accuracy']:.4f} on {p1['test_examples']} sentences "
+                                                        f"(target >= 0.77)"))
+        targets.append(_target(c["accuracy"] >= 0.835, f"MiniLM after phase 2: test accuracy {c['accuracy']:.4f} "
+                                                        f"(target >= 0.835)"))
+        targets.append(_target(c["wall"] < 900, f"MiniLM whole run {c['wall']:.0f} s (target < 900 s)"))
+        targets.append(_target(c["peak_gb"] <= 4, f"MiniLM run peak RSS {c['peak_gb']:.2f} GB (target <= 4)"))
+        targets.append(_target(abs(c["accuracy"] - u["accuracy"]) < 1e-9,
+                               f"caching leaves MiniLM accuracy unchanged: cached {c['accuracy']:.4f}, uncached "
+                               f"{u['accuracy']:.4f}"))
+        for i, (pc, pu) in enumerate(zip(phase_rows(c), phase_rows(u))):
+            if pc["input"] != "raw":
+                e_c, e_u = _epoch_s(c, i), _epoch_s(u, i)
+                targets.append(f"- REPORTED: MiniLM phase '{pc['phase']}' ({pc['input']}): epoch {e_c:.1f} s cached "
+                               f"vs {e_u:.1f} s uncached = {ratio(e_u, e_c)}")
+    if "overhead" in r:
+        o = r["overhead"]
+        targets.append(_target(o["ratio"] <= 1.10, f"tlhub per-step overhead against a bare PyTorch loop (full "
+                                                    f"fine-tune, uncached, batch {o['batch']}, {o['size']} px): "
+                                                    f"ratio {o['ratio']:.3f} (bare "
+                                                    f"{', '.join(f'{x:.0f}' for x in o['bare_ms'])} ms/step; tlhub "
+                                                    f"{', '.join(f'{x:.0f}' for x in o['tlhub_ms'])} ms/step; "
+                                                    f"target <= 1.10)"))
+    out += ["## Targets", ""] + targets + [""]
+    return "\n".join(out)

