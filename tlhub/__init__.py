@@ -8,10 +8,16 @@ from .errors import UserError
 from .recipe import load_recipe
 
 
-def run(recipe, overrides=(), **kwargs):
-    """Train from a recipe path (or a ``Recipe``) and return the finished run (metrics, paths)."""
+def run(recipe, overrides=(), *, overwrite: bool = False, quiet: bool = False, resume: str | None = None):
+    """Train from a recipe path (or a ``Recipe``) and return the finished ``RunResult``.
+
+    ``overrides``: ``key=value`` strings as on the command line (``["phases.1.epochs=2"]``).
+    ``overwrite``: replace an existing ``output.dir``. ``resume``: a run directory (or ``"latest"``)
+    to continue from its newest whole checkpoint. The result has ``metrics``, ``history``,
+    ``run_dir``, ``classes``, ``timings`` and the trained ``model``.
+    """
     from .train import run as _run
-    return _run(recipe, overrides=overrides, **kwargs)
+    return _run(recipe, overrides=overrides, overwrite=overwrite, quiet=quiet, resume=resume)
 
 
 def load(path, device: str = "cpu"):
