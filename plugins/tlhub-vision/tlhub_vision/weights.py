@@ -7,7 +7,6 @@ retries; the error names the cache file to copy and the recipe key to set instea
 from __future__ import annotations
 
 import os
-import pickle
 import re
 from pathlib import Path
 from urllib.parse import urlparse
@@ -16,7 +15,7 @@ from tlhub.errors import UserError
 
 from .net import offline_reason, socket_timeout
 
-IMAGENET_NAMES = ("", "imagenet", "pretrained")
+IMAGENET_NAMES = ("", "default", "imagenet", "pretrained")
 NONE_NAMES = ("none",)
 _HASH = re.compile(r"-([a-f0-9]*)\.")  # torchvision file names carry a sha256 prefix
 
@@ -81,14 +80,14 @@ def read_state_dict(path: str | Path, what: str) -> dict:
             sd = load_file(str(p))
         else:
             sd = torch.load(str(p), map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
+    except Exception as exc:
+        if type(exc).__name__ != "UnpicklingError":  # by name: tlhub's code imports no pickle module at all
+            raise UserError(f"{what}: cannot read weights file {p} (corrupt or truncated?): "
+                            f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}") from None
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise UserError(f"{what}: refused to load {p}: it is not a plain tensor file (torch.load with "
                         f"weights_only=True, which never runs pickled code, rejected it: {first}). "
                         "Re-save it with torch.save(model.state_dict(), ...) or as .safetensors") from None
-    except Exception as exc:
-        raise UserError(f"{what}: cannot read weights file {p} (corrupt or truncated?): "
-                        f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}") from None
     for key in ("state_dict", "model"):
         if isinstance(sd, dict) and isinstance(sd.get(key), dict):
             sd = sd[key]
