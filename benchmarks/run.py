@@ -158,7 +158,7 @@ def bare_loop_seconds_per_step(steps: int, batch_size: int, image_size: int, lr:
     return (time.time() - t0) / steps
 
 
-def overhead(rounds: int = 3) -> dict:
+def overhead(rounds: int = 2) -> dict:
     """Median seconds per training step, bare loop vs tlhub (freeze none, uncached), alternating."""
     batch, size, steps = 32, 32, 60
     n = steps * batch
@@ -212,14 +212,15 @@ def fmt_phase_table(rows: list[tuple[str, dict]]) -> list[str]:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--only", choices=["vision", "text", "overhead"], action="append")
+    ap.add_argument("--only", choices=["vision", "vision-speed", "text", "overhead"], action="append")
     args = ap.parse_args()
     parts = args.only or ["vision", "text", "overhead"]
     OUT.mkdir(parents=True, exist_ok=True)
+    previous = OUT / "results.json"
+    results: dict = json.loads(previous.read_text()) if previous.exists() else {}  # --only updates parts
     import torch
     torch.set_num_threads(os.cpu_count() or 1)
     env = environment()
-    results: dict = {}
     if "vision" in parts:
         t = vision_test_overrides()
         results["vision_cached"] = run("vision-cached", VISION, t)
@@ -233,6 +234,16 @@ def main() -> None:
             "data.image_size=32", "data.val_split=0.2", "model.head=linear", "model.head_options={}",
             "phases=[{name='head', epochs=10, lr=1e-3, freeze='frozen'}, "
             "{name='finetune', epochs=5, lr=1e-5, freeze='top_k', freeze_options={k=3}}]"])
+    if "vision-speed" in parts:  # the speed targets alone: phase 1 x 10 epochs, and one top_k epoch
+        t = vision_test_overrides()
+        p1 = "phases=[{name='head', epochs=10, lr=1e-3, freeze='frozen'}]"
+        results["p1_cached"] = run("phase1x10-cached", VISION, t + [p1])
+        results["p1_uncached"] = run("phase1x10-uncached", VISION, t + [p1, "train.cache=false"])
+        import tomllib
+        last = tomllib.loads(VISION.read_text())["phases"][-1]
+        one = inline(dict(last, epochs=2, scheduler="constant"))
+        for label, extra in (("topk-cached", []), ("topk-uncached", ["train.cache=false"])):
+            results[label.replace("-", "_")] = run(label, VISION, t + [f"phases=[{one}]", "data.limit=1500"] + extra)
     if "text" in parts:
         t = text_overrides()
         first = inline(first_phase(TEXT))
@@ -251,7 +262,10 @@ def ratio(a: float, b: float) -> str:
 
 def write_results(env: list[str], r: dict) -> None:
     from report_md import render  # benchmarks/report_md.py: the tables and target checks
-    (HERE / "RESULTS.md").write_text(render(env, r, fmt_phase_table, phase_rows, ratio))
+    text = render(env, r, fmt_phase_table, phase_rows, ratio)
+    for recipe in (VISION, TEXT):  # what was measured, verbatim
+        text += f"\n## Recipe measured: {recipe.relative_to(REPO)}\n\n```toml\n{recipe.read_text().strip()}\n```\n"
+    (HERE / "RESULTS.md").write_text(text)
     print(f"wrote {HERE / 'RESULTS.md'}")
 
 

@@ -33,7 +33,7 @@ def load_mnist(options: dict, ctx: DataContext) -> SourceData:
     wanted = ("train", "test") if split == "both" else (split,)
     present = [s for s in wanted if idx.has_split(root, s)]
     # "both" takes what is there (e.g. only the official test set); download only when nothing is
-    if not present or (split != "both" and len(present) < len(wanted)):
+    if not present:
         if options["download"]:
             files = ", ".join(f + "[.gz]" for s in wanted for f in idx.FILES[s])
             _download(root, "mnist", files, "ossci-datasets.s3.amazonaws.com", _fetch_mnist)
