@@ -70,6 +70,12 @@ def test_backbone_contract(name):
         full = backbone(state)
         half = backbone.run_groups(state, 0, 2)
         assert torch.allclose(backbone.pool(backbone.run_groups(half, 2)), full, atol=1e-5)
+        # no group writes into its input in place: a cached state must survive being run again
+        for i in range(len(backbone.groups())):
+            before = state.clone()
+            after = backbone.run_group(i, state)
+            assert torch.equal(state, before), f"group {i} modified its input"
+            state = after
     backbone.train()
     backbone(torch.randn(2, 3, 32, 32)).sum().backward()
     assert all(p.grad is not None for p in backbone.parameters())
