@@ -56,6 +56,13 @@ def render(env, r, fmt_phase_table, phase_rows, ratio) -> str:
         acc = r["seed_lite0"]["accuracy"]
         targets.append(_target(acc >= 0.89, f"seed recipe with efficientnet_lite0 test accuracy {acc:.4f} "
                                             f"(target >= 0.89)"))
+    if "seed_lite0_bn_train" in r:
+        h = r["seed_lite0_bn_train"]["history"]
+        p1_last = [x for x in h if x["phase_index"] == 0][-1]["val_accuracy"]
+        p2 = [x["val_accuracy"] for x in h if x["phase_index"] == 1]
+        targets.append(f"- REPORTED: the same seed recipe with `bn = \"train\"` in phase 2: val {p1_last:.4f} after "
+                       f"phase 1 -> {', '.join(f'{v:.4f}' for v in p2)} in phase 2; test accuracy "
+                       f"{r['seed_lite0_bn_train']['accuracy']:.4f}")
     if "topk_cached" in r:
         c, u = r["topk_cached"], r["topk_uncached"]
         e_c, e_u = _epoch_s(c, 0), _epoch_s(u, 0)

@@ -1,8 +1,13 @@
 """tlhub benchmarks: time, memory and accuracy of the embedded recipes, cached and uncached, and
 tlhub's per-step overhead against a bare PyTorch loop. Writes benchmarks/RESULTS.md.
 
-    .venv/bin/python benchmarks/run.py                 # everything (about an hour on 2 CPU cores)
-    .venv/bin/python benchmarks/run.py --only vision   # or: text, overhead
+    .venv/bin/python benchmarks/run.py                 # everything (about 1.5 hours on 2 CPU cores)
+    .venv/bin/python benchmarks/run.py --only vision   # one part; repeat --only for several
+Parts: vision (the embedded recipe cached, uncached, float16 cache), scratch (from random init),
+seed and seed-bn-train (the seed tutorial's phases with efficientnet_lite0, BatchNorm eval / train),
+vision-speed (phase 1 x 10 epochs, one top_k phase), topk-sweep (top_k = 4, 2, 1), text (MiniLM
+sentiment: phase 1 alone, cached, uncached), overhead (against a bare PyTorch loop). Results of
+earlier parts are kept in benchmarks/out/results.json and RESULTS.md shows them all.
 
 Everything runs in this one process, one configuration after another, so ratios compare runs made
 side by side on the same (shared, noisy) machine. Peak memory is sampled per run (psutil, 20 Hz).
@@ -213,29 +218,33 @@ def fmt_phase_table(rows: list[tuple[str, dict]]) -> list[str]:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--only", choices=["vision", "scratch", "seed", "vision-speed", "topk-sweep", "text", "overhead"], action="append")
+    everything = ["vision", "scratch", "seed", "seed-bn-train", "vision-speed", "topk-sweep", "text", "overhead"]
+    ap.add_argument("--only", choices=everything, action="append")
     args = ap.parse_args()
-    parts = args.only or ["vision", "scratch", "seed", "vision-speed", "topk-sweep", "text", "overhead"]
+    parts = args.only or everything
     OUT.mkdir(parents=True, exist_ok=True)
     previous = OUT / "results.json"
     results: dict = json.loads(previous.read_text()) if previous.exists() else {}  # --only updates parts
     import torch
     torch.set_num_threads(os.cpu_count() or 1)
     env = environment()
-    t = vision_test_overrides() if set(parts) & {"vision", "scratch", "seed", "vision-speed", "topk-sweep"} else []
+    vision_parts = {"vision", "scratch", "seed", "seed-bn-train", "vision-speed", "topk-sweep"}
+    t = vision_test_overrides() if vision_parts & set(parts) else []
     if "vision" in parts:  # the embedded recipe as written: cached, uncached, float16 cache
         results["vision_cached"] = run("vision-cached", VISION, t)
         results["vision_uncached"] = run("vision-uncached", VISION, t + ["train.cache=false"])
         results["vision_fp16"] = run("vision-cache-fp16", VISION, t + ["train.cache_dtype=float16"])
     if "scratch" in parts:  # what transfer gains: the same recipe from random initialization
         results["vision_scratch"] = run("vision-scratch", VISION, t + ["model.weights=none"])
-    if "seed" in parts:
-        # The seed tutorial's phases with efficientnet_lite0 on MNIST-5k at 32 px. The tutorial froze
-        # MobileNetV2 below block_11 (the 96-channel stage); Lite0's matching stage is blocks.4.
-        results["seed_lite0"] = run("seed-recipe-lite0", VISION, t + [
-            "data.image_size=32", "data.val_split=0.2", "model.head=linear", "model.head_options={}",
-            "phases=[{name='head', epochs=10, lr=1e-3, freeze='frozen'}, "
-            "{name='finetune', epochs=5, lr=1e-5, freeze='from_group', freeze_options={group='blocks.4'}}]"])
+    for part, key, bn in (("seed", "seed_lite0", "eval"), ("seed-bn-train", "seed_lite0_bn_train", "train")):
+        if part in parts:
+            # The seed tutorial's phases with efficientnet_lite0 on MNIST-5k at 32 px. The tutorial froze
+            # MobileNetV2 below block_11 (the 96-channel stage); Lite0's matching stage is blocks.4.
+            # tlhub's default keeps BatchNorm in eval mode; "seed-bn-train" shows what batch statistics do.
+            results[key] = run(key.replace("_", "-"), VISION, t + [
+                "data.image_size=32", "data.val_split=0.2", "model.head=linear", "model.head_options={}",
+                "phases=[{name='head', epochs=10, lr=1e-3, freeze='frozen'}, {name='finetune', epochs=5, "
+                f"lr=1e-5, freeze='from_group', freeze_options={{group='blocks.4'}}, bn='{bn}'}}]"])
     if "vision-speed" in parts:  # the speed targets alone: phase 1 x 10 epochs, and one top_k epoch
         p1 = "phases=[{name='head', epochs=10, lr=1e-3, freeze='frozen'}]"
         results["p1_cached"] = run("phase1x10-cached", VISION, t + [p1])
