@@ -86,10 +86,11 @@ def render(env, r, fmt_phase_table, phase_rows, ratio) -> str:
         targets.append(_target(w_u / w_c >= 5, f"phase 1 whole (10 epochs, cache filling included): {w_c:.1f} s vs "
                                                f"{w_u:.1f} s = {ratio(w_u, w_c)} (target >= 5x)"))
     if "text_cached" in r:
-        c, u, p1 = r["text_cached"], r["text_uncached"], r["text_p1"]
-        targets.append(_target(p1["accuracy"] >= 0.77, f"MiniLM phase 1 only (frozen encoder): test accuracy "
-                                                        f"{p1['accuracy']:.4f} on {p1['test_examples']} sentences "
-                                                        f"(target >= 0.77)"))
+        c, u = r["text_cached"], r["text_uncached"]
+        first = c["phases"][0]["phase"]
+        p1 = c["after_phase"][first]["accuracy"]  # the recipe sets eval.each_phase
+        targets.append(_target(p1 >= 0.77, f"MiniLM after phase 1 '{first}' (frozen encoder): test accuracy "
+                                           f"{p1:.4f} on {c['test_examples']} sentences (target >= 0.77)"))
         targets.append(_target(c["accuracy"] >= 0.835, f"MiniLM after phase 2: test accuracy {c['accuracy']:.4f} "
                                                         f"(target >= 0.835)"))
         targets.append(_target(c["wall"] < 900, f"MiniLM whole run {c['wall']:.0f} s (target < 900 s)"))

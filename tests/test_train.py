@@ -70,3 +70,17 @@ def test_layer_decay_and_lr_mult_set_group_learning_rates(tiny_recipe):
     opt = build_optimizer(model, r.phases[1])
     lrs = {g["name"]: g["lr"] for g in opt.param_groups}
     assert lrs == pytest.approx({"block2": 0.003 * 0.25, "head_conv": 0.003 * 0.5, "head": 0.006})
+
+
+def test_each_phase_scores_test_without_changing_the_run(tiny_recipe, tmp_path):
+    plain = tlhub.run(tiny_recipe, [f"output.dir='{tmp_path / 'a'}'"], quiet=True)
+    each = tlhub.run(tiny_recipe, [f"output.dir='{tmp_path / 'b'}'", "eval.each_phase=true"], quiet=True)
+    after = each.metrics.pop("after_phase")
+    assert list(after) == ["head", "top"]
+    assert after["top"]["accuracy"] == plain.metrics["accuracy"]
+    assert 0 <= after["head"]["accuracy"] <= 1 and set(after["head"]) == set(after["top"])
+    assert each.metrics == plain.metrics  # scoring test in between changes nothing the run learns
+    on_disk = json.loads((each.run_dir / "metrics.json").read_text())
+    assert on_disk["after_phase"] == after
+    log = (each.run_dir / "run.log").read_text()
+    assert f"test after phase 1 'head': accuracy {after['head']['accuracy']:.4f}" in log

@@ -103,6 +103,8 @@ class TrainCfg:
 class EvalCfg:
     metrics: list = field(default_factory=lambda: ["accuracy", "f1", "precision", "recall"],
                           metadata={"help": "metrics: tlhub's accuracy/f1/precision/recall or an evaluate name"})
+    each_phase: bool = field(default=False, metadata={"help": "also score the test split after every earlier phase "
+                                                               "(metrics.json: after_phase)"})
 
 
 @dataclass(frozen=True)
