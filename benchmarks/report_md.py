@@ -63,6 +63,10 @@ def render(env, r, fmt_phase_table, phase_rows, ratio) -> str:
         targets.append(f"- REPORTED: the same seed recipe with `bn = \"train\"` in phase 2: val {p1_last:.4f} after "
                        f"phase 1 -> {', '.join(f'{v:.4f}' for v in p2)} in phase 2; test accuracy "
                        f"{r['seed_lite0_bn_train']['accuracy']:.4f}")
+    if "small_head_only" in r:
+        a, b = r["small_head_only"], r["small_two_phases"]
+        targets.append(f"- REPORTED: small data (500 training digits): head only {a['accuracy']:.4f}, head then "
+                       f"top_k fine-tuning {b['accuracy']:.4f} test accuracy")
     if "topk_cached" in r:
         c, u = r["topk_cached"], r["topk_uncached"]
         e_c, e_u = _epoch_s(c, 0), _epoch_s(u, 0)

@@ -5,6 +5,7 @@ tlhub's per-step overhead against a bare PyTorch loop. Writes benchmarks/RESULTS
     .venv/bin/python benchmarks/run.py --only vision   # one part; repeat --only for several
 Parts: vision (the embedded recipe cached, uncached, float16 cache), scratch (from random init),
 seed and seed-bn-train (the seed tutorial's phases with efficientnet_lite0, BatchNorm eval / train),
+small-data (500 training digits: head only, and the recipe's two phases),
 vision-speed (phase 1 x 10 epochs, one top_k phase), topk-sweep (top_k = 4, 2, 1), text (MiniLM
 sentiment, cached and uncached; the recipe scores test after each phase), overhead (against a bare
 PyTorch loop). Results of earlier parts are kept in benchmarks/out/results.json and RESULTS.md shows them all.
@@ -214,7 +215,8 @@ def fmt_phase_table(rows: list[tuple[str, dict]]) -> list[str]:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    everything = ["vision", "scratch", "seed", "seed-bn-train", "vision-speed", "topk-sweep", "text", "overhead"]
+    everything = ["vision", "scratch", "seed", "seed-bn-train", "small-data", "vision-speed", "topk-sweep", "text",
+                  "overhead"]
     ap.add_argument("--only", choices=everything, action="append")
     args = ap.parse_args()
     parts = args.only or everything
@@ -224,7 +226,7 @@ def main() -> None:
     import torch
     torch.set_num_threads(os.cpu_count() or 1)
     env = environment()
-    vision_parts = {"vision", "scratch", "seed", "seed-bn-train", "vision-speed", "topk-sweep"}
+    vision_parts = {"vision", "scratch", "seed", "seed-bn-train", "small-data", "vision-speed", "topk-sweep"}
     t = vision_test_overrides() if vision_parts & set(parts) else []
     if "vision" in parts:  # the embedded recipe as written: cached, uncached, float16 cache
         results["vision_cached"] = run("vision-cached", VISION, t)
@@ -241,6 +243,11 @@ def main() -> None:
                 "data.image_size=32", "data.val_split=0.2", "model.head=linear", "model.head_options={}",
                 "phases=[{name='head', epochs=10, lr=1e-3, freeze='frozen'}, {name='finetune', epochs=5, "
                 f"lr=1e-5, freeze='from_group', freeze_options={{group='blocks.4'}}, bn='{bn}'}}]"])
+    if "small-data" in parts:
+        # The small-data case: 500 training digits (50 per class). Head only vs the recipe's two phases.
+        results["small_head_only"] = run("small-head-only", VISION, t + [
+            "data.limit=500", "phases=[{name='head', epochs=20, lr=3e-3, freeze='frozen'}]"])
+        results["small_two_phases"] = run("small-two-phases", VISION, t + ["data.limit=500"])
     if "vision-speed" in parts:  # the speed targets alone: phase 1 x 10 epochs, and one top_k epoch
         p1 = "phases=[{name='head', epochs=10, lr=1e-3, freeze='frozen'}]"
         results["p1_cached"] = run("phase1x10-cached", VISION, t + [p1])

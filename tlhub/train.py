@@ -49,6 +49,11 @@ def resolve_recipe(recipe_or_path, overrides=()) -> Recipe:
 
 
 def build_model(recipe: Recipe, registry, num_classes: int) -> TransferModel:
+    return add_head(build_backbone(recipe, registry), recipe, registry, num_classes)
+
+
+def build_backbone(recipe: Recipe, registry) -> Backbone:
+    """The recipe's backbone with its weights (the step that fails when weights are missing offline)."""
     from .options import resolve_options
     spec = registry.get("backbones", recipe.model.backbone)
     opts, errs = resolve_options("model.backbone_options", recipe.model.backbone_options, spec.options)
@@ -62,6 +67,11 @@ def build_model(recipe: Recipe, registry, num_classes: int) -> TransferModel:
     backbone = spec.build(weights, opts)
     if not isinstance(backbone, Backbone):
         raise TypeError(f"backbone {spec.name!r} (plugin {spec.plugin}) built {type(backbone)!r}, not a Backbone")
+    return backbone
+
+
+def add_head(backbone: Backbone, recipe: Recipe, registry, num_classes: int) -> TransferModel:
+    from .options import resolve_options
     hspec = registry.get("heads", recipe.model.head)
     hopts, errs = resolve_options("model.head_options", recipe.model.head_options, hspec.options)
     if errs:
@@ -177,9 +187,22 @@ def run(recipe_or_path, overrides=(), overwrite: bool = False, quiet: bool = Fal
     log.info("tlhub: run %s -> %s (%d process(es), %s, %d thread(s) each)", recipe.path or "recipe", run_dir,
              accelerator.num_processes, accelerator.device, threads)
 
+    # Weights before data, and both problems in one message: an offline user hears about missing
+    # weights and missing data at once, without first waiting for the data to load.
     set_seed(recipe.train.seed)
-    splits = make_splits(recipe, registry, DataContext(Path(recipe.base_dir), recipe.data.split_seed,
-                                                       log=log.info))
+    problems: list[str] = []
+    try:
+        backbone = build_backbone(recipe, registry)
+    except UserError as exc:
+        problems += exc.errors
+    rng_after_backbone = torch.get_rng_state()  # the head's init must not depend on what loading data draws
+    try:
+        splits = make_splits(recipe, registry, DataContext(Path(recipe.base_dir), recipe.data.split_seed,
+                                                           log=log.info))
+    except UserError as exc:
+        problems += exc.errors
+    if problems:
+        raise UserError(errors=problems)
     log.info("data: %s, %d classes, train %d / val %d / test %d", recipe.data.source, len(splits.classes),
              len(splits.train), len(splits.val), len(splits.test))
     ident = checkpoint.identity(recipe, splits.classes)
@@ -200,8 +223,8 @@ def run(recipe_or_path, overrides=(), overwrite: bool = False, quiet: bool = Fal
     if splits.skipped:
         log.info("data: skipped %d unreadable item(s), listed in %s", len(splits.skipped), run_dir / "skipped.txt")
 
-    set_seed(recipe.train.seed)
-    model = build_model(recipe, registry, len(splits.classes))
+    torch.set_rng_state(rng_after_backbone)
+    model = add_head(backbone, recipe, registry, len(splits.classes))
     datasets, collate, deterministic = make_datasets(model.backbone, recipe, splits)
     if recipe.train.log_with:
         accelerator.project_configuration.logging_dir = str(run_dir / "tensorboard")
