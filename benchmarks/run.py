@@ -3,7 +3,8 @@ tlhub's per-step overhead against a bare PyTorch loop. Writes benchmarks/RESULTS
 
     .venv/bin/python benchmarks/run.py                 # everything (about 1.5 hours on 2 CPU cores)
     .venv/bin/python benchmarks/run.py --only vision   # one part; repeat --only for several
-Parts: vision (the embedded recipe cached, uncached, float16 cache), scratch (from random init),
+Parts: vision (the embedded recipe cached, uncached, float16 cache), scratch (the same recipe from
+random init), scratch-full (random init, every group trained for 7 epochs),
 seed and seed-bn-train (the seed tutorial's phases with efficientnet_lite0, BatchNorm eval / train),
 small-data (500 training digits: head only, and the recipe's two phases),
 vision-speed (phase 1 x 10 epochs, one top_k phase), topk-sweep (top_k = 4, 2, 1), text (MiniLM
@@ -215,8 +216,8 @@ def fmt_phase_table(rows: list[tuple[str, dict]]) -> list[str]:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    everything = ["vision", "scratch", "seed", "seed-bn-train", "small-data", "vision-speed", "topk-sweep", "text",
-                  "overhead"]
+    everything = ["vision", "scratch", "scratch-full", "seed", "seed-bn-train", "small-data", "vision-speed",
+                  "topk-sweep", "text", "overhead"]
     ap.add_argument("--only", choices=everything, action="append")
     args = ap.parse_args()
     parts = args.only or everything
@@ -226,7 +227,7 @@ def main() -> None:
     import torch
     torch.set_num_threads(os.cpu_count() or 1)
     env = environment()
-    vision_parts = {"vision", "scratch", "seed", "seed-bn-train", "small-data", "vision-speed", "topk-sweep"}
+    vision_parts = {"vision", "scratch", "scratch-full", "seed", "seed-bn-train", "small-data", "vision-speed", "topk-sweep"}
     t = vision_test_overrides() if vision_parts & set(parts) else []
     if "vision" in parts:  # the embedded recipe as written: cached, uncached, float16 cache
         results["vision_cached"] = run("vision-cached", VISION, t)
@@ -234,6 +235,10 @@ def main() -> None:
         results["vision_fp16"] = run("vision-cache-fp16", VISION, t + ["train.cache_dtype=float16"])
     if "scratch" in parts:  # what transfer gains: the same recipe from random initialization
         results["vision_scratch"] = run("vision-scratch", VISION, t + ["model.weights=none"])
+    if "scratch-full" in parts:  # a fairer baseline: every group trains from random init, as many epochs
+        results["vision_scratch_full"] = run("vision-scratch-full", VISION, t + [
+            "model.weights=none", "phases=[{name='all', epochs=7, lr=1e-3, freeze='none', scheduler='cosine', "
+            "warmup=0.1, bn='train'}]"])
     for part, key, bn in (("seed", "seed_lite0", "eval"), ("seed-bn-train", "seed_lite0_bn_train", "train")):
         if part in parts:
             # The seed tutorial's phases with efficientnet_lite0 on MNIST-5k at 32 px. The tutorial froze
