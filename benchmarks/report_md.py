@@ -47,9 +47,9 @@ def render(env, r, fmt_phase_table, phase_rows, ratio) -> str:
         for i, (pc, pu) in enumerate(zip(phase_rows(c), phase_rows(u))):
             if pc["input"].startswith("cache-after"):
                 e_c, e_u = _epoch_s(c, i), _epoch_s(u, i)
-                targets.append(_target(e_u / e_c >= 2, f"`top_k` phase '{pc['phase']}' with a cached boundary "
-                                                       f"({pc['input']}): epoch {e_c:.2f} s vs {e_u:.2f} s uncached = "
-                                                       f"{ratio(e_u, e_c)} (target >= 2x)"))
+                targets.append(f"- REPORTED: the recipe's `top_k` phase '{pc['phase']}' ({pc['input']}), one run "
+                               f"each: median epoch {e_c:.2f} s cached vs {e_u:.2f} s uncached = {ratio(e_u, e_c)} "
+                               f"(single runs swing 20-40% here; the alternating sweep below is the measurement)")
     if "seed_lite0" in r:
         h = r["seed_lite0"]["history"]
         p1_last = [x for x in h if x["phase_index"] == 0][-1]["val_accuracy"]
@@ -71,19 +71,14 @@ def render(env, r, fmt_phase_table, phase_rows, ratio) -> str:
         a, b = r["small_head_only"], r["small_two_phases"]
         targets.append(f"- REPORTED: small data (500 training digits): head only {a['accuracy']:.4f}, head then "
                        f"top_k fine-tuning {b['accuracy']:.4f} test accuracy")
-    if "topk_cached" in r:
-        c, u = r["topk_cached"], r["topk_uncached"]
-        e_c, e_u = _epoch_s(c, 0), _epoch_s(u, 0)
-        targets.append(_target(e_u / e_c >= 2, f"`top_k` phase of the embedded recipe with a cached boundary "
-                                               f"({c['phases'][0]['train_input']}; 1,500 training images, 2 epochs): "
-                                               f"epoch {e_c:.1f} s vs {e_u:.1f} s uncached = {ratio(e_u, e_c)} "
-                                               f"(target >= 2x)"))
-    for k in (2, 1):  # deeper cuts, same phase otherwise
-        if f"topk{k}_cached" in r:
-            c, u = r[f"topk{k}_cached"], r[f"topk{k}_uncached"]
-            e_c, e_u = _epoch_s(c, 0), _epoch_s(u, 0)
-            targets.append(f"- REPORTED: the same phase with k = {k} ({c['phases'][0]['train_input']}): epoch "
-                           f"{e_c:.1f} s vs {e_u:.1f} s uncached = {ratio(e_u, e_c)}")
+    if "topk_sweep" in r:
+        sw = r["topk_sweep"]
+        for k, v in sw["by_k"].items():
+            c, u = statistics.median(v["cached_s"]), statistics.median(v["uncached_s"])
+            text = (f"`top_k` = {k} phase of the embedded recipe with a cached boundary ({v['input']}; "
+                    f"{sw['limit']:,} training images, {sw['rounds']} alternating runs of 2 epochs each): median "
+                    f"epoch {c:.1f} s vs {u:.1f} s uncached = {ratio(u, c)} (target >= 2x)")
+            targets.append(_target(u / c >= 2, text))
     if "p1_cached" in r:
         c, u = r["p1_cached"], r["p1_uncached"]
         e_c, e_u = _epoch_s(c, 0), _epoch_s(u, 0)
