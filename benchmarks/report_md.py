@@ -14,8 +14,11 @@ def _target(ok: bool, text: str) -> str:
 
 
 def render(env, r, fmt_phase_table, phase_rows, ratio) -> str:
-    out = ["# tlhub benchmark results", "", "Produced by `.venv/bin/python benchmarks/run.py` (one process, runs one "
-           "after another). Re-run it to refresh this file.", ""] + env + [""]
+    out = ["# tlhub benchmark results", "",
+           ("Produced by `.venv/bin/python benchmarks/run.py` (runs one after another in one process; "
+            "`--only PART` re-measures one part and keeps the others' results from `benchmarks/out/results.json`). "
+            "Each run's row gives the load average when it started; the lines below describe the newest "
+            "invocation. Ratios compare runs made side by side."), ""] + env + [""]
     targets = []
     runs = [(k, v) for k, v in r.items() if isinstance(v, dict) and "phases" in v]
     if runs:
