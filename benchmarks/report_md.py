@@ -104,6 +104,15 @@ def render(env, r, fmt_phase_table, phase_rows, ratio) -> str:
         targets.append(_target(abs(c["accuracy"] - u["accuracy"]) < 1e-9,
                                f"caching leaves MiniLM accuracy unchanged: cached {c['accuracy']:.4f}, uncached "
                                f"{u['accuracy']:.4f}"))
+        p1u = u["after_phase"][first]["accuracy"]
+        targets.append(f"- REPORTED: MiniLM after phase 1, cached {p1:.4f} vs uncached {p1u:.4f}")
+        if "text_padding" in r:
+            tp = r["text_padding"]
+            targets.append(f"- WHY: the frozen encoder's features of one sentence padded to {tp['lengths'][0]} and to "
+                           f"{tp['lengths'][1]} tokens differ by up to {tp['other_padding_diff']:.1e} (features up to "
+                           f"{tp['feature_max']:.2f}); at the same padding, {tp['same_padding_diff']:.1e}. Cache "
+                           f"filling and training batch (and so pad) sentences differently, and training carries such "
+                           f"rounding differences on into different weights.")
         for i, (pc, pu) in enumerate(zip(phase_rows(c), phase_rows(u))):
             if pc["input"] != "raw":
                 e_c, e_u = _epoch_s(c, i), _epoch_s(u, i)

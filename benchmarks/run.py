@@ -8,7 +8,8 @@ random init), scratch-full (random init, every group trained for 7 epochs),
 seed and seed-bn-train (the seed tutorial's phases with efficientnet_lite0, BatchNorm eval / train),
 small-data (500 training digits: head only, and the recipe's two phases),
 vision-speed (phase 1 x 10 epochs), topk-sweep (the last phase with top_k = 4, 2, 1), text (MiniLM
-sentiment, cached and uncached; the recipe scores test after each phase), overhead (against a bare
+sentiment, cached and uncached; the recipe scores test after each phase), text-padding (how padding
+changes the frozen encoder's float32 features), overhead (against a bare
 PyTorch loop). Results of earlier parts are kept in benchmarks/out/results.json and RESULTS.md shows them all.
 
 Everything runs in this one process, one configuration after another, so ratios compare runs made
@@ -196,6 +197,28 @@ def topk_sweep(t: list[str], ks=(4, 2, 1), rounds: int = 2, limit: int = 1500) -
     return {"limit": limit, "rounds": rounds, "by_k": out}
 
 
+def text_padding_effect() -> dict:
+    """Why MiniLM's cached and uncached runs are not bit-identical: the frozen encoder's features of one
+    sentence change in the last float32 bits with the padded length of its batch (cache filling
+    batches and training batches pad differently); at the same padding they are exactly equal."""
+    import torch
+
+    from tlhub.options import resolve_options
+    from tlhub.plugins import get_registry
+    spec = get_registry().get("backbones", "minilm-l6")
+    bb = spec.build("pretrained", resolve_options("minilm", {}, spec.options)[0]).eval()
+    tok = bb.preprocessing.tokenizer
+    short = "a gorgeous , witty , seductive movie ."
+    long = "the film is strictly routine , and the performances are as flat as the screenplay that holds them together ."
+    with torch.no_grad():
+        alone, both = tok([short], return_tensors="pt", padding=True), tok([short, long], return_tensors="pt", padding=True)
+        f1, again = bb(dict(alone)), bb(dict(alone))
+        f2 = bb(dict(both))[:1]
+    return {"lengths": [alone["input_ids"].shape[1], both["input_ids"].shape[1]],
+            "same_padding_diff": float((f1 - again).abs().max()), "other_padding_diff": float((f1 - f2).abs().max()),
+            "feature_max": float(f1.abs().max())}
+
+
 def overhead(rounds: int = 2) -> dict:
     """Median seconds per training step, bare loop vs tlhub (freeze none, uncached), alternating."""
     batch, size, steps = 32, 32, 60
@@ -251,7 +274,7 @@ def fmt_phase_table(rows: list[tuple[str, dict]]) -> list[str]:
 def main() -> None:
     ap = argparse.ArgumentParser()
     everything = ["vision", "scratch", "scratch-full", "seed", "seed-bn-train", "small-data", "vision-speed",
-                  "topk-sweep", "text", "overhead"]
+                  "topk-sweep", "text", "text-padding", "overhead"]
     ap.add_argument("--only", choices=everything, action="append")
     args = ap.parse_args()
     parts = args.only or everything
@@ -300,6 +323,8 @@ def main() -> None:
         t = text_overrides()
         results["text_cached"] = run("text-cached", TEXT, t)
         results["text_uncached"] = run("text-uncached", TEXT, t + ["train.cache=false"])
+    if "text-padding" in parts:
+        results["text_padding"] = text_padding_effect()
     if "overhead" in parts:
         results["overhead"] = overhead()
     (OUT / "results.json").write_text(json.dumps(results, indent=1, default=str))
