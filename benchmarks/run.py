@@ -8,7 +8,8 @@ random init), scratch-full (random init, every group trained for 7 epochs),
 seed and seed-bn-train (the seed tutorial's phases with efficientnet_lite0, BatchNorm eval / train),
 small-data (500 training digits: head only, and the recipe's two phases),
 vision-speed (phase 1 x 10 epochs), topk-sweep (the last phase with top_k = 4, 2, 1), text (MiniLM
-sentiment, cached and uncached; the recipe scores test after each phase), text-padding (how padding
+sentiment, cached and uncached; the recipe scores test after each phase), text-phase2 (its last
+phase alone, alternating cached and uncached runs), text-padding (how padding
 changes the frozen encoder's float32 features), overhead (against a bare
 PyTorch loop). Results of earlier parts are kept in benchmarks/out/results.json and RESULTS.md shows them all.
 
@@ -173,28 +174,40 @@ def bare_loop_seconds_per_step(steps: int, batch_size: int, image_size: int, lr:
     return (time.time() - t0) / steps
 
 
-def topk_sweep(t: list[str], ks=(4, 2, 1), rounds: int = 2, limit: int = 1500) -> dict:
-    """Per-epoch training seconds of the recipe's last phase with top_k = k, cached and uncached.
+def alternate(name: str, recipe: Path, phase: dict, extra: list[str], rounds: int) -> dict:
+    """Per-epoch training seconds of one phase, cached and uncached, in alternating runs.
 
-    Epoch times on this shared machine swing by 20-40% from minute to minute, more than a k = 4
-    boundary saves, so the two modes alternate, ``rounds`` runs of 2 epochs each, and medians compare.
+    Epoch times on this shared machine swing by 20-40% from minute to minute, more than some cached
+    boundaries save, so the two modes alternate and medians compare.
     """
+    times: dict[str, list[float]] = {"cached": [], "uncached": []}
+    out: dict = {}
+    for r in range(rounds):
+        for mode, off in (("cached", []), ("uncached", ["train.cache=false"])):
+            row = run(f"{name}-{mode}-{r}", recipe, extra + [f"phases=[{inline(phase)}]"] + off)
+            times[mode] += [h["train_seconds"] for h in row["history"]]
+            if mode == "cached":
+                out["input"] = row["phases"][0]["train_input"]
+    c, u = statistics.median(times["cached"]), statistics.median(times["uncached"])
+    print(f"{name}: epoch {c:.1f} s cached vs {u:.1f} s uncached = {u / c:.2f}x", flush=True)
+    return dict(out, cached_s=times["cached"], uncached_s=times["uncached"], ratio=u / c)
+
+
+def topk_sweep(ks=(4, 2, 1), rounds: int = 2, limit: int = 1500) -> dict:
+    """The embedded vision recipe's last phase with top_k = k (2 epochs, constant schedule)."""
     import tomllib
     last = tomllib.loads(VISION.read_text())["phases"][-1]
-    out = {}
-    for k in ks:
-        one = inline(dict(last, epochs=2, scheduler="constant", freeze_options={"k": k}))
-        times: dict[str, list[float]] = {"cached": [], "uncached": []}
-        for r in range(rounds):
-            for mode, extra in (("cached", []), ("uncached", ["train.cache=false"])):
-                row = run(f"topk{k}-{mode}-{r}", VISION, t + [f"phases=[{one}]", f"data.limit={limit}"] + extra)
-                times[mode] += [h["train_seconds"] for h in row["history"]]
-                if mode == "cached":
-                    out.setdefault(str(k), {})["input"] = row["phases"][0]["train_input"]
-        c, u = statistics.median(times["cached"]), statistics.median(times["uncached"])
-        out[str(k)].update(cached_s=times["cached"], uncached_s=times["uncached"], ratio=u / c)
-        print(f"top_k {k}: epoch {c:.1f} s cached vs {u:.1f} s uncached = {u / c:.2f}x", flush=True)
-    return {"limit": limit, "rounds": rounds, "by_k": out}
+    by_k = {str(k): alternate(f"topk{k}", VISION, dict(last, epochs=2, scheduler="constant", freeze_options={"k": k}),
+                              [f"data.limit={limit}"], rounds) for k in ks}
+    return {"limit": limit, "rounds": rounds, "by_k": by_k}
+
+
+def text_phase2(rounds: int = 2, limit: int = 2000) -> dict:
+    """The MiniLM recipe's last phase alone (embeddings cached vs recomputed), on ``limit`` sentences."""
+    import tomllib
+    last = tomllib.loads(TEXT.read_text())["phases"][-1]
+    res = alternate("text-phase2", TEXT, last, text_overrides() + [f"data.limit={limit}"], rounds)
+    return dict(res, limit=limit, rounds=rounds)
 
 
 def text_padding_effect() -> dict:
@@ -274,7 +287,7 @@ def fmt_phase_table(rows: list[tuple[str, dict]]) -> list[str]:
 def main() -> None:
     ap = argparse.ArgumentParser()
     everything = ["vision", "scratch", "scratch-full", "seed", "seed-bn-train", "small-data", "vision-speed",
-                  "topk-sweep", "text", "text-padding", "overhead"]
+                  "topk-sweep", "text", "text-phase2", "text-padding", "overhead"]
     ap.add_argument("--only", choices=everything, action="append")
     args = ap.parse_args()
     parts = args.only or everything
@@ -316,13 +329,15 @@ def main() -> None:
         results["p1_cached"] = run("phase1x10-cached", VISION, t + [p1])
         results["p1_uncached"] = run("phase1x10-uncached", VISION, t + [p1, "train.cache=false"])
     if "topk-sweep" in parts:
-        results["topk_sweep"] = topk_sweep([])  # speed only: test on the recipe's 500 held-out digits
+        results["topk_sweep"] = topk_sweep()  # speed only: test on the recipe's 500 held-out digits
         for stale in [k for k in results if k.startswith("topk_") and k != "topk_sweep"]:
             del results[stale]  # single-run top_k figures of earlier versions of this script
     if "text" in parts:
         t = text_overrides()
         results["text_cached"] = run("text-cached", TEXT, t)
         results["text_uncached"] = run("text-uncached", TEXT, t + ["train.cache=false"])
+    if "text-phase2" in parts:
+        results["text_phase2"] = text_phase2()
     if "text-padding" in parts:
         results["text_padding"] = text_padding_effect()
     if "overhead" in parts:
