@@ -83,7 +83,9 @@ def warm_up(parts: list[str]) -> None:
     """One tiny untimed run first, so that no measured run pays for imports, weight files and data
     reading that later runs find in memory or in the page cache."""
     import tlhub
-    text_only = set(parts) <= {"text"}
+    if set(parts) <= {"text-padding"}:
+        return  # measures no time
+    text_only = set(parts) <= {"text", "text-phase2", "text-padding"}
     recipe, extra = (TEXT, text_overrides()) if text_only else (VISION, [])  # 500 test digits, not 10,000
     tlhub.run(recipe, extra + ["data.limit=64", "phases=[{name='warm', epochs=1, lr=1e-3, freeze='frozen'}]",
                                f"output.dir='{OUT / 'warm-up'}'"], overwrite=True, quiet=True)
