@@ -3,6 +3,7 @@ tlhub's per-step overhead against a bare PyTorch loop. Writes benchmarks/RESULTS
 
     .venv/bin/python benchmarks/run.py                 # everything (about 1.5 hours on 2 CPU cores)
     .venv/bin/python benchmarks/run.py --only vision   # one part; repeat --only for several
+    .venv/bin/python benchmarks/run.py --render        # rewrite RESULTS.md from the stored results
 Parts: vision (the embedded recipe cached, uncached, float16 cache), scratch (the same recipe from
 random init), scratch-full (random init, every group trained for 7 epochs),
 seed and seed-bn-train (the seed tutorial's phases with efficientnet_lite0, BatchNorm eval / train),
@@ -291,7 +292,11 @@ def main() -> None:
     everything = ["vision", "scratch", "scratch-full", "seed", "seed-bn-train", "small-data", "vision-speed",
                   "topk-sweep", "text", "text-phase2", "text-padding", "overhead"]
     ap.add_argument("--only", choices=everything, action="append")
+    ap.add_argument("--render", action="store_true", help="only rewrite RESULTS.md from benchmarks/out/results.json")
     args = ap.parse_args()
+    if args.render:
+        write_results(environment(), json.loads((OUT / "results.json").read_text()))
+        return
     parts = args.only or everything
     OUT.mkdir(parents=True, exist_ok=True)
     previous = OUT / "results.json"
