@@ -1,7 +1,7 @@
 """tlhub benchmarks: time, memory and accuracy of the embedded recipes, cached and uncached, and
 tlhub's per-step overhead against a bare PyTorch loop. Writes benchmarks/RESULTS.md.
 
-    .venv/bin/python benchmarks/run.py                 # everything (about 1.5 hours on 2 CPU cores)
+    .venv/bin/python benchmarks/run.py                 # everything (about an hour on an idle 2-core CPU)
     .venv/bin/python benchmarks/run.py --only vision   # one part; repeat --only for several
     .venv/bin/python benchmarks/run.py --render        # rewrite RESULTS.md from the stored results
 Parts: vision (the embedded recipe cached, uncached, float16 cache), scratch (the same recipe from
