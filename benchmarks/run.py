@@ -245,7 +245,8 @@ def overhead(rounds: int = 2) -> dict:
         res = run(f"overhead-tlhub-{r}", VISION, [
             f"phases=[{{name='all', epochs=1, lr=1e-4, freeze='none'}}]", "train.cache=false",
             f"data.limit={n}", f"data.batch_size={batch}", f"data.image_size={size}", "model.weights=none",
-            "model.head=linear", "model.head_options={}"])
+            "model.head=linear", "model.head_options={}",
+            "train.channels_last=false"])  # the bare loop keeps PyTorch's default memory format
         h = res["history"][0]
         tl.append(h["train_seconds"] / h["steps"])
         print(f"overhead round {r}: bare {bare[-1] * 1000:.1f} ms/step, tlhub {tl[-1] * 1000:.1f} ms/step", flush=True)

@@ -86,3 +86,22 @@ def test_each_phase_scores_test_without_changing_the_run(tiny_recipe, tmp_path):
     assert on_disk["after_phase"] == after
     log = (each.run_dir / "run.log").read_text()
     assert f"test after phase 1 'head': accuracy {after['head']['accuracy']:.4f}" in log
+
+
+def test_channels_last_for_image_models_and_kept_by_load(tiny_recipe, tmp_path):
+    import torch
+
+    def conv_weights(model):
+        return [p for p in model.parameters() if p.dim() == 4]
+
+    on = tlhub.run(tiny_recipe, [f"output.dir='{tmp_path / 'on'}'", "phases.1.epochs=1"], quiet=True)
+    off = tlhub.run(tiny_recipe, [f"output.dir='{tmp_path / 'off'}'", "phases.1.epochs=1",
+                                  "train.channels_last=false"], quiet=True)
+    assert conv_weights(on.model) and all(p.is_contiguous(memory_format=torch.channels_last)
+                                          and not p.is_contiguous() for p in conv_weights(on.model))
+    assert all(p.is_contiguous() for p in conv_weights(off.model))
+    assert json.loads((on.run_dir / "model" / "config.json").read_text())["channels_last"] is True
+    assert "memory format: channels_last" in (on.run_dir / "run.log").read_text()
+    loaded = tlhub.load(on.run_dir)
+    assert all(p.is_contiguous(memory_format=torch.channels_last) for p in conv_weights(loaded.model))
+    assert abs(on.metrics["accuracy"] - off.metrics["accuracy"]) <= 0.25  # same learning, other rounding

@@ -60,7 +60,7 @@ def build_cache(model, dataset, collate, start_stop: tuple[int, int], *, batch_s
     pos = 0
     n = len(dataset)
     for x, _ in tqdm(loader, desc=desc, leave=False, disable=None if show_progress else True, unit="batch"):
-        state = bb.run_groups(x, 0, min(k, n_groups))
+        state = bb.run_groups(model.prepare_input(x), 0, min(k, n_groups))
         if k > n_groups:
             state = bb.pool(state)
         single = isinstance(state, torch.Tensor)

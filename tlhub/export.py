@@ -42,6 +42,7 @@ def write_model(model_dir: Path, recipe, model, classes: list[str]) -> None:
         "backbone_options": recipe.model.backbone_options, "weights_origin": recipe.model.weights or "default",
         "head": recipe.model.head, "head_options": recipe.model.head_options,
         "classes": classes, "preprocessing": preprocessing_config(prep, recipe),
+        "channels_last": bool(getattr(model, "channels_last", False)),
     }
     if isinstance(prep, TextPreprocessing) and hasattr(prep.tokenizer, "save_pretrained"):
         prep.tokenizer.save_pretrained(str(model_dir / "tokenizer"))

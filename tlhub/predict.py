@@ -314,6 +314,8 @@ def load(path: str | Path, device: str = "cpu") -> Predictor:
     device = resolve_device(device)
     model = build_model(config, model_dir)
     load_weights(model, model_dir / "model.safetensors")
+    if config.get("channels_last"):  # the memory format it was trained and tested in
+        model = model.use_channels_last()
     model.eval()
     model.to(device)
     tokenizer = None

@@ -91,6 +91,8 @@ class TrainCfg:
     checkpoint_steps: int = field(default=0, metadata={"help": "also checkpoint every N optimizer steps "
                                                                "(0: only at the end of each epoch)"})
     keep_checkpoints: int = field(default=2, metadata={"help": "how many newest checkpoints to keep"})
+    channels_last: bool = field(default=True, metadata={"help": "image models: convolutions in channels-last memory "
+                                                                 "format (faster on CPUs); false: PyTorch's default"})
     cache: bool = field(default=True, metadata={"help": "run the frozen leading groups once per phase and train "
                                                         "the rest on the stored tensors"})
     cache_dtype: str = field(default="float32", metadata={"help": "storage type of cached tensors",

@@ -225,6 +225,9 @@ def run(recipe_or_path, overrides=(), overwrite: bool = False, quiet: bool = Fal
 
     torch.set_rng_state(rng_after_backbone)
     model = add_head(backbone, recipe, registry, len(splits.classes))
+    if recipe.train.channels_last and isinstance(backbone.preprocessing, ImagePreprocessing):
+        model = model.use_channels_last()
+        log.info("memory format: channels_last (train.channels_last = false for PyTorch's default)")
     datasets, collate, deterministic = make_datasets(model.backbone, recipe, splits)
     if recipe.train.log_with:
         accelerator.project_configuration.logging_dir = str(run_dir / "tensorboard")
