@@ -8,7 +8,8 @@ Parts: vision (the embedded recipe cached, uncached, float16 cache), scratch (th
 random init), scratch-full (random init, every group trained for 7 epochs),
 seed and seed-bn-train (the seed tutorial's phases with efficientnet_lite0, BatchNorm eval / train),
 small-data (500 training digits: head only, and the recipe's two phases),
-vision-speed (phase 1 x 10 epochs), topk-sweep (the last phase with top_k = 4, 2, 1), text (MiniLM
+vision-speed (phase 1 x 10 epochs), topk-sweep (the last phase with top_k = 4, 2, 1), memory-format
+(that phase uncached, channels-last vs PyTorch's default memory format), text (MiniLM
 sentiment, cached and uncached; the recipe scores test after each phase), text-phase2 (its last
 phase alone, alternating cached and uncached runs), text-padding (how padding
 changes the frozen encoder's float32 features), overhead (against a bare
@@ -177,23 +178,38 @@ def bare_loop_seconds_per_step(steps: int, batch_size: int, image_size: int, lr:
     return (time.time() - t0) / steps
 
 
-def alternate(name: str, recipe: Path, phase: dict, extra: list[str], rounds: int) -> dict:
-    """Per-epoch training seconds of one phase, cached and uncached, in alternating runs.
+CACHE_MODES = (("cached", []), ("uncached", ["train.cache=false"]))
+
+
+def alternate(name: str, recipe: Path, phase: dict, extra: list[str], rounds: int, modes=CACHE_MODES) -> dict:
+    """Per-epoch training seconds of one phase in two modes (default: cached and uncached), in
+    alternating runs.
 
     Epoch times on this shared machine swing by 20-40% from minute to minute, more than some cached
     boundaries save, so the two modes alternate and medians compare.
     """
-    times: dict[str, list[float]] = {"cached": [], "uncached": []}
+    (a, _), (b, _) = modes
+    times: dict[str, list[float]] = {a: [], b: []}
     out: dict = {}
     for r in range(rounds):
-        for mode, off in (("cached", []), ("uncached", ["train.cache=false"])):
-            row = run(f"{name}-{mode}-{r}", recipe, extra + [f"phases=[{inline(phase)}]"] + off)
+        for mode, more in modes:
+            row = run(f"{name}-{mode}-{r}", recipe, extra + [f"phases=[{inline(phase)}]"] + more)
             times[mode] += [h["train_seconds"] for h in row["history"]]
-            if mode == "cached":
+            if mode == a:
                 out["input"] = row["phases"][0]["train_input"]
-    c, u = statistics.median(times["cached"]), statistics.median(times["uncached"])
-    print(f"{name}: epoch {c:.1f} s cached vs {u:.1f} s uncached = {u / c:.2f}x", flush=True)
-    return dict(out, cached_s=times["cached"], uncached_s=times["uncached"], ratio=u / c)
+    ma, mb = statistics.median(times[a]), statistics.median(times[b])
+    print(f"{name}: epoch {ma:.1f} s {a} vs {mb:.1f} s {b} = {mb / ma:.2f}x", flush=True)
+    return dict(out, **{f"{a}_s": times[a], f"{b}_s": times[b]}, ratio=mb / ma)
+
+
+def memory_format(rounds: int = 2, limit: int = 1500) -> dict:
+    """The embedded recipe's last phase, uncached, in channels-last vs PyTorch's default format."""
+    import tomllib
+    last = tomllib.loads(VISION.read_text())["phases"][-1]
+    res = alternate("memory-format", VISION, dict(last, epochs=2, scheduler="constant"),
+                    [f"data.limit={limit}", "train.cache=false"], rounds,
+                    modes=(("channels_last", []), ("default", ["train.channels_last=false"])))
+    return dict(res, limit=limit, rounds=rounds)
 
 
 def topk_sweep(ks=(4, 2, 1), rounds: int = 2, limit: int = 1500) -> dict:
@@ -291,7 +307,7 @@ def fmt_phase_table(rows: list[tuple[str, dict]]) -> list[str]:
 def main() -> None:
     ap = argparse.ArgumentParser()
     everything = ["vision", "scratch", "scratch-full", "seed", "seed-bn-train", "small-data", "vision-speed",
-                  "topk-sweep", "text", "text-phase2", "text-padding", "overhead"]
+                  "topk-sweep", "memory-format", "text", "text-phase2", "text-padding", "overhead"]
     ap.add_argument("--only", choices=everything, action="append")
     ap.add_argument("--render", action="store_true", help="only rewrite RESULTS.md from benchmarks/out/results.json")
     args = ap.parse_args()
@@ -306,7 +322,8 @@ def main() -> None:
     torch.set_num_threads(os.cpu_count() or 1)
     env = environment()
     warm_up(parts)
-    vision_parts = {"vision", "scratch", "scratch-full", "seed", "seed-bn-train", "small-data", "vision-speed"}
+    vision_parts = {"vision", "scratch", "scratch-full", "seed", "seed-bn-train", "small-data", "vision-speed",
+                    "memory-format"}
     t = vision_test_overrides() if vision_parts & set(parts) else []
     if "vision" in parts:  # the embedded recipe as written: cached, uncached, float16 cache
         results["vision_cached"] = run("vision-cached", VISION, t)
@@ -344,6 +361,8 @@ def main() -> None:
         t = text_overrides()
         results["text_cached"] = run("text-cached", TEXT, t)
         results["text_uncached"] = run("text-uncached", TEXT, t + ["train.cache=false"])
+    if "memory-format" in parts:
+        results["memory_format"] = memory_format()
     if "text-phase2" in parts:
         results["text_phase2"] = text_phase2()
     if "text-padding" in parts:
