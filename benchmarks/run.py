@@ -4,16 +4,16 @@ tlhub's per-step overhead against a bare PyTorch loop. Writes benchmarks/RESULTS
     .venv/bin/python benchmarks/run.py                 # everything (about an hour on an idle 2-core CPU)
     .venv/bin/python benchmarks/run.py --only vision   # one part; repeat --only for several
     .venv/bin/python benchmarks/run.py --render        # rewrite RESULTS.md from the stored results
-Parts: vision (the embedded recipe cached, uncached, float16 cache), scratch (the same recipe from
-random init), scratch-full (random init, every group trained for 7 epochs),
-seed and seed-bn-train (the seed tutorial's phases with efficientnet_lite0, BatchNorm eval / train),
-small-data (500 training digits: head only, and the recipe's two phases),
-vision-speed (phase 1 x 10 epochs), topk-sweep (the last phase with top_k = 4, 2, 1), memory-format
-(that phase uncached, channels-last vs PyTorch's default memory format), text (MiniLM
-sentiment, cached and uncached; the recipe scores test after each phase), text-phase2 (its last
-phase alone, alternating cached and uncached runs), text-padding (how padding
-changes the frozen encoder's float32 features), overhead (against a bare
-PyTorch loop). Results of earlier parts are kept in benchmarks/out/results.json and RESULTS.md shows them all.
+Parts: vision (the embedded recipe cached, uncached, float16 cache), vision-seeds (seeds 1 and 2),
+scratch (the same recipe from random init), scratch-full (random init, every group trained for 7
+epochs), seed and seed-bn-train (the seed tutorial's phases with efficientnet_lite0, BatchNorm eval
+/ train), small-data (500 training digits: head only, and the recipe's two phases), vision-speed
+(phase 1 x 10 epochs), topk-sweep (the last phase with top_k = 4, 2, 1), memory-format (that phase
+uncached, channels-last vs PyTorch's default memory format), text (MiniLM sentiment, cached and
+uncached; the recipe scores test after each phase), text-phase2 (its last phase alone, alternating
+cached and uncached runs), text-padding (how padding changes the frozen encoder's float32 features),
+overhead (against a bare PyTorch loop). Results of earlier parts are kept in
+benchmarks/out/results.json and RESULTS.md shows them all.
 
 Everything runs in this one process, one configuration after another, so ratios compare runs made
 side by side on the same (shared, noisy) machine. Peak memory is sampled per run (psutil, 20 Hz).
@@ -306,7 +306,7 @@ def fmt_phase_table(rows: list[tuple[str, dict]]) -> list[str]:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    everything = ["vision", "scratch", "scratch-full", "seed", "seed-bn-train", "small-data", "vision-speed",
+    everything = ["vision", "vision-seeds", "scratch", "scratch-full", "seed", "seed-bn-train", "small-data", "vision-speed",
                   "topk-sweep", "memory-format", "text", "text-phase2", "text-padding", "overhead"]
     ap.add_argument("--only", choices=everything, action="append")
     ap.add_argument("--render", action="store_true", help="only rewrite RESULTS.md from benchmarks/out/results.json")
@@ -322,13 +322,16 @@ def main() -> None:
     torch.set_num_threads(os.cpu_count() or 1)
     env = environment()
     warm_up(parts)
-    vision_parts = {"vision", "scratch", "scratch-full", "seed", "seed-bn-train", "small-data", "vision-speed",
+    vision_parts = {"vision", "vision-seeds", "scratch", "scratch-full", "seed", "seed-bn-train", "small-data", "vision-speed",
                     "memory-format"}
     t = vision_test_overrides() if vision_parts & set(parts) else []
     if "vision" in parts:  # the embedded recipe as written: cached, uncached, float16 cache
         results["vision_cached"] = run("vision-cached", VISION, t)
         results["vision_uncached"] = run("vision-uncached", VISION, t + ["train.cache=false"])
         results["vision_fp16"] = run("vision-cache-fp16", VISION, t + ["train.cache_dtype=float16"])
+    if "vision-seeds" in parts:  # how much the recipe's accuracy moves with the seed alone
+        for seed in (1, 2):
+            results[f"vision_seed{seed}"] = run(f"vision-seed{seed}", VISION, t + [f"train.seed={seed}"])
     if "scratch" in parts:  # what transfer gains: the same recipe from random initialization
         results["vision_scratch"] = run("vision-scratch", VISION, t + ["model.weights=none"])
     if "scratch-full" in parts:  # a fairer baseline: every group trains from random init, as many epochs
