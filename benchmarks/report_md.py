@@ -22,7 +22,8 @@ def render(env, r, fmt_phase_table, phase_rows, ratio) -> str:
     targets = []
     runs = [(k, v) for k, v in r.items() if isinstance(v, dict) and "phases" in v]
     if runs:
-        out += ["## Runs", "", "| run | test accuracy | test examples | wall s | peak RSS GB | load at start |",
+        out += ["## Runs", "",
+                "| run | test accuracy | test examples | wall s | peak RSS GiB (this process so far) | load at start |",
                 "|---|---|---|---|---|---|"]
         out += [f"| {v['label']} | {v['accuracy']:.4f} | {v['test_examples']} | {v['wall']:.0f} | {v['peak_gb']:.2f} | {v.get('load', float('nan')):.1f} |"
                 for _, v in runs]
@@ -51,7 +52,7 @@ def render(env, r, fmt_phase_table, phase_rows, ratio) -> str:
             f = r["vision_fp16"]
             targets.append(f"- REPORTED: float16 cache: test accuracy {f['accuracy']:.4f} "
                            f"({f['accuracy'] - c['accuracy']:+.4f} against the float32 cache)")
-        targets.append(_target(c["peak_gb"] <= 3, f"embedded vision run peak RSS {c['peak_gb']:.2f} GB (target <= 3)"))
+        targets.append(_target(c["peak_gb"] <= 3, f"embedded vision run peak RSS {c['peak_gb']:.2f} GiB (target <= 3 GB)"))
         for i, (pc, pu) in enumerate(zip(phase_rows(c), phase_rows(u))):
             if pc["input"].startswith("cache-after"):
                 e_c, e_u = _epoch_s(c, i), _epoch_s(u, i)
@@ -109,7 +110,7 @@ def render(env, r, fmt_phase_table, phase_rows, ratio) -> str:
         targets.append(_target(c["accuracy"] >= 0.835, f"MiniLM after phase 2: test accuracy {c['accuracy']:.4f} "
                                                         f"(target >= 0.835)"))
         targets.append(_target(c["wall"] < 900, f"MiniLM whole run {c['wall']:.0f} s (target < 900 s)"))
-        targets.append(_target(c["peak_gb"] <= 4, f"MiniLM run peak RSS {c['peak_gb']:.2f} GB (target <= 4)"))
+        targets.append(_target(c["peak_gb"] <= 4, f"MiniLM run peak RSS {c['peak_gb']:.2f} GiB (target <= 4 GB)"))
         targets.append(_target(abs(c["accuracy"] - u["accuracy"]) < 1e-9,
                                f"caching leaves MiniLM accuracy unchanged: cached {c['accuracy']:.4f}, uncached "
                                f"{u['accuracy']:.4f} (apart by {abs(c['accuracy'] - u['accuracy']):.4f}, "
