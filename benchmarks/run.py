@@ -178,6 +178,12 @@ def bare_loop_seconds_per_step(steps: int, batch_size: int, image_size: int, lr:
     return (time.time() - t0) / steps
 
 
+def last_phase(recipe: Path) -> dict:
+    """The recipe's last [[phases]] table, for overrides that rerun it alone."""
+    import tomllib
+    return tomllib.loads(recipe.read_text())["phases"][-1]
+
+
 CACHE_MODES = (("cached", []), ("uncached", ["train.cache=false"]))
 
 
@@ -204,8 +210,7 @@ def alternate(name: str, recipe: Path, phase: dict, extra: list[str], rounds: in
 
 def memory_format(rounds: int = 2, limit: int = 1500) -> dict:
     """The embedded recipe's last phase, uncached, in channels-last vs PyTorch's default format."""
-    import tomllib
-    last = tomllib.loads(VISION.read_text())["phases"][-1]
+    last = last_phase(VISION)
     res = alternate("memory-format", VISION, dict(last, epochs=2, scheduler="constant"),
                     [f"data.limit={limit}", "train.cache=false"], rounds,
                     modes=(("channels_last", []), ("default", ["train.channels_last=false"])))
@@ -214,8 +219,7 @@ def memory_format(rounds: int = 2, limit: int = 1500) -> dict:
 
 def topk_sweep(ks=(4, 2, 1), rounds: int = 2, limit: int = 1500) -> dict:
     """The embedded vision recipe's last phase with top_k = k (2 epochs, constant schedule)."""
-    import tomllib
-    last = tomllib.loads(VISION.read_text())["phases"][-1]
+    last = last_phase(VISION)
     by_k = {str(k): alternate(f"topk{k}", VISION, dict(last, epochs=2, scheduler="constant", freeze_options={"k": k}),
                               [f"data.limit={limit}"], rounds) for k in ks}
     return {"limit": limit, "rounds": rounds, "by_k": by_k}
@@ -223,8 +227,7 @@ def topk_sweep(ks=(4, 2, 1), rounds: int = 2, limit: int = 1500) -> dict:
 
 def text_phase2(rounds: int = 2, limit: int = 2000) -> dict:
     """The MiniLM recipe's last phase alone (embeddings cached vs recomputed), on ``limit`` sentences."""
-    import tomllib
-    last = tomllib.loads(TEXT.read_text())["phases"][-1]
+    last = last_phase(TEXT)
     res = alternate("text-phase2", TEXT, last, text_overrides() + [f"data.limit={limit}"], rounds)
     return dict(res, limit=limit, rounds=rounds)
 
@@ -322,8 +325,8 @@ def main() -> None:
     torch.set_num_threads(os.cpu_count() or 1)
     env = environment()
     warm_up(parts)
-    vision_parts = {"vision", "vision-seeds", "scratch", "scratch-full", "seed", "seed-bn-train", "small-data", "vision-speed",
-                    "memory-format"}
+    vision_parts = {"vision", "vision-seeds", "scratch", "scratch-full", "seed", "seed-bn-train", "small-data",
+                    "vision-speed", "memory-format"}
     t = vision_test_overrides() if vision_parts & set(parts) else []
     if "vision" in parts:  # the embedded recipe as written: cached, uncached, float16 cache
         results["vision_cached"] = run("vision-cached", VISION, t)

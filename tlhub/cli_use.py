@@ -96,8 +96,8 @@ def eval_cmd(model, source, options, split, out, overwrite, batch_size, device):
         raise UserError(f"--out: {out} already exists and is not empty; pass --overwrite or choose another folder")
     metrics = evaluate_source(predictor, source, _key_values(options, "--option"), split, out, batch_size,
                               base_dir=Path.cwd(), say=lambda m: click.echo(m, err=True))
-    scores = ", ".join(f"{k} {v:.4f}" for k, v in metrics.items() if isinstance(v, float))
-    click.echo(f"{source} ({split}, {metrics['test_examples']} examples): {scores}")
+    from .metrics import format_scores
+    click.echo(f"{source} ({split}, {metrics['test_examples']} examples): {format_scores(metrics)}")
     click.echo(f"results in {out}")
 
 

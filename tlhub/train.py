@@ -16,6 +16,7 @@ from . import rundir
 from .data.splits import Splits, make_splits
 from .errors import UserError
 from .interfaces import Backbone, DataContext, ImagePreprocessing
+from .metrics import float_scores, format_scores
 from .model import TransferModel
 from .recipe import Recipe, apply_overrides, load_and_validate, parse_recipe, to_toml, validate
 
@@ -252,15 +253,15 @@ def run(recipe_or_path, overrides=(), overwrite: bool = False, quiet: bool = Fal
             model = run_phase(ctx, model, index, resume=resume_in if index == first_phase else None)
             if recipe.eval.each_phase and index < len(recipe.phases) - 1:
                 scores = evaluate_split(accelerator, model, datasets["test"], collate, recipe, splits)[0]
-                after_phase[recipe.phases[index].name] = _floats(scores)
+                after_phase[recipe.phases[index].name] = float_scores(scores)
                 log.info("test after phase %d '%s': %s", index + 1, recipe.phases[index].name,
-                         _fmt_scores(scores))
+                         format_scores(scores))
     finally:
         stop.restore()
 
     metrics, preds, probs = evaluate_split(accelerator, model, datasets["test"], collate, recipe, splits)
     if recipe.eval.each_phase:
-        metrics["after_phase"] = {**after_phase, recipe.phases[-1].name: _floats(metrics)}
+        metrics["after_phase"] = {**after_phase, recipe.phases[-1].name: float_scores(metrics)}
     metrics["classes"] = splits.classes
     if main:
         from .export import write_outputs
@@ -269,21 +270,13 @@ def run(recipe_or_path, overrides=(), overwrite: bool = False, quiet: bool = Fal
         accelerator.log({f"test/{k}": v for k, v in metrics.items() if isinstance(v, float)})
         accelerator.end_training()
     elapsed = time.time() - t_start
-    log.info("test: %s (%d examples) in %.0f s total", _fmt_scores(metrics), len(splits.test), elapsed)
+    log.info("test: %s (%d examples) in %.0f s total", format_scores(metrics), len(splits.test), elapsed)
     log.info("results: %s (metrics.json, history.jsonl, model/, confusion_matrix.png, learning_curves.png, "
              "samples)", run_dir)
     accelerator.wait_for_everyone()
     if main:
         rundir.write_json(run_dir / "timings.json", {"phases": ctx.timings, "total_seconds": round(elapsed, 3)})
     return RunResult(run_dir, metrics, history, splits.classes, model, ctx.timings)
-
-
-def _floats(metrics: dict) -> dict:
-    return {k: v for k, v in metrics.items() if isinstance(v, float)}
-
-
-def _fmt_scores(metrics: dict) -> str:
-    return ", ".join(f"{k} {v:.4f}" for k, v in _floats(metrics).items())
 
 
 def evaluate_split(accelerator, model, dataset, collate, recipe, splits):

@@ -35,3 +35,13 @@ def compute_metrics(names, predictions, references, num_classes: int) -> dict:
                                 **kwargs)
         out.update(result)
     return out
+
+
+def float_scores(metrics: dict) -> dict:
+    """The scalar scores of a metrics dict (not the confusion matrix, class names or counts)."""
+    return {k: v for k, v in metrics.items() if isinstance(v, float)}
+
+
+def format_scores(metrics: dict) -> str:
+    """'accuracy 0.9868, f1 0.9867' for logs and the command line."""
+    return ", ".join(f"{k} {v:.4f}" for k, v in float_scores(metrics).items())
