@@ -6,7 +6,8 @@ import tomllib
 import pytest
 from click.testing import CliRunner
 
-from tlhub import advise, plugins
+from tlhub import plugins
+from tlhub.auto import advise
 from tlhub.cli import cli
 from tlhub.hookspecs import hookimpl
 from tlhub.options import Opt
@@ -37,10 +38,8 @@ class RandomLabels:
 
 @pytest.fixture
 def with_random_labels():
-    pm, infos = plugins.get_plugin_manager()
-    pm.register(RandomLabels(), name="test-random-labels")
-    plugins._CACHE.update(pm=pm, infos=infos, registry=plugins.build_registry(pm))
-    yield  # the autouse fixture in conftest resets the registry afterwards
+    with plugins.use_registry(plugins.make_registry(extra=[RandomLabels()])):
+        yield
 
 
 def test_separable_and_random_labels_get_different_plans(tiny_recipe, with_random_labels):
@@ -115,7 +114,7 @@ def test_freeze_auto_in_a_recipe_runs_the_planned_phases(tiny_recipe):
     import tomllib
 
     import tlhub
-    from tlhub.advise import plan_phases
+    from tlhub.auto.advise import plan_phases
     from tlhub.recipe import load_and_validate
     overrides = ["phases.1.freeze=auto", "phases.1.freeze_options={}"]
     planned = plan_phases(load_and_validate(tiny_recipe, overrides))

@@ -20,7 +20,7 @@ def test_list_freeze_policies_shows_the_five_builtins():
     assert res.exit_code == 0
     names = [line.split()[0] for line in res.output.splitlines()]
     assert names == ["from_group", "frozen", "none", "pattern", "top_k"]
-    assert all("tlhub.builtins.freeze_policies" in line for line in res.output.splitlines())
+    assert all("tlhub.plugins.builtins.freeze_policies" in line for line in res.output.splitlines())
 
 
 def test_list_other_kinds_and_plugins():

@@ -16,7 +16,7 @@ def test_builtins_and_tiny_plugin_registered():
     reg = plugins.get_registry()
     assert set(reg.names("freeze-policies")) >= {"frozen", "none", "top_k", "from_group", "pattern"}
     assert set(reg.names("heads")) >= {"linear", "mlp"}
-    assert reg.get("heads", "mlp").plugin == "tlhub.builtins.heads"
+    assert reg.get("heads", "mlp").plugin == "tlhub.plugins.builtins.heads"
     assert reg.get("backbones", "tiny-cnn").plugin == "tiny"
     infos = {i.name: i for i in plugins.plugin_infos()}
     assert infos["tiny"].distribution == "tlhub-tiny"

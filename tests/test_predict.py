@@ -86,7 +86,7 @@ def test_predict_in_a_fresh_process_without_training_code(trained):
     path = sorted(images.iterdir())[0]
     code = ("import json, sys, tlhub; p = tlhub.load(sys.argv[1]); out = p.predict([sys.argv[2]]); "
             "print(json.dumps([o.to_dict() for o in out])); "
-            "print(sorted(m for m in ('tlhub.train', 'accelerate', 'evaluate') if m in sys.modules))")
+            "print(sorted(m for m in ('tlhub.training.trainer', 'accelerate', 'evaluate') if m in sys.modules))")
     proc = subprocess.run([sys.executable, "-c", code, str(result.run_dir), str(path)], capture_output=True,
                           text=True, timeout=120, env={**__import__("os").environ, "OMP_NUM_THREADS": "1"})
     assert proc.returncode == 0, proc.stderr
@@ -219,7 +219,7 @@ def test_text_model_round_trip_and_offline_rebuild(tmp_path, monkeypatch):
 
 
 def test_device_choice():
-    from tlhub.predict import resolve_device
+    from tlhub.use.load import resolve_device
     assert resolve_device("cpu") == "cpu"
     assert resolve_device("auto") == ("cuda" if torch.cuda.is_available() else "cpu")
     if not torch.cuda.is_available():

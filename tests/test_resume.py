@@ -163,7 +163,7 @@ def test_unwritable_output_and_full_disk(tiny_recipe, tmp_path, monkeypatch):
     with pytest.raises(UserError, match="cannot write to"):
         tlhub.run(tiny_recipe, [f"output.dir='{blocker / 'run'}'"], quiet=True)
     assert blocker.read_text() == "not a folder"
-    from tlhub import checkpoint
+    from tlhub.training import checkpoint
 
     def full(*a, **k):
         raise OSError(28, "No space left on device")

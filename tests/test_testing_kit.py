@@ -40,7 +40,7 @@ def test_tiny_backbone_with_options_and_custom_input():
     assert bb.feature_dim == 8
 
 
-@pytest.mark.parametrize("name", _registered("heads", "tlhub.builtins.heads"))
+@pytest.mark.parametrize("name", _registered("heads", "tlhub.plugins.builtins.heads"))
 def test_builtin_heads_pass(name):
     check_head(name)
 
@@ -50,7 +50,7 @@ def test_mlp_head_options():
     assert head(torch.randn(2, 5)).shape == (2, 7)
 
 
-@pytest.mark.parametrize("name", _registered("freeze-policies", "tlhub.builtins.freeze_policies"))
+@pytest.mark.parametrize("name", _registered("freeze-policies", "tlhub.plugins.builtins.freeze_policies"))
 def test_builtin_freeze_policies_pass(name):
     trainable = check_freeze_policy(name, POLICY_OPTIONS.get(name))
     every = [p for _, params in EXAMPLE_GROUPS for p in params]

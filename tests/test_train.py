@@ -60,14 +60,17 @@ def test_existing_run_dir_not_overwritten(tiny_recipe, tmp_path):
 
 def test_layer_decay_and_lr_mult_set_group_learning_rates(tiny_recipe):
     from tlhub import plugins
-    from tlhub.model import TransferModel, apply_phase
-    from tlhub.optim import build_optimizer
+    from tlhub.model import TransferModel, apply_states
     from tlhub.recipe import load_and_validate
+    from tlhub.recipe.plan import build_plan
+    from tlhub.training.optim import build_optimizer
     r = load_and_validate(tiny_recipe, ["phases.1.layer_decay=0.5", "phases.1.lr_mult={head=2.0}"])
+    plan = build_plan(r, plugins.get_registry()).phases[1]
+    assert plan.lrs == pytest.approx({"block2": 0.003 * 0.25, "head_conv": 0.003 * 0.5, "head": 0.006})
     bb = plugins.get_registry().get("backbones", "tiny-cnn").build("none", {"width": 4})
     model = TransferModel(bb, __import__("torch").nn.Linear(bb.feature_dim, 4))
-    apply_phase(model, {n for n, _ in bb.named_parameters() if n.startswith(("stages.2", "stages.3"))}, "eval", {})
-    opt = build_optimizer(model, r.phases[1])
+    apply_states(model, list(plan.groups), plan.train_names)
+    opt = build_optimizer(model, r.phases[1], plan.lrs)
     lrs = {g["name"]: g["lr"] for g in opt.param_groups}
     assert lrs == pytest.approx({"block2": 0.003 * 0.25, "head_conv": 0.003 * 0.5, "head": 0.006})
 

@@ -1,10 +1,10 @@
-"""tlhub.report draws from the run directory's files alone."""
+"""tlhub.reporting.pictures draws from the run directory's files alone."""
 import json
 
 import numpy as np
 import pytest
 
-from tlhub.report import write_report
+from tlhub.reporting.pictures import write_report
 
 CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 

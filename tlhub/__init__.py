@@ -4,8 +4,8 @@ from __future__ import annotations
 __version__ = "0.1.0"
 __all__ = ["run", "load", "Predictor", "Prediction", "load_recipe", "UserError", "__version__"]
 
-from .errors import UserError
-from .recipe import load_recipe
+from tlhub.errors import UserError
+from tlhub.recipe import load_recipe
 
 
 def run(recipe, overrides=(), *, overwrite: bool = False, quiet: bool = False, resume: str | None = None):
@@ -16,18 +16,18 @@ def run(recipe, overrides=(), *, overwrite: bool = False, quiet: bool = False, r
     to continue from its newest whole checkpoint. The result has ``metrics``, ``history``,
     ``run_dir``, ``classes``, ``timings`` and the trained ``model``.
     """
-    from .train import run as _run
+    from tlhub.training.trainer import run as _run
     return _run(recipe, overrides=overrides, overwrite=overwrite, quiet=quiet, resume=resume)
 
 
 def load(path, device: str = "cpu"):
-    """Load a trained model (a run directory or its ``model/`` folder) as a ``Predictor``; see ``tlhub.predict``."""
-    from .predict import load as _load
+    """Load a trained model (a run directory or its ``model/`` folder) as a ``Predictor``; see ``tlhub.use.load``."""
+    from tlhub.use.load import load as _load
     return _load(path, device=device)
 
 
 def __getattr__(name):  # Predictor and Prediction without importing torch at ``import tlhub``
     if name in ("Predictor", "Prediction"):
-        from . import predict
+        from tlhub.use import load as predict
         return getattr(predict, name)
     raise AttributeError(f"module 'tlhub' has no attribute {name!r}")

@@ -12,7 +12,7 @@ from typing import Any, Callable, Sequence
 import torch
 from torch import nn
 
-from .policy import FreezePolicy  # noqa: F401  (re-exported)
+from tlhub.policy import FreezePolicy  # noqa: F401  (re-exported)
 
 
 @dataclass(frozen=True)
@@ -79,6 +79,12 @@ class Backbone(nn.Module):
         if isinstance(items[0], torch.Tensor):
             return _stack(items)
         return tuple(_stack([it[j] for it in items]) for j in range(len(items[0])))
+
+    def save_extras(self, folder: Path) -> dict:
+        """Write what a saved model needs besides its weights into ``folder`` (e.g. a tokenizer and the
+        architecture's config) and return backbone options, relative to the model folder, that rebuild
+        this backbone from there without a network (``{"model": "tokenizer"}``); default: nothing."""
+        return {}
 
     def param_groups(self) -> list[tuple[str, list[str]]]:
         """Parameter names (as in ``named_parameters()``) of each group, in order."""

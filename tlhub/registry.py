@@ -8,8 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
-from .errors import UserError, did_you_mean
-from .options import Opt
+from tlhub.errors import UserError, did_you_mean
+from tlhub.options import Opt
 
 
 @dataclass(frozen=True)
@@ -78,11 +78,23 @@ KNOWN_ELSEWHERE = {
 }
 
 
+@dataclass(frozen=True)
+class PluginInfo:
+    """A loaded (or failed) plugin: entry-point name, distribution, version, implemented hooks."""
+
+    name: str
+    distribution: str
+    version: str
+    hooks: tuple[str, ...]
+    error: str = ""
+
+
 @dataclass
 class Registry:
-    """All registered descriptors, by kind and name."""
+    """All registered descriptors, by kind and name, and the plugins they came from."""
 
     items: dict[str, dict[str, Any]] = field(default_factory=lambda: {k: {} for k in KINDS})
+    plugins: list[PluginInfo] = field(default_factory=list)
 
     def add(self, kind: str, spec: Any, plugin: str) -> None:
         expected = KINDS[kind]
@@ -103,6 +115,15 @@ class Registry:
 
     def names(self, kind: str) -> list[str]:
         return sorted(self.items[kind])
+
+    def resolve(self, kind: str, name: str, given: dict, path: str) -> tuple[Any, dict]:
+        """(descriptor, options with declared defaults) or ``UserError`` naming every bad option under ``path``."""
+        from tlhub.options import resolve_options
+        spec = self.get(kind, name)
+        opts, errors = resolve_options(path, dict(given or {}), spec.options)
+        if errors:
+            raise UserError(errors=errors)
+        return spec, opts
 
 
 def unknown_message(kind: str, name: str, table: dict) -> str:

@@ -1,9 +1,9 @@
 """Generate the reference pages under docs/ from the code, so they cannot drift.
 
-    python -m tlhub.docgen            # (re)write docs/recipes.md, docs/cli.md, docs/hooks.md
-    python -m tlhub.docgen --check    # exit 1 and name the stale files instead of writing
+    python tools/docgen.py            # (re)write docs/recipes.md, docs/cli.md, docs/hooks.md
+    python tools/docgen.py --check    # exit 1 and name the stale files instead of writing
 
-Sources: the recipe dataclasses in ``tlhub/recipe.py`` (fields, defaults, metadata "help" and
+Sources: the recipe dataclasses in ``tlhub/recipe/schema.py`` (fields, defaults, metadata "help" and
 "choices"), the options declared by the registered components of tlhub and its first-party
 plugins (``DOC_PLUGINS``), the click commands of ``tlhub.cli.cli``, the hook specifications in
 ``tlhub/hookspecs.py`` and the descriptor and contract classes. ``tests/test_docs.py`` fails when
@@ -20,7 +20,7 @@ import sys
 from pathlib import Path
 from typing import Any, Callable, get_args, get_origin, get_type_hints
 
-COMMAND = "python -m tlhub.docgen"
+COMMAND = "python tools/docgen.py"
 DOC_PLUGINS = ("vision", "text")  # entry-point names of the first-party plugins documented in recipes.md
 GENERATED = ("recipes.md", "cli.md", "hooks.md")
 WIDTH = 100
@@ -125,7 +125,7 @@ def _fields_table(cls: type, where: str) -> list[str]:
         if f.name in ("path", "base_dir"):
             continue
         if "help" not in f.metadata:
-            raise ValueError(f"{cls.__name__}.{f.name} ({where}) has no metadata 'help'; add one in tlhub/recipe.py")
+            raise ValueError(f"{cls.__name__}.{f.name} ({where}) has no metadata 'help'; add one in tlhub/recipe/schema.py")
         lines.append(f"| `{f.name}` | {type_name(hints[f.name])} | {default_text(_field_default(f))} | "
                      f"{meaning(f.metadata['help'], f.metadata.get('choices'))} |")
     return lines
@@ -133,7 +133,7 @@ def _fields_table(cls: type, where: str) -> list[str]:
 
 def _sections() -> list[tuple[str, type, str]]:
     """(heading, dataclass, dotted path) for every recipe table, nested ones after their parent."""
-    from . import recipe as R
+    from tlhub import recipe as R
 
     out: list[tuple[str, type, str]] = []
 
@@ -161,7 +161,7 @@ def recipe_keys() -> list[str]:
 
 def doc_registry():
     """The registry of tlhub's built-ins and the first-party plugins only (whatever else is installed)."""
-    from . import plugins
+    from tlhub import plugins
 
     saved = {k: os.environ.pop(k, None) for k in ("TLHUB_PLUGINS", "TLHUB_BLOCK_PLUGINS")}
     os.environ["TLHUB_PLUGINS"] = ",".join(DOC_PLUGINS)
@@ -188,7 +188,7 @@ KIND_TEXT = {
 
 
 def _options_table(options) -> list[str]:
-    from .options import REQUIRED
+    from tlhub.options import REQUIRED
     if not options:
         return ["No options."]
     lines = ["| option | type | default | meaning |", "|---|---|---|---|"]
@@ -199,9 +199,9 @@ def _options_table(options) -> list[str]:
 
 
 def render_recipes() -> str:
-    from .registry import KINDS
+    from tlhub.registry import KINDS
 
-    out = ["# Recipe reference", "", banner("tlhub/recipe.py and the options declared by the components of "
+    out = ["# Recipe reference", "", banner("tlhub/recipe/schema.py and the options declared by the components of "
                                            f"tlhub and its plugins {', '.join(DOC_PLUGINS)}").rstrip(), "",
            "A recipe is a TOML file. Every key of the sections below has a default, but a recipe must name "
            "`model.backbone` and `data.source` and have at least one `[[phases]]` table; component options "
@@ -242,7 +242,7 @@ def walk_commands(cmd=None, path: tuple[str, ...] = ("tlhub",), parent=None):
     """Yield (path, command, context) for the group and every command below it, recursively."""
     import click
 
-    from .cli import cli
+    from tlhub.cli import cli
     cmd = cmd or cli
     settings = {**cmd.context_settings, "terminal_width": WIDTH, "max_content_width": WIDTH}
     ctx = click.Context(cmd, info_name=path[-1], parent=parent, **settings)
@@ -339,7 +339,7 @@ CONTRACTS = (("tlhub.interfaces", "Backbone"), ("tlhub.interfaces", "SequentialB
 
 
 def hook_names() -> list[str]:
-    from . import hookspecs
+    from tlhub import hookspecs
     funcs = [f for _, f in inspect.getmembers(hookspecs, inspect.isfunction)
              if hasattr(f, "tlhub_spec") and f.__module__ == hookspecs.__name__]
     return [f.__name__ for f in sorted(funcs, key=lambda f: f.__code__.co_firstlineno)]
@@ -350,7 +350,7 @@ def _descriptor_table(cls: type) -> list[str]:
     for f in dataclasses.fields(cls):
         text = FIELD_HELP_BY_CLASS.get(cls.__name__, {}).get(f.name) or FIELD_HELP.get(f.name)
         if not text:
-            raise ValueError(f"{cls.__name__}.{f.name} is not described; add it to FIELD_HELP in tlhub/docgen.py")
+            raise ValueError(f"{cls.__name__}.{f.name} is not described; add it to FIELD_HELP in tools/docgen.py")
         default = _field_default(f)
         lines.append(f"| `{f.name}` | `{cell(f.type)}` | {default_text(default, python=True)} | {cell(text)} |")
     return lines
@@ -377,7 +377,9 @@ def _members(cls: type) -> list[tuple[str, str, str]]:
 def render_hooks() -> str:
     import importlib
 
-    from . import hookspecs, options, registry
+    from tlhub import hookspecs
+    from tlhub import options
+    from tlhub import registry
 
     out = ["# Hooks reference", "", banner("tlhub/hookspecs.py, the descriptors in tlhub/registry.py and the "
                                            "contracts in tlhub/interfaces.py").rstrip(), "",

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import torch
 
-from . import __version__, rundir
-from .interfaces import ImagePreprocessing, TextPreprocessing
+from tlhub import __version__
+from tlhub.artifacts import rundir
+from tlhub.interfaces import ImagePreprocessing, TextPreprocessing
 
 log = logging.getLogger("tlhub")
 
@@ -26,8 +27,8 @@ def write_model(model_dir: Path, recipe, model, classes: list[str]) -> None:
     """``model/``: weights (safetensors, never pickle), config.json, the recipe, the tokenizer for text."""
     from safetensors.torch import save_file
 
-    from .plugins import get_registry
-    from .recipe import to_toml
+    from tlhub.plugins import get_registry
+    from tlhub.recipe import to_toml
 
     model_dir.mkdir(parents=True, exist_ok=True)
     spec = get_registry().get("backbones", recipe.model.backbone)
@@ -44,13 +45,12 @@ def write_model(model_dir: Path, recipe, model, classes: list[str]) -> None:
         "classes": classes, "preprocessing": preprocessing_config(prep, recipe),
         "channels_last": bool(getattr(model, "channels_last", False)),
     }
-    if isinstance(prep, TextPreprocessing) and hasattr(prep.tokenizer, "save_pretrained"):
-        prep.tokenizer.save_pretrained(str(model_dir / "tokenizer"))
-        hf = getattr(model.backbone, "hf", None)
-        if hf is not None and any(o.name == "model" for o in spec.options):
-            # The architecture's config beside the tokenizer: loading needs no hub and no cache.
-            hf.config.save_pretrained(str(model_dir / "tokenizer"))
-            config["offline_backbone_options"] = {"model": "tokenizer"}
+    # The backbone saves what a rebuild needs offline (a text plugin: tokenizer + architecture config); only
+    # options its descriptor declares are kept.
+    declared = {o.name for o in spec.options}
+    offline = {k: v for k, v in model.backbone.save_extras(model_dir).items() if k in declared}
+    if offline:
+        config["offline_backbone_options"] = offline
     rundir.write_json(model_dir / "config.json", config)
     rundir.write_atomic(model_dir / "recipe.toml", to_toml(recipe))
 
@@ -79,7 +79,7 @@ def write_samples(run_dir: Path, model, splits, preds, probs, image_size: int) -
         import numpy as np
         from safetensors.torch import save_file
 
-        from .data.images import to_pil
+        from tlhub.data.images import to_pil
         size = max(image_size, 64)
         imgs = [np.asarray(to_pil(splits.test.items[i]).resize((size, size))) for i in idx]
         save_file({"images": torch.from_numpy(np.stack(imgs)).to(torch.uint8)}, str(run_dir / "samples.safetensors"))
@@ -92,7 +92,7 @@ def write_outputs(run_dir: Path, recipe, model, splits, metrics, preds, probs) -
     size = (recipe.data.image_size or prep.size) if isinstance(prep, ImagePreprocessing) else 0
     write_samples(run_dir, model, splits, preds, probs, size)
     try:
-        from .report import write_report
+        from tlhub.reporting.pictures import write_report
     except ImportError:  # pictures come with the report module
         return
     for path in write_report(run_dir):

@@ -6,7 +6,7 @@ import os
 import time
 from pathlib import Path
 
-from .errors import UserError
+from tlhub.errors import UserError
 
 
 def choose_run_dir(recipe, overwrite: bool) -> Path:

@@ -44,7 +44,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from .errors import UserError
+from tlhub.errors import UserError
 
 SMALL_PER_CLASS = 300
 SIMILAR_SKILL = 0.5
@@ -169,14 +169,14 @@ def pool_state(state: Any):
 def _loader(backbone, recipe, split, batch_size: int):
     import torch
 
-    from .interfaces import ImagePreprocessing
+    from tlhub.interfaces import ImagePreprocessing
     prep = backbone.preprocessing
     if isinstance(prep, ImagePreprocessing):
-        from .data.images import ImageDataset, build_transform
+        from tlhub.data.images import ImageDataset, build_transform
         tf = build_transform(prep, recipe.data.image_size or prep.size, None, train=False)[0]
         ds, collate = ImageDataset(split.items, split.labels, tf), None
     else:
-        from .data.text import TextDataset
+        from tlhub.data.text import TextDataset
         ds = TextDataset(split.items, split.labels, prep)
         collate = ds.collate
     return torch.utils.data.DataLoader(ds, batch_size=batch_size, shuffle=False, collate_fn=collate)
@@ -219,7 +219,7 @@ def probe_accuracy(xtr, ytr, xte, yte, seed: int = 0) -> float:
 
 def check_recipe(recipe) -> None:
     """Registry checks of ``validate``, with ``freeze = "auto"`` phases allowed."""
-    from .recipe import validate
+    from tlhub.recipe import validate
     errors = [e for e in validate(recipe) if not any(e.startswith(f"phases.{i}.freeze:")
                                                       for i, p in enumerate(recipe.phases) if p.freeze == AUTO)]
     if errors:
@@ -231,10 +231,10 @@ def measure(recipe, max_train: int = 2000, max_eval: int = 1000, depth: int = PR
     """Measure the recipe's data and frozen backbone and recommend phases; see the module docstring."""
     import torch
 
-    from .data.splits import limit_split, make_splits
-    from .interfaces import DataContext
-    from .plugins import get_registry
-    from .train import build_model
+    from tlhub.data.splits import limit_split, make_splits
+    from tlhub.interfaces import DataContext
+    from tlhub.plugins import get_registry
+    from tlhub.model import ModelSpec, build_model
 
     t0 = time.time()
     check_recipe(recipe)
@@ -246,7 +246,7 @@ def measure(recipe, max_train: int = 2000, max_eval: int = 1000, depth: int = PR
     counts = Counter(int(y) for y in splits.train.labels)
     train_counts = {c: counts.get(i, 0) for i, c in enumerate(splits.classes)}
     torch.manual_seed(recipe.train.seed)  # as the trainer seeds before building: same random init, if any
-    backbone = build_model(recipe, registry, len(splits.classes)).backbone
+    backbone = build_model(ModelSpec.from_recipe(recipe), registry, len(splits.classes)).backbone
     names = backbone.group_names
     n = len(names)
     probe_at = sorted(set(range(max(0, n - depth), n)))
@@ -341,7 +341,7 @@ def plan_phases(recipe, **kwargs) -> list[dict]:
 
 def expand_auto(recipe, phases: list[dict] | None = None):
     """``recipe`` with its ``freeze = "auto"`` phase replaced by the planned phases (others kept in place)."""
-    from .recipe import parse_recipe
+    from tlhub.recipe import parse_recipe
     if not any(p.freeze == AUTO for p in recipe.phases):
         return recipe
     phases = plan_phases(recipe) if phases is None else phases
@@ -380,8 +380,8 @@ def write_recipe(recipe, advice: Advice, out: str | Path, overwrite: bool = Fals
     """
     import tomli_w
 
-    from . import rundir
-    from .recipe import parse_recipe
+    from tlhub.artifacts import rundir
+    from tlhub.recipe import parse_recipe
     out = Path(out)
     if out.exists() and not overwrite:
         raise UserError(f"{out} already exists; pass --overwrite to replace it")

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ..interfaces import ImagePreprocessing
+from tlhub.interfaces import ImagePreprocessing
 
 
 def to_pil(item: Any) -> Image.Image:
@@ -29,26 +29,28 @@ def to_pil(item: Any) -> Image.Image:
     return img.convert("RGB")
 
 
+def augment_is_random(augment) -> bool:
+    """Whether the training transform draws randomly (then the training split cannot be cached)."""
+    return augment is not None and (augment.crop_padding > 0 or bool(augment.flip) or augment.rotation > 0
+                                    or augment.color_jitter > 0)
+
+
 def build_transform(prep: ImagePreprocessing, size: int, augment, train: bool) -> tuple[Callable, bool]:
     """(transform, deterministic) for one split."""
     from torchvision import transforms as T
 
     steps: list = [T.Resize((size, size))]
-    random = False
-    if train and augment is not None:
+    random = train and augment_is_random(augment)
+    if random:
         if augment.crop_padding > 0:
             steps.append(T.RandomCrop(size, padding=augment.crop_padding))
-            random = True
         if augment.flip:
             steps.append(T.RandomHorizontalFlip())
-            random = True
         if augment.rotation > 0:
             steps.append(T.RandomRotation(augment.rotation))
-            random = True
         if augment.color_jitter > 0:
             j = augment.color_jitter
             steps.append(T.ColorJitter(brightness=j, contrast=j, saturation=j))
-            random = True
     steps += [T.ToTensor(), T.Normalize(prep.mean, prep.std)]
     return T.Compose(steps), not random
 

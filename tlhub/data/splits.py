@@ -6,8 +6,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..errors import UserError
-from ..interfaces import DataContext, SourceData, Split
+from tlhub.errors import UserError
+from tlhub.interfaces import DataContext, SourceData, Split
 
 
 def stratified_split(split: Split, fraction: float, seed: int) -> tuple[Split, Split]:
@@ -70,7 +70,7 @@ def _check(name: str, split: Split, classes: list[str], require_all: bool) -> li
 
 def make_splits(recipe, registry, ctx: DataContext) -> Splits:
     """Load the recipe's data source(s) and return train/val/test splits (checked)."""
-    from ..options import resolve_options
+    from tlhub.options import resolve_options
 
     d = recipe.data
     spec = registry.get("data-sources", d.source)

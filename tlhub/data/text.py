@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import torch
 
-from ..interfaces import TextPreprocessing
+from tlhub.interfaces import TextPreprocessing
 
 
 class TextDataset(torch.utils.data.Dataset):

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..errors import UserError
+from tlhub.errors import UserError
 
 HERE = Path(__file__).parent
 CORE = ("accuracy", "f1", "precision", "recall", "confusion_matrix")

@@ -1,4 +1,8 @@
-"""Build the plugin manager: built-ins first, then installed entry points (group ``tlhub``).
+"""Build the plugin manager and the registry: built-ins first, then installed entry points (group ``tlhub``).
+
+``make_registry(extra=..., blocked=...)`` builds a registry from scratch; ``get_registry()`` is the
+process default that commands use (built once), and ``use_registry(reg)`` swaps it for a block of code
+(tests, applications registering their own components), without patching module state.
 
 Environment switches (for debugging a plugin set-up):
   TLHUB_BLOCK_PLUGINS=a,b   do not load these entry-point plugins
@@ -9,25 +13,17 @@ from __future__ import annotations
 import importlib
 import os
 import sys
-from dataclasses import dataclass
+from contextlib import contextmanager
+from typing import Any, Iterable, Iterator
 from importlib import metadata
 
 import pluggy
 
-from . import hookspecs
-from .registry import KINDS, Registry
+from tlhub import hookspecs
+from tlhub.registry import KINDS, PluginInfo, Registry
 
 GROUP = "tlhub"
-BUILTIN_PLUGINS = ("tlhub.builtins.heads", "tlhub.builtins.freeze_policies")
-
-
-@dataclass(frozen=True)
-class PluginInfo:
-    name: str
-    distribution: str
-    version: str
-    hooks: tuple[str, ...]
-    error: str = ""
+BUILTIN_PLUGINS = ("tlhub.plugins.builtins.heads", "tlhub.plugins.builtins.freeze_policies")
 
 
 def _env_list(var: str) -> set[str] | None:
@@ -37,8 +33,10 @@ def _env_list(var: str) -> set[str] | None:
     return {p.strip() for p in raw.split(",") if p.strip()}
 
 
-def get_plugin_manager() -> tuple[pluggy.PluginManager, list[PluginInfo]]:
-    """A fresh plugin manager with every loadable plugin registered and ``check_pending()`` run."""
+def make_plugin_manager(extra: Iterable[Any] = (), blocked: set[str] | None = None,
+                        allowed: set[str] | None = None) -> tuple[pluggy.PluginManager, list[PluginInfo]]:
+    """A fresh plugin manager: built-ins, installed entry points (minus ``blocked``; only ``allowed`` when
+    given; both default to TLHUB_BLOCK_PLUGINS / TLHUB_PLUGINS), then ``extra`` plugin objects."""
     pm = pluggy.PluginManager(GROUP)
     pm.add_hookspecs(hookspecs)
     infos: list[PluginInfo] = []
@@ -46,8 +44,8 @@ def get_plugin_manager() -> tuple[pluggy.PluginManager, list[PluginInfo]]:
     for modname in BUILTIN_PLUGINS:
         pm.register(importlib.import_module(modname), name=modname)
         infos.append(PluginInfo(modname, "tlhub", tlhub.__version__, ()))
-    blocked = _env_list("TLHUB_BLOCK_PLUGINS") or set()
-    allowed = _env_list("TLHUB_PLUGINS")
+    blocked = (_env_list("TLHUB_BLOCK_PLUGINS") or set()) if blocked is None else set(blocked)
+    allowed = _env_list("TLHUB_PLUGINS") if allowed is None else set(allowed)
     for ep in sorted(metadata.entry_points(group=GROUP), key=lambda e: e.name):
         dist = getattr(ep, "dist", None)
         dist_name = dist.metadata["Name"] if dist is not None else "?"
@@ -66,6 +64,10 @@ def get_plugin_manager() -> tuple[pluggy.PluginManager, list[PluginInfo]]:
             infos.append(PluginInfo(ep.name, dist_name, version, (), error=line))
             continue
         infos.append(PluginInfo(ep.name, dist_name, version, ()))
+    for i, obj in enumerate(extra):
+        name = getattr(obj, "__name__", None) or f"{type(obj).__name__}-{i}"
+        pm.register(obj, name=name)
+        infos.append(PluginInfo(name, "(registered in this process)", "-", ()))
     pm.check_pending()
     infos = [PluginInfo(i.name, i.distribution, i.version,
                         tuple(sorted(h.name for h in pm.get_hookcallers(pm.get_plugin(i.name)) or ())), i.error)
@@ -73,9 +75,9 @@ def get_plugin_manager() -> tuple[pluggy.PluginManager, list[PluginInfo]]:
     return pm, infos
 
 
-def build_registry(pm: pluggy.PluginManager) -> Registry:
+def build_registry(pm: pluggy.PluginManager, infos: list[PluginInfo] | None = None) -> Registry:
     """Call every registration hook, attributing each descriptor to the plugin that gave it."""
-    registry = Registry()
+    registry = Registry(plugins=list(infos or []))
     for kind in KINDS:
         hook = getattr(pm.hook, "register_" + kind.replace("-", "_"))
         for impl in hook.get_hookimpls():
@@ -84,23 +86,39 @@ def build_registry(pm: pluggy.PluginManager) -> Registry:
     return registry
 
 
-_CACHE: dict[str, object] = {}
+def make_registry(extra: Iterable[Any] = (), blocked: set[str] | None = None,
+                  allowed: set[str] | None = None) -> Registry:
+    """A registry built from scratch (see ``make_plugin_manager`` for the arguments)."""
+    pm, infos = make_plugin_manager(extra, blocked, allowed)
+    return build_registry(pm, infos)
+
+
+get_plugin_manager = make_plugin_manager  # the name plugin authors' tests know
+_default: list[Registry] = []  # the process default, built on first use; a stack under use_registry
 
 
 def get_registry() -> Registry:
-    """The process-wide registry (built once)."""
-    if "registry" not in _CACHE:
-        pm, infos = get_plugin_manager()
-        _CACHE["pm"], _CACHE["infos"] = pm, infos
-        _CACHE["registry"] = build_registry(pm)
-    return _CACHE["registry"]  # type: ignore[return-value]
+    """The process default registry: installed plugins and the environment switches (built once)."""
+    if not _default:
+        _default.append(make_registry())
+    return _default[-1]
+
+
+@contextmanager
+def use_registry(registry: Registry) -> Iterator[Registry]:
+    """Make ``registry`` the default for the block (``tlhub.run`` and the commands look it up)."""
+    get_registry()
+    _default.append(registry)
+    try:
+        yield registry
+    finally:
+        _default.remove(registry)
 
 
 def plugin_infos() -> list[PluginInfo]:
-    get_registry()
-    return _CACHE["infos"]  # type: ignore[return-value]
+    return get_registry().plugins
 
 
 def reset() -> None:
-    """Forget the cached plugin manager (tests, or after installing a plugin)."""
-    _CACHE.clear()
+    """Forget the default registry (after installing a plugin, or between tests)."""
+    _default.clear()

@@ -3,13 +3,14 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, get_args, get_origin, get_type_hints
 
-from .errors import UserError, did_you_mean
-from .options import check_value
+import tomllib
+
+from tlhub.errors import UserError, did_you_mean
+from tlhub.options import check_value
 
 BN_MODES = ("frozen", "eval", "train")
 
@@ -340,53 +341,6 @@ def load_recipe(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -
     raw = load_toml(path)
     raw = apply_overrides(raw, list(overrides))
     return parse_recipe(raw, path=str(path), base_dir=Path(path).resolve().parent)
-
-
-def validate(recipe: Recipe, registry=None) -> list[str]:
-    """Errors from resolving component names and their options against the registry."""
-    from .options import resolve_options
-    from .plugins import get_registry
-    from .registry import unknown_message
-
-    reg = registry or get_registry()
-    errors: list[str] = []
-
-    def check(kind: str, name: str, opts: dict, where: str, opts_where: str):
-        if not name:  # reported as missing already
-            return None
-        table = reg.items[kind]
-        if name not in table:
-            errors.append(f"{where}: {unknown_message(kind, name, table)}")
-            return None
-        errors.extend(resolve_options(opts_where, opts, table[name].options)[1])
-        return table[name]
-
-    bb = check("backbones", recipe.model.backbone, recipe.model.backbone_options, "model.backbone",
-               "model.backbone_options")
-    check("heads", recipe.model.head, recipe.model.head_options, "model.head", "model.head_options")
-    src = check("data-sources", recipe.data.source, recipe.data.options, "data.source", "data.options")
-    if recipe.data.test is not None and recipe.data.test.source:
-        check("data-sources", recipe.data.test.source, recipe.data.test.options, "data.test.source",
-              "data.test.options")
-    for i, p in enumerate(recipe.phases):
-        if p.freeze == "auto":  # planned by `tlhub advise` at the start of the run
-            continue
-        check("freeze-policies", p.freeze, p.freeze_options, f"phases.{i}.freeze", f"phases.{i}.freeze_options")
-    if bb is not None and src is not None and bb.modality != src.modality:
-        errors.append(f"data.source: {recipe.data.source!r} gives {src.modality} data but backbone "
-                      f"{recipe.model.backbone!r} takes {bb.modality} input")
-    return errors
-
-
-def load_and_validate(path: str | Path, overrides=()) -> Recipe:
-    """Parse and resolve a recipe, reporting every error (syntax, types, values, names) at once."""
-    raw = apply_overrides(load_toml(path), list(overrides))
-    errors: list[str] = []
-    recipe = parse_recipe(raw, path=str(path), base_dir=Path(path).resolve().parent, errors=errors)
-    errors += validate(recipe)
-    if errors:
-        raise UserError(errors=errors)
-    return recipe
 
 
 def to_toml(recipe: Recipe) -> str:

@@ -16,18 +16,11 @@ methods) for the duration of a ``with`` block, so a plugin can be tested before 
 """
 from __future__ import annotations
 
-import copy
-from contextlib import contextmanager
-from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
-from .errors import UserError
-from .hookspecs import hookimpl
-from .options import REQUIRED, Opt, check_value, resolve_options
-from .registry import BackboneSpec, DataSourceSpec, FreezePolicySpec, HeadSpec
-
-__all__ = ["check_backbone", "check_head", "check_freeze_policy", "check_data_source", "check_options",
-           "registered", "tiny_image_data", "TinyImageSource", "EXAMPLE_GROUPS"]
+from tlhub.errors import UserError
+from tlhub.options import REQUIRED, Opt, check_value, resolve_options
+from tlhub.registry import BackboneSpec
 
 MODALITIES = ("image", "text")
 TEXTS = ["A short sentence.", "Another, slightly longer sentence for the check."]
@@ -50,7 +43,7 @@ def _lookup(kind: str, spec_or_name: Any, cls: type):
         return spec_or_name
     if not isinstance(spec_or_name, str):
         raise TypeError(f"expected a {cls.__name__} or a registered name, got {spec_or_name!r}")
-    from .plugins import get_registry
+    from tlhub.plugins import get_registry
     try:
         return get_registry().get(kind, spec_or_name)
     except UserError as exc:
@@ -146,7 +139,7 @@ def check_backbone(spec_or_name: BackboneSpec | str, weights: str = "none", opti
     """
     import torch
 
-    from .interfaces import Backbone, ImagePreprocessing, TextPreprocessing
+    from tlhub.interfaces import Backbone, ImagePreprocessing, TextPreprocessing
 
     spec = _lookup("backbones", spec_or_name, BackboneSpec)
     what = f"backbone {spec.name!r}" + (f" (plugin {spec.plugin!r})" if spec.plugin else "")
@@ -260,214 +253,3 @@ def check_backbone(spec_or_name: BackboneSpec | str, weights: str = "none", opti
     return bb
 
 
-# ------------------------------------------------------------------ heads
-
-def check_head(spec_or_name: HeadSpec | str, options: dict | None = None, in_features: int = 16,
-               num_classes: int = 3):
-    """Build a head for ``in_features`` -> ``num_classes`` and check shapes and gradients; return it."""
-    import torch
-    from torch import nn
-
-    spec = _lookup("heads", spec_or_name, HeadSpec)
-    what = f"head {spec.name!r}" + (f" (plugin {spec.plugin!r})" if spec.plugin else "")
-    check_options(spec, what)
-    opts = _resolve(what, "model.head_options", spec, options)
-    head = None
-    for classes in (2, num_classes):  # binary too; the requested head is built last and returned
-        torch.manual_seed(0)
-        head = spec.build(in_features, classes, opts)
-        if not isinstance(head, nn.Module):
-            _fail(what, f"build() returned {type(head).__name__}, not a torch.nn.Module")
-        x = torch.randn(4, in_features, generator=torch.Generator().manual_seed(0))
-        head.train()
-        logits = head(x)
-        if not isinstance(logits, torch.Tensor) or tuple(logits.shape) != (4, classes):
-            shape = tuple(logits.shape) if isinstance(logits, torch.Tensor) else type(logits).__name__
-            _fail(what, f"build({in_features}, {classes}, options) gave logits of shape {shape}, "
-                        f"expected {(4, classes)}")
-        logits.float().logsumexp(-1).sum().backward()
-        dead = [n for n, p in head.named_parameters() if p.grad is None]
-        if dead:
-            _fail(what, f"no gradient reaches {_short(dead)}")
-        head.eval()
-        with torch.no_grad():
-            if tuple(head(x).shape) != (4, classes):
-                _fail(what, "in eval mode the logits have another shape")
-    return head
-
-
-# ------------------------------------------------------------------ freeze policies
-
-def check_freeze_policy(spec_or_name: FreezePolicySpec | str, options: dict | None = None,
-                        groups: list[tuple[str, list[str]]] | None = None) -> set[str]:
-    """Build a freeze policy and apply it to ``groups`` (default ``EXAMPLE_GROUPS``); return the trainable set.
-
-    Checks: ``trainable(groups)`` returns a set of parameter names, a subset of the names in
-    ``groups``, the same on every call and for a second policy built from the same options, and it
-    does not modify ``groups``.
-    """
-    from .policy import FreezePolicy
-
-    spec = _lookup("freeze-policies", spec_or_name, FreezePolicySpec)
-    what = f"freeze policy {spec.name!r}" + (f" (plugin {spec.plugin!r})" if spec.plugin else "")
-    check_options(spec, what)
-    opts = _resolve(what, "phases.0.freeze_options", spec, options)
-    groups = copy.deepcopy(groups if groups is not None else EXAMPLE_GROUPS)
-    pristine = copy.deepcopy(groups)
-    policy = spec.build(opts)
-    if not isinstance(policy, FreezePolicy):
-        _fail(what, f"build() returned {type(policy).__name__}, not a tlhub.policy.FreezePolicy")
-    first = policy.trainable(groups)
-    if not isinstance(first, (set, frozenset)):
-        _fail(what, f"trainable() must return a set of parameter names, got {type(first).__name__}")
-    if groups != pristine:
-        _fail(what, "trainable() modified the groups it was given")
-    names = {p for _, params in groups for p in params}
-    unknown = sorted(p for p in first if p not in names)
-    if unknown:
-        _fail(what, f"trainable() returned names that are not parameters of the groups: {_short(unknown)}")
-    if policy.trainable(copy.deepcopy(groups)) != first:
-        _fail(what, "trainable() is not deterministic: two calls on the same groups differ")
-    if spec.build(opts).trainable(copy.deepcopy(groups)) != first:
-        _fail(what, "two policies built from the same options choose different parameters")
-    return set(first)
-
-
-# ------------------------------------------------------------------ data sources
-
-def _check_item(what: str, modality: str, item: Any, where: str) -> None:
-    if modality == "text":
-        if not isinstance(item, str):
-            _fail(what, f"{where} is a {type(item).__name__}, expected a str for a text source")
-        return
-    from .data.images import to_pil
-    if isinstance(item, (str, Path)) and not Path(item).is_file():
-        _fail(what, f"{where} is a path that does not exist: {item}")
-    try:
-        img = to_pil(item)
-    except Exception as exc:  # noqa: BLE001
-        _fail(what, f"{where} is not an image tlhub can read ({type(item).__name__}: {type(exc).__name__}: {exc}); "
-                    f"give PIL images, HxW / HxWxC arrays or image file paths")
-    if img.width < 1 or img.height < 1:
-        _fail(what, f"{where} is an empty image")
-
-
-def check_data_source(spec_or_name: DataSourceSpec | str, options: dict | None = None,
-                      tmp_path: str | Path | None = None, sample: int = 8):
-    """Load a data source (relative paths resolve against ``tmp_path``) and check what it returns.
-
-    Checks: a ``SourceData`` with at least 2 distinct class names and a non-empty train split; every
-    split present has as many items as labels, integer labels within ``range(len(classes))``, and
-    items of the declared modality (a sample of ``sample`` items per split is read). Returns it.
-    """
-    from .interfaces import DataContext, SourceData, Split
-
-    spec = _lookup("data-sources", spec_or_name, DataSourceSpec)
-    what = f"data source {spec.name!r}" + (f" (plugin {spec.plugin!r})" if spec.plugin else "")
-    check_options(spec, what)
-    if spec.modality not in MODALITIES:
-        _fail(what, f"modality must be one of {MODALITIES}, got {spec.modality!r}")
-    opts = _resolve(what, "data.options", spec, options)
-    ctx = DataContext(Path(tmp_path) if tmp_path is not None else Path.cwd(), seed=0, log=lambda line: None)
-    data = spec.load(opts, ctx)
-    if not isinstance(data, SourceData):
-        _fail(what, f"load() returned {type(data).__name__}, not a tlhub.interfaces.SourceData")
-    classes = list(data.classes)
-    if len(classes) < 2:
-        _fail(what, f"gives {len(classes)} class(es); classification needs at least 2")
-    if len({str(c) for c in classes}) != len(classes):
-        _fail(what, f"class names repeat: {classes!r}")
-    if data.train is None or len(data.train) == 0:
-        _fail(what, "gives no training examples (SourceData.train is missing or empty)")
-    for name in ("train", "val", "test"):
-        split = getattr(data, name)
-        if split is None:
-            continue
-        if not isinstance(split, Split):
-            _fail(what, f"the {name} split is a {type(split).__name__}, not a tlhub.interfaces.Split")
-        if len(split.items) != len(split.labels):
-            _fail(what, f"the {name} split has {len(split.items)} items but {len(split.labels)} labels")
-        bad = [y for y in split.labels if isinstance(y, bool) or not _is_int(y) or not 0 <= int(y) < len(classes)]
-        if bad:
-            _fail(what, f"the {name} split has labels that are not integers in [0, {len(classes)}): "
-                        f"{_short(map(repr, bad))}")
-        picks = sorted({0, len(split) - 1, *range(0, len(split), max(1, len(split) // max(1, sample)))})[:sample + 1]
-        for i in picks:
-            if len(split):
-                _check_item(what, spec.modality, split.items[i], f"{name} item {i}")
-    if not all(isinstance(s, str) for s in data.skipped):
-        _fail(what, "skipped must be a list of 'item: reason' strings")
-    return data
-
-
-def _is_int(y: Any) -> bool:
-    import numbers
-    return isinstance(y, numbers.Integral)
-
-
-# ------------------------------------------------------------------ data for tests
-
-def tiny_image_data(classes: int = 3, per_class: int = 8, size: int = 16, seed: int = 0):
-    """A tiny learnable image ``SourceData``: a square of each class's colour and position on noise."""
-    import numpy as np
-
-    from .interfaces import SourceData, Split
-
-    if not 2 <= classes <= 6:
-        raise ValueError("classes must be between 2 and 6")
-    colors = [(230, 40, 40), (40, 230, 40), (40, 40, 230), (230, 230, 40), (230, 40, 230), (40, 230, 230)]
-    rng = np.random.default_rng(seed)
-    q = max(size // 4, 1)
-    items, labels = [], []
-    for c in range(classes):
-        row, col = divmod(c, 2)
-        for _ in range(per_class):
-            img = rng.integers(0, 80, (size, size, 3)).astype(np.uint8)
-            img[row * q: row * q + 2 * q, col * 2 * q: col * 2 * q + 2 * q, :] = colors[c]
-            items.append(img)
-            labels.append(c)
-    return SourceData([f"class{c}" for c in range(classes)], train=Split(items, labels))
-
-
-class TinyImageSource:
-    """A plugin object that registers the data source ``name`` returning ``data`` (default ``tiny_image_data()``)."""
-
-    def __init__(self, name: str = "tlhub-tiny-dataset", data=None):
-        self.name, self.data = name, data
-
-    @hookimpl
-    def register_data_sources(self, register):
-        register(DataSourceSpec(self.name, "tiny synthetic images (tlhub.testing)", "image",
-                                lambda options, ctx: self.data if self.data is not None else tiny_image_data()))
-
-
-@contextmanager
-def registered(*plugin_objects: Any) -> Iterator[Any]:
-    """Register plugin objects (in this process) on top of the installed plugins; yield the registry.
-
-        with registered(my_plugin_module):
-            check_backbone("my-backbone")
-            tlhub.run("recipe.toml")          # in-process runs see the plugin too
-
-    Subprocesses (``tlhub run`` on the command line) only see installed entry points.
-    """
-    from . import plugins
-
-    real = plugins.get_plugin_manager
-
-    def with_extra():
-        pm, infos = real()
-        for i, obj in enumerate(plugin_objects):
-            name = getattr(obj, "__name__", None) or f"{type(obj).__name__}-{i}"
-            pm.register(obj, name=name)
-            hooks = tuple(sorted(h.name for h in pm.get_hookcallers(obj) or ()))
-            infos.append(plugins.PluginInfo(name, "(registered by tlhub.testing)", "-", hooks))
-        return pm, infos
-
-    plugins.get_plugin_manager = with_extra
-    plugins.reset()
-    try:
-        yield plugins.get_registry()
-    finally:
-        plugins.get_plugin_manager = real
-        plugins.reset()

@@ -5,21 +5,20 @@ import math
 
 import torch
 
-from .model import TransferModel
+from tlhub.model import TransferModel
 
 
-def build_optimizer(model: TransferModel, phase) -> torch.optim.Optimizer:
+def build_optimizer(model: TransferModel, phase, lrs: dict[str, float]) -> torch.optim.Optimizer:
+    """One optimizer group per trainable backbone group plus the head, at the run plan's learning rates
+    (``lrs``: group name or "head" -> lr, from ``PhasePlan.lrs``); ``phase`` gives the optimizer's kind."""
     groups = []
-    bb_groups = model.backbone.param_groups()
     params = dict(model.backbone.named_parameters())
-    n = len(bb_groups)
-    for i, (gname, pnames) in enumerate(bb_groups):
+    for gname, pnames in model.backbone.param_groups():
         ps = [params[p] for p in pnames if params[p].requires_grad]
         if ps:
-            scale = phase.lr_mult.get(gname, 1.0) * phase.layer_decay ** (n - i)
-            groups.append({"params": ps, "lr": phase.lr * scale, "name": gname})
+            groups.append({"params": ps, "lr": lrs[gname], "name": gname})
     head = [p for p in model.head.parameters() if p.requires_grad]
-    groups.append({"params": head, "lr": phase.lr * phase.lr_mult.get("head", 1.0), "name": "head"})
+    groups.append({"params": head, "lr": lrs["head"], "name": "head"})
     if phase.optimizer == "sgd":
         return torch.optim.SGD(groups, lr=phase.lr, momentum=phase.momentum, weight_decay=phase.weight_decay)
     cls = torch.optim.AdamW if phase.optimizer == "adamw" else torch.optim.Adam

@@ -1,6 +1,7 @@
 """One phase: freeze, cache the frozen prefix, build the optimizer, prepare, train epochs, checkpoint."""
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import logging
 import math
@@ -11,11 +12,12 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
-from . import checkpoint, rundir
-from .cache import CachedDataset, build_cache, cache_bytes
-from .errors import UserError
-from .model import TransferModel, apply_phase, format_audit, frozen_prefix
-from .optim import build_optimizer, build_scheduler
+from tlhub.artifacts import rundir
+from tlhub.errors import UserError
+from tlhub.model import TransferModel, apply_states, frozen_prefix
+from tlhub.training import checkpoint
+from tlhub.training.cache import CachedDataset, build_cache, cache_bytes
+from tlhub.training.optim import build_optimizer, build_scheduler
 
 log = logging.getLogger("tlhub")
 
@@ -68,6 +70,7 @@ class RunContext:
     identity: dict
     stop: StopFlag
     resume_command: str
+    plan: object = None  # tlhub.recipe.plan.RunPlan
     timings: list = field(default_factory=list)  # per phase: wall seconds, cache-filling seconds
 
 
@@ -127,20 +130,14 @@ def run_phase(ctx: RunContext, model: TransferModel, index: int, resume=None) ->
     """Train phase ``index``; ``resume`` is a checkpoint inside this phase to continue from."""
     from tqdm.auto import tqdm
 
-    from .options import resolve_options
-
     accelerator, recipe = ctx.accelerator, ctx.recipe
     phase = recipe.phases[index]
-    spec = ctx.registry.get("freeze-policies", phase.freeze)
-    opts, errs = resolve_options(f"phases.{index}.freeze_options", phase.freeze_options, spec.options)
-    if errs:
-        raise UserError(errors=errs)
-    trainable = spec.build(opts).trainable(model.backbone.param_groups())
-    audit = apply_phase(model, trainable, phase.bn, phase.bn_groups)
-    head_params = sum(p.numel() for p in model.head.parameters())
+    plan = dataclasses.replace(ctx.plan.phases[index], head_params=sum(p.numel() for p in model.head.parameters()))
+    audit = apply_states(model, list(plan.groups), plan.train_names)
     log.info("phase %d/%d %r: %d epoch(s), %s lr %g, %s schedule, freeze %s %s", index + 1, len(recipe.phases),
-             phase.name, phase.epochs, phase.optimizer, phase.lr, phase.scheduler, phase.freeze, opts or "")
-    log.info(format_audit(audit, head_params))
+             phase.name, phase.epochs, phase.optimizer, phase.lr, phase.scheduler, phase.freeze,
+             plan.freeze_options or "")
+    log.info(plan.table())
     d = recipe.data
     seed = recipe.train.seed + 1000 * index
     t_phase = time.time()
@@ -151,7 +148,7 @@ def run_phase(ctx: RunContext, model: TransferModel, index: int, resume=None) ->
     train_loader = _loader(train_ds, d.batch_size, True, _collate_of(train_ds, ctx.collate), d.workers, seed)
     val_loader = _loader(val_ds, d.eval_batch_size or 2 * d.batch_size, False, _collate_of(val_ds, ctx.collate),
                          d.workers, seed)
-    optimizer = build_optimizer(model, phase)
+    optimizer = build_optimizer(model, phase, plan.lrs)
     # Accelerate's seedable sampler takes torch's initial seed when prepared: make it the phase's own,
     # so a resumed run shuffles exactly like an uninterrupted one.
     torch.manual_seed(seed)

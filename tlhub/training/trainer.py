@@ -12,16 +12,23 @@ from typing import Any
 
 import torch
 
-from . import rundir
-from .data.splits import Splits, make_splits
-from .errors import UserError
-from .interfaces import Backbone, DataContext, ImagePreprocessing
-from .metrics import float_scores, format_scores
-from .model import TransferModel
-from .recipe import Recipe, apply_overrides, load_and_validate, parse_recipe, to_toml, validate
+from tlhub.artifacts import rundir
+from tlhub.data.splits import Splits, make_splits
+from tlhub.errors import UserError
+from tlhub.interfaces import Backbone, DataContext, ImagePreprocessing
+from tlhub.metrics import float_scores, format_scores
+from tlhub.model import ModelSpec, add_head, build_backbone, group_layouts
+from tlhub.recipe.plan import build_plan
+from tlhub.recipe import (
+    Recipe,
+    apply_overrides,
+    load_and_validate,
+    parse_recipe,
+    to_toml,
+    validate,
+)
 
 log = logging.getLogger("tlhub")
-WEIGHT_WORDS = ("", "none", "imagenet", "pretrained", "default")
 
 
 @dataclass
@@ -49,42 +56,11 @@ def resolve_recipe(recipe_or_path, overrides=()) -> Recipe:
     return load_and_validate(recipe_or_path, overrides)
 
 
-def build_model(recipe: Recipe, registry, num_classes: int) -> TransferModel:
-    return add_head(build_backbone(recipe, registry), recipe, registry, num_classes)
-
-
-def build_backbone(recipe: Recipe, registry) -> Backbone:
-    """The recipe's backbone with its weights (the step that fails when weights are missing offline)."""
-    from .options import resolve_options
-    spec = registry.get("backbones", recipe.model.backbone)
-    opts, errs = resolve_options("model.backbone_options", recipe.model.backbone_options, spec.options)
-    if errs:
-        raise UserError(errors=errs)
-    weights = recipe.model.weights
-    if weights.lower() not in WEIGHT_WORDS:
-        candidate = Path(recipe.base_dir) / Path(weights).expanduser()
-        if candidate.exists():
-            weights = str(candidate.resolve())
-    backbone = spec.build(weights, opts)
-    if not isinstance(backbone, Backbone):
-        raise TypeError(f"backbone {spec.name!r} (plugin {spec.plugin}) built {type(backbone)!r}, not a Backbone")
-    return backbone
-
-
-def add_head(backbone: Backbone, recipe: Recipe, registry, num_classes: int) -> TransferModel:
-    from .options import resolve_options
-    hspec = registry.get("heads", recipe.model.head)
-    hopts, errs = resolve_options("model.head_options", recipe.model.head_options, hspec.options)
-    if errs:
-        raise UserError(errors=errs)
-    return TransferModel(backbone, hspec.build(backbone.feature_dim, num_classes, hopts))
-
-
 def make_datasets(backbone: Backbone, recipe: Recipe, splits: Splits):
     """Datasets per split plus (collate_fn, train transform deterministic?)."""
     prep = backbone.preprocessing
     if isinstance(prep, ImagePreprocessing):
-        from .data.images import ImageDataset, build_transform
+        from tlhub.data.images import ImageDataset, build_transform
         size = recipe.data.image_size or prep.size
         out, deterministic = {}, True
         for name in ("train", "val", "test"):
@@ -93,7 +69,7 @@ def make_datasets(backbone: Backbone, recipe: Recipe, splits: Splits):
             split = getattr(splits, name)
             out[name] = ImageDataset(split.items, split.labels, tf)
         return out, None, deterministic
-    from .data.text import TextDataset
+    from tlhub.data.text import TextDataset
     out = {name: TextDataset(getattr(splits, name).items, getattr(splits, name).labels, prep)
            for name in ("train", "val", "test")}
     truncated = sum(d.truncated for d in out.values())
@@ -148,11 +124,15 @@ def run(recipe_or_path, overrides=(), overwrite: bool = False, quiet: bool = Fal
     ``resume``: a run directory (or "latest") to continue from its newest whole checkpoint.
     """
     from accelerate import Accelerator
-    from accelerate.utils import DataLoaderConfiguration, broadcast_object_list, set_seed
+    from accelerate.utils import (
+        DataLoaderConfiguration,
+        broadcast_object_list,
+        set_seed,
+    )
 
-    from . import checkpoint
-    from .phase import RunContext, StopFlag, run_phase
-    from .plugins import get_registry
+    from tlhub.plugins import get_registry
+    from tlhub.training import checkpoint
+    from tlhub.training.phase import RunContext, StopFlag, run_phase
 
     recipe = resolve_recipe(recipe_or_path, overrides)
     registry = get_registry()
@@ -167,7 +147,7 @@ def run(recipe_or_path, overrides=(), overwrite: bool = False, quiet: bool = Fal
     torch.set_num_threads(threads)
 
     if any(p.freeze == "auto" for p in recipe.phases):
-        from .advise import expand_auto, plan_phases
+        from tlhub.auto.advise import expand_auto, plan_phases
         plan = [plan_phases(recipe) if main else None]
         if accelerator.num_processes > 1:
             broadcast_object_list(plan)
@@ -193,7 +173,7 @@ def run(recipe_or_path, overrides=(), overwrite: bool = False, quiet: bool = Fal
     set_seed(recipe.train.seed)
     problems: list[str] = []
     try:
-        backbone = build_backbone(recipe, registry)
+        backbone = build_backbone(ModelSpec.from_recipe(recipe), registry)
     except UserError as exc:
         problems += exc.errors
     rng_after_backbone = torch.get_rng_state()  # the head's init must not depend on what loading data draws
@@ -225,7 +205,7 @@ def run(recipe_or_path, overrides=(), overwrite: bool = False, quiet: bool = Fal
         log.info("data: skipped %d unreadable item(s), listed in %s", len(splits.skipped), run_dir / "skipped.txt")
 
     torch.set_rng_state(rng_after_backbone)
-    model = add_head(backbone, recipe, registry, len(splits.classes))
+    model = add_head(backbone, ModelSpec.from_recipe(recipe), registry, len(splits.classes))
     if recipe.train.channels_last and isinstance(backbone.preprocessing, ImagePreprocessing):
         model = model.use_channels_last()
         log.info("memory format: channels_last (train.channels_last = false for PyTorch's default)")
@@ -234,9 +214,13 @@ def run(recipe_or_path, overrides=(), overwrite: bool = False, quiet: bool = Fal
         accelerator.project_configuration.logging_dir = str(run_dir / "tensorboard")
         accelerator.init_trackers(recipe.stem, config={"recipe": recipe.path})
 
+    # The plan from the real backbone (validate already built it from the architecture alone).
+    run_plan = build_plan(recipe, registry, group_layouts(model.backbone))
+    if main:
+        rundir.write_json(run_dir / "plan.json", run_plan.to_dict())
     stop = StopFlag()
     ctx = RunContext(accelerator, recipe, registry, datasets, collate, deterministic, run_dir, history, ident, stop,
-                     _resume_command(recipe, list(overrides), run_dir))
+                     _resume_command(recipe, list(overrides), run_dir), plan=run_plan)
     first_phase, resume_in = 0, None
     if ckpt is not None:
         p, epochs_done, steps_done = ckpt.position
@@ -264,7 +248,7 @@ def run(recipe_or_path, overrides=(), overwrite: bool = False, quiet: bool = Fal
         metrics["after_phase"] = {**after_phase, recipe.phases[-1].name: float_scores(metrics)}
     metrics["classes"] = splits.classes
     if main:
-        from .export import write_outputs
+        from tlhub.artifacts.export import write_outputs
         write_outputs(run_dir, recipe, model, splits, metrics, preds, probs)
     if recipe.train.log_with:
         accelerator.log({f"test/{k}": v for k, v in metrics.items() if isinstance(v, float)})
@@ -280,8 +264,8 @@ def run(recipe_or_path, overrides=(), overwrite: bool = False, quiet: bool = Fal
 
 
 def evaluate_split(accelerator, model, dataset, collate, recipe, splits):
-    from .metrics import compute_metrics
-    from .phase import _loader, predict_loader
+    from tlhub.metrics import compute_metrics
+    from tlhub.training.phase import _loader, predict_loader
     d = recipe.data
     loader = accelerator.prepare(_loader(dataset, d.eval_batch_size or 2 * d.batch_size, False, collate, d.workers, 0))
     logits, labels = predict_loader(accelerator, model, loader)

@@ -22,11 +22,11 @@ import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
-from .errors import UserError
+from tlhub.errors import UserError
 
-if TYPE_CHECKING:  # keep ``import tlhub.predict`` free of torch until a model is loaded
+if TYPE_CHECKING:  # keep ``import tlhub.use.load`` free of torch until a model is loaded
     import numpy as np
     import torch
 
@@ -65,8 +65,8 @@ class Predictor:
         self.device = device
         self._transform = None
         if self.modality == "image":
-            from .data.images import build_transform
-            from .interfaces import ImagePreprocessing
+            from tlhub.data.images import build_transform
+            from tlhub.interfaces import ImagePreprocessing
             self.image_size = int(prep["image_size"])
             self.mean, self.std = tuple(prep["mean"]), tuple(prep["std"])
             ip = ImagePreprocessing(self.mean, self.std, self.image_size)
@@ -138,7 +138,7 @@ class Predictor:
         return torch.stack([self._image(item) for item in items]).to(self.device)
 
     def _image(self, item: Any) -> "torch.Tensor":
-        from .data.images import to_pil
+        from tlhub.data.images import to_pil
         if _is_tensor(item):
             return self._tensor_image(item)
         try:
@@ -227,37 +227,32 @@ def read_config(model_dir: Path) -> dict:
     return config
 
 
-def build_model(config: dict, model_dir: Path):
+def build_model(config: dict, model_dir: Path, registry=None):
     """The ``TransferModel`` of ``config`` with random weights (backbone built with weights='none')."""
-    from .model import TransferModel
-    from .options import resolve_options
-    from .plugins import get_registry
+    from tlhub.model import ModelSpec, add_head, build_backbone
+    from tlhub.plugins import get_registry
 
-    registry = get_registry()
-    origin = f" (the model was trained with backbone {config['backbone']!r} of plugin " \
-             f"{config.get('backbone_plugin') or '?'!r}; install that plugin to load it)"
+    registry = registry or get_registry()
     try:
-        spec = registry.get("backbones", config["backbone"])
+        registry.get("backbones", config["backbone"])
     except UserError as exc:
-        raise UserError(str(exc) + origin) from None
+        raise UserError(f"{exc} (the model was trained with backbone {config['backbone']!r} of plugin "
+                        f"{config.get('backbone_plugin') or '?'!r}; install that plugin to load it)") from None
     given = dict(config.get("backbone_options") or {})
     # Options that make a rebuild work offline, with paths relative to the model folder (written by the
     # exporter, e.g. {"model": "tokenizer"} when a Hugging Face config is saved beside the tokenizer).
     for key, value in (config.get("offline_backbone_options") or {}).items():
         given[key] = str(model_dir / value) if isinstance(value, str) and (model_dir / value).exists() else value
-    opts, errs = resolve_options("config.json backbone_options", given, spec.options)
-    if errs:
-        raise UserError(errors=errs)
+    spec = ModelSpec(config["backbone"], config["head"], "none", given, dict(config.get("head_options") or {}),
+                     "config.json", str(model_dir))
     try:
-        backbone = spec.build("none", opts)
+        backbone = build_backbone(spec, registry)
     except UserError as exc:
-        raise UserError(f"{model_dir / 'config.json'}: cannot rebuild backbone {spec.name!r} (weights='none') to "
-                        f"load the fine-tuned weights into: {exc}") from None
-    hspec = registry.get("heads", config["head"])
-    hopts, errs = resolve_options("config.json head_options", dict(config.get("head_options") or {}), hspec.options)
-    if errs:
-        raise UserError(errors=errs)
-    return TransferModel(backbone, hspec.build(backbone.feature_dim, len(config["classes"]), hopts))
+        if exc.errors and all(e.startswith("config.json") for e in exc.errors):
+            raise
+        raise UserError(f"{model_dir / 'config.json'}: cannot rebuild backbone {spec.backbone!r} (weights='none') "
+                        f"to load the fine-tuned weights into: {exc}") from None
+    return add_head(backbone, spec, registry, len(config["classes"]))
 
 
 def load_weights(model: Any, path: Path) -> None:
@@ -290,16 +285,10 @@ def load_weights(model: Any, path: Path) -> None:
 
 
 def load_tokenizer(model_dir: Path, backbone: Any) -> Any:
-    folder = model_dir / "tokenizer"
-    if folder.is_dir():
-        from transformers import AutoTokenizer
-        try:
-            return AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
-        except (OSError, ValueError) as exc:
-            raise UserError(f"{folder}: cannot load the saved tokenizer ({exc})") from None
+    """The rebuilt backbone's tokenizer: it was rebuilt from the files ``Backbone.save_extras`` wrote."""
     tok = getattr(getattr(backbone, "preprocessing", None), "tokenizer", None)
     if tok is None:
-        raise UserError(f"{model_dir}: a text model without tokenizer/ and its backbone gives no tokenizer")
+        raise UserError(f"{model_dir}: a text model whose backbone gives no tokenizer")
     return tok
 
 
@@ -322,121 +311,3 @@ def load(path: str | Path, device: str = "cpu") -> Predictor:
     if (config.get("preprocessing") or {}).get("modality") == "text":
         tokenizer = load_tokenizer(model_dir, model.backbone)
     return Predictor(model, config, model_dir, device, tokenizer)
-
-
-# ---------------------------------------------------------------------- inputs from the command line
-
-def collect_images(args: Iterable[str]) -> list[str]:
-    """Image paths from arguments: files as given, folders expanded (recursively, sorted, by extension)."""
-    out: list[str] = []
-    for a in args:
-        p = Path(a).expanduser()
-        if p.is_dir():
-            found = sorted(str(f) for f in p.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_EXTENSIONS
-                           and not any(part.startswith(".") for part in f.relative_to(p).parts))
-            if not found:
-                raise UserError(f"{a}: folder holds no image ({', '.join(IMAGE_EXTENSIONS)})")
-            out += found
-        elif p.is_file():
-            out.append(str(p))
-        else:
-            raise UserError(f"{a}: no such image file or folder")
-    return out
-
-
-# ---------------------------------------------------------------------- scoring on a data source
-
-EVAL_SPLITS = ("test", "val", "train", "all")
-
-
-def _training_recipe(model_dir: Path) -> dict:
-    """The recipe saved beside the model (raw TOML), or {} when absent or unreadable."""
-    import tomllib
-    try:
-        return tomllib.loads((model_dir / "recipe.toml").read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
-        return {}
-
-
-def load_eval_split(predictor: Predictor, source: str, options: dict, split: str = "test",
-                    base_dir: str | Path = ".", say=log.info):
-    """``(Split, source classes)`` of ``source`` with labels mapped onto the model's classes.
-
-    ``split="test"`` takes the source's test split; a source without one has its test split carved
-    the way the trainer carves it (``data.test_split`` and ``data.split_seed`` of the model's saved
-    recipe), so scoring a model on its own training source reproduces the run's test split.
-    ``"all"`` takes every example the source gives.
-    """
-    from .data.splits import stratified_split
-    from .interfaces import DataContext, Split
-    from .options import resolve_options
-    from .plugins import get_registry
-
-    if split not in EVAL_SPLITS:
-        raise UserError(f"--split: must be one of {', '.join(EVAL_SPLITS)}, got {split!r}")
-    spec = get_registry().get("data-sources", source)
-    if spec.modality != predictor.modality:
-        raise UserError(f"data source {source!r} gives {spec.modality} data but the model takes {predictor.modality}")
-    opts, errs = resolve_options("--option", options, spec.options)
-    if errs:
-        raise UserError(errors=errs)
-    data_cfg = _training_recipe(predictor.model_dir).get("data", {})
-    seed = int(data_cfg.get("split_seed", 0))
-    data = spec.load(opts, DataContext(Path(base_dir), seed, log=say))
-    theirs = [str(c) for c in data.classes]
-    parts = {"train": data.train, "val": data.val, "test": data.test}
-    if split == "all":
-        chosen = [s for s in parts.values() if s is not None]
-        picked = Split([i for s in chosen for i in s.items], [int(y) for s in chosen for y in s.labels])
-    elif parts[split] is not None:
-        picked = parts[split]
-    elif split == "test" and data.train is not None:
-        frac = float(data_cfg.get("test_split", 0.1))
-        picked = stratified_split(data.train, frac, seed + 1)[1]
-        say(f"data: {source!r} has no test split; held out {frac:g} of each class as the trainer does "
-            f"(split_seed {seed})")
-    else:
-        raise UserError(f"data source {source!r} gives no {split} split (use --split all)")
-    if len(picked) == 0:
-        raise UserError(f"data source {source!r}: the {split} split is empty")
-    unknown = [c for c in theirs if c not in predictor.classes]
-    if unknown:
-        raise UserError(f"data source {source!r} has classes the model does not know: {', '.join(unknown[:10])} "
-                        f"(the model's classes: {', '.join(predictor.classes[:20])})")
-    remap = [predictor.classes.index(c) for c in theirs]
-    return Split(list(picked.items), [remap[int(y)] for y in picked.labels]), theirs
-
-
-def evaluate_source(predictor: Predictor, source: str, options: dict | None = None, split: str = "test",
-                    out_dir: str | Path | None = None, batch_size: int = 64, base_dir: str | Path = ".",
-                    say=log.info) -> dict:
-    """Score ``predictor`` on a registered data source; with ``out_dir``, write the run-style files there.
-
-    Writes ``metrics.json`` (the model's metrics: accuracy, macro F1/precision/recall by default, and the
-    confusion matrix), ``samples.json`` (+ ``samples.safetensors`` for images) and the pictures of
-    ``tlhub.report.write_report``. Returns the metrics.
-    """
-    import torch
-
-    from .data.splits import Splits
-    from .metrics import compute_metrics
-
-    data, _ = load_eval_split(predictor, source, dict(options or {}), split, base_dir, say)
-    probs = torch.from_numpy(predictor.predict_proba(data.items, batch_size))
-    preds = probs.argmax(-1)
-    names = _training_recipe(predictor.model_dir).get("eval", {}).get("metrics") \
-        or ["accuracy", "f1", "precision", "recall"]
-    metrics = compute_metrics(names, preds.tolist(), list(data.labels), len(predictor.classes))
-    metrics.update({"test_examples": len(data), "classes": predictor.classes, "source": source, "split": split,
-                    "model": str(predictor.model_dir)})
-    if out_dir is not None:
-        from . import rundir
-        from .export import write_samples
-        from .report import write_report
-        out = Path(out_dir)
-        out.mkdir(parents=True, exist_ok=True)
-        rundir.write_json(out / "metrics.json", metrics)
-        splits = Splits(predictor.classes, data, data, data)
-        write_samples(out, predictor.model, splits, preds, probs, getattr(predictor, "image_size", 0))
-        write_report(out)
-    return metrics

@@ -78,6 +78,16 @@ class HFEncoder(Backbone):
             return (out[0] if isinstance(out, tuple) else out), mask
         return (self.pooler(state[0]),)  # BertPooler: tanh(dense(hidden[:, 0]))
 
+    def save_extras(self, folder) -> dict:
+        """The tokenizer and the architecture's config in ``folder/tokenizer``: a rebuild needs no hub or cache."""
+        from pathlib import Path
+        target = Path(folder) / "tokenizer"
+        tok = self.preprocessing.tokenizer
+        if hasattr(tok, "save_pretrained"):
+            tok.save_pretrained(str(target))
+        self.hf.config.save_pretrained(str(target))
+        return {"model": "tokenizer"}
+
     def split_state(self, state: Any) -> list[Any]:
         """Per example, cut to its last real token (frozen-prefix caching stores these; padding would
         only cost memory) and copied, so one cached example does not keep its whole batch alive."""

@@ -3,11 +3,11 @@ from __future__ import annotations
 
 import re
 
-from ..errors import UserError, did_you_mean
-from ..hookspecs import hookimpl
-from ..policy import FreezePolicy
-from ..options import REQUIRED, Opt
-from ..registry import FreezePolicySpec
+from tlhub.errors import UserError, did_you_mean
+from tlhub.hookspecs import hookimpl
+from tlhub.options import REQUIRED, Opt
+from tlhub.policy import FreezePolicy
+from tlhub.registry import FreezePolicySpec
 
 
 class GroupPolicy(FreezePolicy):

@@ -1,9 +1,9 @@
 """Built-in heads: ``linear`` and ``mlp`` (the seeds' Dense(128, relu) + Dropout(0.5) + Dense(n))."""
 from __future__ import annotations
 
-from ..hookspecs import hookimpl
-from ..options import Opt
-from ..registry import HeadSpec
+from tlhub.hookspecs import hookimpl
+from tlhub.options import Opt
+from tlhub.registry import HeadSpec
 
 ACTIVATIONS = ("relu", "gelu", "tanh", "silu")
 

@@ -1,0 +1,1 @@
+"""freeze = \"auto\" and tlhub advise: measuring the data and backbone to plan phases."""

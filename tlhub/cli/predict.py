@@ -1,0 +1,53 @@
+"""``tlhub predict``: labels for images or texts from a trained model."""
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+
+from tlhub.cli.base import user_errors
+from tlhub.cli.options import DEVICE_HELP, cell
+from tlhub.errors import UserError
+
+
+@click.command()
+@click.argument("model", type=click.Path())
+@click.argument("inputs", nargs=-1, required=True)
+@click.option("--json", "as_json", is_flag=True, help="One JSON list: input, label, prob and every class's probs.")
+@click.option("--top", default=1, show_default=True, help="Classes shown per input in the table.")
+@click.option("--batch-size", default=64, show_default=True, help="Inputs per forward pass.")
+@click.option("--device", default="cpu", show_default=True, help=DEVICE_HELP)
+@user_errors
+def predict(model, inputs, as_json, top, batch_size, device):
+    """Predict with a trained MODEL (a run directory or its model/ folder).
+
+    INPUTS: image files or folders of images for an image model, texts for a text model; `-` reads
+    one input per line from stdin (paths or texts).
+    """
+    from tlhub.use.evaluate import collect_images
+    from tlhub.use.load import load
+
+    predictor = load(model, device=device)
+    items: list[str] = []
+    for arg in inputs:
+        if arg == "-":
+            items += [line.rstrip("\r\n") for line in sys.stdin if line.strip()]
+        else:
+            items.append(arg)
+    if predictor.modality == "image":
+        items = collect_images(items)
+    if not items:
+        raise UserError("no inputs to predict (stdin was empty)")
+    preds = predictor.predict(items, batch_size=batch_size)
+    if as_json:
+        click.echo(json.dumps([{"input": i, **p.to_dict()} for i, p in zip(items, preds)], indent=2))
+        return
+    top = max(1, top)
+    shown = [cell(i, 60) for i in items]
+    width = max(len("input"), *(len(s) for s in shown))
+    lw = max(len("label"), *(len(c) for c in predictor.classes))
+    click.echo(f"{'input':<{width}}  {'label':<{lw}}  {'prob':>6}")
+    for s, p in zip(shown, preds):
+        ranked = sorted(p.probs.items(), key=lambda kv: -kv[1])[:top]
+        click.echo(f"{s:<{width}}  " + "  ".join(f"{c:<{lw}}  {v:>6.4f}" for c, v in ranked))

@@ -1,0 +1,21 @@
+"""``tlhub report RUN``: redraw a finished run's pictures."""
+from __future__ import annotations
+
+import click
+
+from tlhub.cli.base import user_errors
+from tlhub.errors import UserError
+
+
+@click.command()
+@click.argument("run_dir", type=click.Path(file_okay=False))
+@user_errors
+def report(run_dir):
+    """Regenerate the pictures of a finished run from its files."""
+    from pathlib import Path
+
+    from tlhub.reporting.pictures import write_report
+    if not (Path(run_dir) / "metrics.json").is_file():
+        raise UserError(f"{run_dir}: not a finished tlhub run directory (no metrics.json)")
+    for path in write_report(Path(run_dir)):
+        click.echo(str(path))

@@ -1,0 +1,24 @@
+"""``tlhub run``: train a recipe."""
+from __future__ import annotations
+
+import click
+
+from tlhub.cli.base import user_errors
+
+
+@click.command()
+@click.argument("recipe", type=click.Path(dir_okay=False))
+@click.argument("overrides", nargs=-1)
+@click.option("--overwrite", is_flag=True, help="Replace the contents of an existing output.dir.")
+@click.option("--resume", is_flag=False, flag_value="latest", default=None, metavar="[RUN_DIR]",
+              help="Continue from the newest whole checkpoint of RUN_DIR (default: output.dir, or the newest "
+                   "runs/<recipe>-* with checkpoints).")
+@click.option("--quiet", "-q", is_flag=True, help="Log to run.log only.")
+@user_errors
+def run(recipe, overrides, overwrite, resume, quiet):
+    """Train RECIPE; OVERRIDES are key=value with TOML values (phases.1.epochs=2 data.batch_size=64)."""
+    from tlhub.training.trainer import run as run_recipe
+    result = run_recipe(recipe, overrides, overwrite=overwrite, quiet=quiet, resume=resume)
+    acc = result.metrics.get("accuracy")
+    if acc is not None:
+        click.echo(f"test accuracy {acc:.4f}; results in {result.run_dir}")

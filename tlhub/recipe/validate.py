@@ -1,0 +1,71 @@
+"""Validation against the registry and the backbone's real groups: every error of a recipe at once."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from tlhub.errors import UserError
+from tlhub.recipe.schema import Recipe, apply_overrides, load_toml, parse_recipe
+
+
+def validate(recipe: Recipe, registry=None) -> list[str]:
+    """Errors from resolving component names and their options against the registry."""
+    from tlhub.options import resolve_options
+    from tlhub.plugins import get_registry
+    from tlhub.registry import unknown_message
+
+    reg = registry or get_registry()
+    errors: list[str] = []
+
+    def check(kind: str, name: str, opts: dict, where: str, opts_where: str):
+        if not name:  # reported as missing already
+            return None
+        table = reg.items[kind]
+        if name not in table:
+            errors.append(f"{where}: {unknown_message(kind, name, table)}")
+            return None
+        errors.extend(resolve_options(opts_where, opts, table[name].options)[1])
+        return table[name]
+
+    bb = check("backbones", recipe.model.backbone, recipe.model.backbone_options, "model.backbone",
+               "model.backbone_options")
+    check("heads", recipe.model.head, recipe.model.head_options, "model.head", "model.head_options")
+    src = check("data-sources", recipe.data.source, recipe.data.options, "data.source", "data.options")
+    if recipe.data.test is not None and recipe.data.test.source:
+        check("data-sources", recipe.data.test.source, recipe.data.test.options, "data.test.source",
+              "data.test.options")
+    for i, p in enumerate(recipe.phases):
+        if p.freeze == "auto":  # planned by `tlhub advise` at the start of the run
+            continue
+        check("freeze-policies", p.freeze, p.freeze_options, f"phases.{i}.freeze", f"phases.{i}.freeze_options")
+    if bb is not None and src is not None and bb.modality != src.modality:
+        errors.append(f"data.source: {recipe.data.source!r} gives {src.modality} data but backbone "
+                      f"{recipe.model.backbone!r} takes {bb.modality} input")
+    if bb is not None and not any(e.startswith("model.backbone") for e in errors):
+        errors += _plan_errors(recipe, reg)
+    return list(dict.fromkeys(errors))  # the plan may repeat a name error found above
+
+
+def _plan_errors(recipe: Recipe, registry) -> list[str]:
+    """Group names and freeze options checked against the backbone's real groups (see tlhub.recipe.plan)."""
+    from tlhub.model.assemble import ModelSpec
+    from tlhub.recipe.plan import build_plan, cached_layouts
+    try:
+        layouts = cached_layouts(ModelSpec.from_recipe(recipe), registry)
+    except UserError:  # the architecture cannot be built here (e.g. offline): the run reports why
+        return []
+    try:
+        build_plan(recipe, registry, layouts)
+    except UserError as exc:
+        return exc.errors or [str(exc)]
+    return []
+
+
+def load_and_validate(path: str | Path, overrides=()) -> Recipe:
+    """Parse and resolve a recipe, reporting every error (syntax, types, values, names) at once."""
+    raw = apply_overrides(load_toml(path), list(overrides))
+    errors: list[str] = []
+    recipe = parse_recipe(raw, path=str(path), base_dir=Path(path).resolve().parent, errors=errors)
+    errors += validate(recipe)
+    if errors:
+        raise UserError(errors=errors)
+    return recipe

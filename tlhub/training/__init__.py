@@ -1,0 +1,1 @@
+"""Training: the run, its phases, the frozen-prefix cache, checkpoints and the optimizer."""

@@ -1,0 +1,1 @@
+"""Using a trained model: load, predict, evaluate on a data source."""
