@@ -14,14 +14,13 @@ from tlhub.recipe.schema import (
                                  TestSourceCfg,
                                  TrainCfg,
                                  apply_overrides,
-                                 load_and_validate,
                                  load_recipe,
                                  load_toml,
                                  parse_recipe,
                                  parse_value,
                                  to_toml,
-                                 validate,
 )
+from tlhub.recipe.validate import load_and_validate, validate
 
 __all__ = ["BN_MODES", "SECTIONS", "AugmentCfg", "DataCfg", "EvalCfg", "ModelCfg", "OutputCfg", "PhaseCfg", "Recipe",
            "TestSourceCfg", "TrainCfg", "apply_overrides", "load_and_validate", "load_recipe", "load_toml",
