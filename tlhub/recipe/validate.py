@@ -4,15 +4,14 @@ from __future__ import annotations
 from pathlib import Path
 
 from tlhub.errors import UserError
+from tlhub.options import resolve_options
+from tlhub.plugins import get_registry
 from tlhub.recipe.schema import Recipe, apply_overrides, load_toml, parse_recipe
+from tlhub.registry import unknown_message
 
 
 def validate(recipe: Recipe, registry=None) -> list[str]:
     """Errors from resolving component names and their options against the registry."""
-    from tlhub.options import resolve_options
-    from tlhub.plugins import get_registry
-    from tlhub.registry import unknown_message
-
     reg = registry or get_registry()
     errors: list[str] = []
 
@@ -21,7 +20,7 @@ def validate(recipe: Recipe, registry=None) -> list[str]:
             return None
         table = reg.items[kind]
         if name not in table:
-            errors.append(f"{where}: {unknown_message(kind, name, table)}")
+            errors.append(f"{where}: {unknown_message(kind, name, table, reg.provider)}")
             return None
         errors.extend(resolve_options(opts_where, opts, table[name].options)[1])
         return table[name]
