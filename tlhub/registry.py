@@ -124,7 +124,7 @@ def unknown_message(kind: str, name: str, table: dict,
     msg = f"unknown {KIND_SINGULAR[kind]} {name!r}{did_you_mean(name, table)}"
     plugin = provider(kind, name) if provider is not None else None
     if plugin:
-        msg += (f"; it is provided by the installed plugin {plugin!r}, which is not loaded "
+        msg += (f"; it is provided by the installed plugin {plugin}, which is not loaded "
                 "(TLHUB_BLOCK_PLUGINS / TLHUB_PLUGINS)")
     elif table:
         msg += f" (available: {', '.join(sorted(table))})"

@@ -41,6 +41,12 @@ def _skipped(blocked: set[str] | None, allowed: set[str] | None) -> list[str]:
                   if ep.name in blocked or (allowed is not None and ep.name not in allowed))
 
 
+def _dist_of(plugin: str) -> str:
+    for ep in metadata.entry_points(group=GROUP, name=plugin):
+        return ep.dist.metadata["Name"] if getattr(ep, "dist", None) is not None else "?"
+    return "?"
+
+
 def _provider_lookup(skipped: list[str]):
     """Which skipped plugin registers ``name``: asked of the plugins themselves, only when a name is unknown."""
     def provider(kind: str, name: str) -> str | None:
@@ -50,7 +56,7 @@ def _provider_lookup(skipped: list[str]):
             except Exception:  # a plugin that cannot even register gives no hint
                 continue
             if name in registry.items[kind]:
-                return plugin
+                return f"{plugin} ({_dist_of(plugin)})"
         return None
     return provider
 
