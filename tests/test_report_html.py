@@ -1,12 +1,13 @@
 """report.html: one self-contained page per run, built from the run directory, checked in headless Chromium."""
 from __future__ import annotations
 
+import html
 import json
 import re
 
 import pytest
 from click.testing import CliRunner
-from tinyruns import train_tiny
+from tinyruns import train_tiny, train_tiny_text
 
 from tlhub.cli import cli
 from tlhub.reporting.html import write_html_report
@@ -78,6 +79,19 @@ def test_text_run_page_escapes_user_text(tmp_path):
     assert rows[:2] == ["pos &amp; co", "&lt;b&gt;neg&lt;/b&gt;"]
     # Files an older run lacks are named, not crashed on.
     assert "plan.json not found" in page and "timings.json not found" in page and "environment.json not found" in page
+
+
+def test_text_run_page_shows_the_sentences(tmp_path):
+    pytest.importorskip("transformers")
+    pytest.importorskip("tlhub_text")
+    run_dir = train_tiny_text(tmp_path)
+    page = (run_dir / "report.html").read_text(encoding="utf-8")
+    items = json.loads((run_dir / "samples.json").read_text())["items"]
+    assert items and all("text" in i and "loss" in i for i in items)
+    assert "<i>" not in page and "<b>" not in page  # the sentences' and labels' markup shows as text
+    for i in items:
+        assert html.escape(i["text"]) in page and html.escape(i["true"]) in page
+    assert "p(predicted)" in page and "<img" in page  # the table of sentences, and the two pictures
 
 
 BROWSER = find_chromium()
