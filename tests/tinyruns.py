@@ -17,8 +17,9 @@ def train_tiny_text(root: Path) -> Path:
     """A one-phase run of a tiny random BERT (tlhub_text.testing) on 60 sentences with markup in texts and labels."""
     import json
 
-    import tlhub
     from tlhub_text.testing import save_tiny_model
+
+    import tlhub
     folder = save_tiny_model(root / "tiny-bert")
     rows = [{"text": f"<i>{['great', 'awful'][i % 2]}</i> movie {i} \"quoted\" & more", "label": ["good <b>", "bad & sad"][i % 2]}
             for i in range(60)]

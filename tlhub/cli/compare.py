@@ -15,7 +15,12 @@ from tlhub.cli.base import user_errors
 def compare(runs, out, overwrite):
     """Compare finished runs: recipe differences, time per phase, validation and test scores; writes a page
     with the validation curves overlaid. Refuses runs of different tasks or label sets."""
-    from tlhub.reporting.compare import compare_runs, format_comparison, output_path, write_compare_html
+    from tlhub.reporting.compare import (
+        compare_runs,
+        format_comparison,
+        output_path,
+        write_compare_html,
+    )
     path = output_path(out, overwrite)  # before reading anything: never replace a file by surprise
     comparison = compare_runs(list(runs))
     click.echo(format_comparison(comparison))

@@ -62,15 +62,14 @@ def check_comparable(runs: list[RunFiles]) -> None:
     first = runs[0]
     for r in runs[1:]:
         if r.modality != first.modality:
-            raise UserError(errors=[
-                f"tlhub compare: {first.path} and {r.path} are different tasks ({first.modality} vs {r.modality} "
-                f"classification); their scores do not compare"])
+            raise UserError(f"tlhub compare: {first.path} and {r.path} are different tasks ({first.modality} vs "
+                            f"{r.modality} classification); their scores do not compare")
         if sorted(r.classes) != sorted(first.classes):
             only_a = sorted(set(first.classes) - set(r.classes))
             only_b = sorted(set(r.classes) - set(first.classes))
             raise UserError(errors=[
-                f"tlhub compare: {first.path} and {r.path} have different label sets "
-                f"({len(first.classes)} vs {len(r.classes)} classes); their scores do not compare",
+                (f"tlhub compare: {first.path} and {r.path} have different label sets "
+                 f"({len(first.classes)} vs {len(r.classes)} classes); their scores do not compare"),
                 f"  only in {first.path}: {_short(only_a)}", f"  only in {r.path}: {_short(only_b)}"])
 
 

@@ -9,14 +9,12 @@ offline, and needs no script.
 from __future__ import annotations
 
 import io
-import logging
+import time
 from pathlib import Path
 
 from tlhub.artifacts.rundir import write_atomic
 from tlhub.reporting.htmlkit import Cell, esc, figure, num, page, png_uri, table
 from tlhub.reporting.rundata import RunFiles, epoch_rows, load_run, per_class_scores
-
-log = logging.getLogger("tlhub")
 
 REPORT = "report.html"
 
@@ -66,6 +64,8 @@ def header(run: RunFiles) -> str:
                  table(["phase", *keys], [[p, *[num(s.get(k)) for k in keys]] for p, s in after.items()],
                        numeric=set(range(1, len(keys) + 1))))
     source = f" from <code>{esc(run.recipe_source)}</code>" if run.recipe_source else ""
+    finished = time.strftime("%Y-%m-%d %H:%M", time.localtime((run.path / "metrics.json").stat().st_mtime))
+    source += f"; finished {finished}"
     return (f"<h1>Run {esc(run.name)}</h1>\n<p class=\"sub\">{esc(what)}{source}</p>\n"
             f'<div class="tiles">{"".join(tiles)}</div>{extra}')
 
@@ -82,8 +82,8 @@ def plan_section(run: RunFiles) -> str:
             cards.append(f"<div><h3>Phase {i + 1}: freeze = auto</h3></div>")
             continue
         opts = f" {p['freeze_options']}" if p.get("freeze_options") else ""
-        card = [f"<h3>Phase {i + 1} &lsquo;{esc(p['name'])}&rsquo;: {p['epochs']} epoch(s), "
-                f"freeze {esc(p['freeze'])}{esc(opts)}</h3>"]
+        card = [(f"<h3>Phase {i + 1} &lsquo;{esc(p['name'])}&rsquo;: {p['epochs']} epoch(s), "
+                 f"freeze {esc(p['freeze'])}{esc(opts)}</h3>")]
         lrs = p.get("lrs") or {}
         rows = [[g["name"], Cell(num(int(g["params"])), True), Cell(num(int(g["trainable"])), True),
                  Cell(g["state"], css="trainable" if g["state"] != "frozen" else "frozen"),

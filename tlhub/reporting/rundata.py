@@ -6,9 +6,10 @@ written by older versions still give a page.
 from __future__ import annotations
 
 import json
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import tomllib
 
 from tlhub.artifacts.rundir import read_jsonl
 from tlhub.errors import UserError

@@ -52,7 +52,7 @@ def look_at(path: Path, width: int = 1280, browser: Browser | None = None) -> Pa
 
     found = browser or find_chromium()
     if isinstance(found, str):
-        raise RuntimeError(found)
+        raise RuntimeError(found)  # noqa: TRY004 - a missing program, not an argument of the wrong type
     opts = webdriver.ChromeOptions()
     opts.binary_location = found.binary
     for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
