@@ -31,7 +31,7 @@ def test_run_writes_a_self_contained_page(tiny_run):
     assert len(srcs) >= 2 + 1 and all(s.startswith("data:image/png;base64,") for s in srcs)
     assert not re.search(r'(src|href)="(https?:)?//', page) and "<script" not in page
     # The plan's per-phase BatchNorm modes and learning rates, the environment, the cache fill.
-    assert "top_k" in page and ">eval<" in page and ">0.003<" in page
+    assert "top_k" in page and "BatchNorm eval · lr 0.003" in page and "lr 0.01<" in page
     env = json.loads((tiny_run / "environment.json").read_text())
     assert env["processes"] == 1 and env["threads_per_process"] >= 1 and env["packages"]["torch"] in page
     assert "cache fill (s)" in page and "pooled-cache" in page

@@ -71,37 +71,58 @@ def header(run: RunFiles) -> str:
 
 
 def plan_section(run: RunFiles) -> str:
+    """One table, a column per phase: what each group does in each phase reads across a row."""
     out = ["<h2>Recipe and plan</h2>"]
-    plan = run.plan or {}
-    phases = plan.get("phases") or []
+    phases = (run.plan or {}).get("phases") or []
     if not phases:
         out.append('<p class="note">(plan.json not found in the run directory)</p>')
-    cards = []
+    items = []
     for i, p in enumerate(phases):
         if "groups" not in p:
-            cards.append(f"<div><h3>Phase {i + 1}: freeze = auto</h3></div>")
+            items.append(f"<li>phase {i + 1}: freeze = auto (planned at the start of the run)</li>")
             continue
         opts = f" {p['freeze_options']}" if p.get("freeze_options") else ""
-        card = [(f"<h3>Phase {i + 1} &lsquo;{esc(p['name'])}&rsquo;: {p['epochs']} epoch(s), "
-                 f"freeze {esc(p['freeze'])}{esc(opts)}</h3>")]
-        lrs = p.get("lrs") or {}
-        rows = [[g["name"], Cell(num(int(g["params"])), True), Cell(num(int(g["trainable"])), True),
-                 Cell(g["state"], css="trainable" if g["state"] != "frozen" else "frozen"),
-                 g.get("bn_mode") if g.get("bn_layers") else "—", Cell(_lr(lrs.get(g["name"])), True)]
-                for g in p["groups"]]
-        rows.append(["head", Cell("—", True), Cell("—", True), Cell("trainable", css="trainable"), "—",
-                     Cell(_lr(lrs.get("head")), True)])
-        card.append(table(["group", "params", "trainable", "state", "BatchNorm", "lr"], rows,
-                          numeric={1, 2, 5}))
-        note = (p.get("cache") or {}).get("note")
-        if note:
-            card.append(f'<p class="note" style="max-width: 520px">cache: {esc(note)}</p>')
-        cards.append(f"<div>{''.join(card)}</div>")
-    out.append(f'<div class="row">{"".join(cards)}</div>')
+        cache = (p.get("cache") or {}).get("note")
+        items.append(f"<li><b>phase {i + 1} &lsquo;{esc(p['name'])}&rsquo;</b>: {p['epochs']} epoch(s), freeze "
+                     f"{esc(p['freeze'])}{esc(opts)}{f'; cache: {esc(cache)}' if cache else ''}</li>")
+    if phases:
+        out.append(f"<ul>{''.join(items)}</ul>")
+        out.append(plan_table(run.plan.get("groups") or [], phases))
     if run.recipe_text:
         out.append("<h3>Resolved recipe (recipe.toml)</h3>")
-        out.append(f"<pre>{esc(run.recipe_text)}</pre>")
+        out.append(f'<pre class="recipe">{esc(run.recipe_text)}</pre>')
     return "\n".join(out)
+
+
+def plan_table(names: list[str], phases: list[dict]) -> str:
+    params = {}
+    for p in phases:
+        params.update({g["name"]: g["params"] for g in p.get("groups") or []})
+    rows = []
+    for name in [*names, "head"]:
+        row = [name, Cell(num(int(params[name])) if name in params else "—", True)]
+        for p in phases:
+            row.append(_plan_cell(p, name))
+        rows.append(row)
+    headers = ["group", "params", *[f"phase {i + 1} {p.get('name', '')}".strip() for i, p in enumerate(phases)]]
+    return table(headers, rows, numeric={1})
+
+
+def _plan_cell(p: dict, name: str) -> Cell:
+    if "groups" not in p:
+        return Cell("auto", css="frozen")
+    lr = (p.get("lrs") or {}).get(name)
+    if name == "head":
+        return Cell(f"trainable<br><small>lr {_lr(lr)}</small>", css="trainable", raw=True)
+    g = next((g for g in p["groups"] if g["name"] == name), None)
+    if g is None:
+        return Cell("—")
+    bn = f"BatchNorm {esc(g['bn_mode'])}" if g.get("bn_layers") else ""
+    if g["state"] == "frozen":
+        return Cell("frozen" + (f"<br><small>{bn}</small>" if bn and g.get("bn_mode") != "frozen" else ""),
+                    css="frozen", raw=True)
+    detail = " · ".join(x for x in (bn, f"lr {_lr(lr)}") if x)
+    return Cell(f"{esc(g['state'])}<br><small>{detail}</small>", css="trainable", raw=True)
 
 
 def _lr(v) -> str:

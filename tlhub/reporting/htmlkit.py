@@ -36,9 +36,12 @@ th { background: #eef1f5; font-weight: 600; }
 td.n, th.n { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
 tr.bad td { color: #b3261e; }
 td.frozen { color: #5b6475; }
-td.trainable { color: #1a7f37; font-weight: 600; }
+td.trainable { color: #1a7f37; font-weight: 600; background: #f0f9f1; }
+td.trainable small, td.frozen small { font-weight: 400; color: #3d4656; }
 pre { background: #fff; border: 1px solid #dfe3ea; border-radius: 6px; padding: 10px 14px; overflow-x: auto;
-      font-size: 13px; line-height: 1.35; max-height: 520px; }
+      font-size: 13px; line-height: 1.35; }
+pre.recipe { column-width: 330px; column-gap: 28px; column-rule: 1px solid #eef1f5; white-space: pre-wrap;
+             overflow-wrap: anywhere; }
 img.fig { max-width: 100%; height: auto; background: #fff; border: 1px solid #dfe3ea; border-radius: 6px; }
 .grid { display: flex; flex-wrap: wrap; gap: 12px; }
 figure.thumb { margin: 0; width: 150px; background: #fff; border: 1px solid #dfe3ea; border-radius: 6px;
