@@ -170,14 +170,14 @@ def test_rows(runs: list[RunFiles]) -> list[Row]:
 
 def format_comparison(c: Comparison) -> str:
     """A plain-text table: one column per run, one block per section."""
-    width = max([len(row.label) for _, rows in c.sections() for row in rows] + [10])
+    width = max([len(row.label) for _, rows in c.sections() for row in rows] + [10])  # labels, indented by 2
     cols = [max([len(n)] + [len(row.values[j]) for _, rows in c.sections() for row in rows])
             for j, n in enumerate(c.names)]
-    lines = [f"{'':{width}}  " + "  ".join(f"{n:>{w}}" for n, w in zip(c.names, cols))]
+    lines = [f"{'':{width + 2}}  " + "  ".join(f"{n:>{w}}" for n, w in zip(c.names, cols))]
     for title, rows in c.sections():
         lines.append(title + ":" + ("" if rows else " (none)"))
         for row in rows:
-            lines.append(f"  {row.label:{width - 2}}  " + "  ".join(f"{v:>{w}}" for v, w in zip(row.values, cols)))
+            lines.append(f"  {row.label:{width}}  " + "  ".join(f"{v:>{w}}" for v, w in zip(row.values, cols)))
     return "\n".join(lines)
 
 
@@ -208,6 +208,7 @@ def curves_png(c: Comparison) -> bytes | None:
                         if x < len(rows):
                             ax.axvline(x + 0.5, color="gray", linestyle=":", linewidth=1)
                     start = x
+        ax.set_xlim(0.5, max(len(rows) for rows in per_run) + 0.5)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel("epoch (all phases; dotted: phase boundary)")
         ax.set_ylabel(metric.replace("_", " "))
