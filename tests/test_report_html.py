@@ -113,3 +113,18 @@ def test_page_renders_in_chromium(tiny_run):
     assert f"{acc:.4f}\ntest accuracy" in view.text  # the number, as rendered, next to its label
     shot = np.asarray(Image.open(io.BytesIO(view.screenshot)).convert("L"), dtype=np.float32)
     assert shot.shape[0] >= 2000 and shot.std() > 10  # the whole page, not a blank one
+
+
+def test_a_failing_page_does_not_fail_the_run(tmp_path, monkeypatch):
+    """Every result is on disk before the page is drawn: a page bug warns and names the command that retries."""
+    import tlhub.reporting.html as report_html
+
+    def broken(run_dir):
+        raise RuntimeError("drawing failed")
+
+    monkeypatch.setattr(report_html, "write_html_report", broken)
+    run_dir = train_tiny(tmp_path / "run")
+    assert (run_dir / "metrics.json").is_file() and (run_dir / "model" / "model.safetensors").is_file()
+    assert not (run_dir / "report.html").exists()
+    log = (run_dir / "run.log").read_text(encoding="utf-8")
+    assert "report.html not written (RuntimeError: drawing failed)" in log and f"tlhub report {run_dir}" in log
