@@ -22,3 +22,6 @@ def run(recipe, overrides, overwrite, resume, quiet):
     acc = result.metrics.get("accuracy")
     if acc is not None:
         click.echo(f"test accuracy {acc:.4f}; results in {result.run_dir}")
+    page = result.run_dir / "report.html"
+    if page.is_file():
+        click.echo(f"report: {page}")

@@ -197,6 +197,9 @@ def run(recipe_or_path, overrides=(), overwrite: bool = False, quiet: bool = Fal
         log.info("resume: from checkpoint %s (phase %d, %d epoch(s) and %d step(s) done)", ckpt.path.name,
                  ckpt.position[0] + 1, ckpt.position[1], ckpt.position[2])
     if main:
+        from tlhub.artifacts.environment import describe_environment
+        rundir.write_json(run_dir / "environment.json", describe_environment(
+            accelerator.device, accelerator.num_processes, threads, recipe.train.mixed_precision, registry))
         rundir.write_atomic(run_dir / "recipe.toml", f"# resolved recipe of {recipe.path}\n" + to_toml(recipe))
         rundir.write_atomic(run_dir / "history.jsonl", "".join(json.dumps(r) + "\n" for r in history))
         if splits.skipped:
@@ -255,12 +258,23 @@ def run(recipe_or_path, overrides=(), overwrite: bool = False, quiet: bool = Fal
         accelerator.end_training()
     elapsed = time.time() - t_start
     log.info("test: %s (%d examples) in %.0f s total", format_scores(metrics), len(splits.test), elapsed)
-    log.info("results: %s (metrics.json, history.jsonl, model/, confusion_matrix.png, learning_curves.png, "
-             "samples)", run_dir)
     accelerator.wait_for_everyone()
     if main:
         rundir.write_json(run_dir / "timings.json", {"phases": ctx.timings, "total_seconds": round(elapsed, 3)})
+        write_page(run_dir)
+    log.info("results: %s (report.html, metrics.json, history.jsonl, model/, confusion_matrix.png, "
+             "learning_curves.png, samples)", run_dir)
     return RunResult(run_dir, metrics, history, splits.classes, model, ctx.timings)
+
+
+def write_page(run_dir: Path) -> None:
+    """report.html last, from the files above; every result is already on disk, so a failure here only warns."""
+    from tlhub.reporting.html import write_html_report
+    try:
+        log.info("report: %s", write_html_report(run_dir))
+    except Exception as exc:  # noqa: BLE001 - the run's results are written; `tlhub report` can retry
+        log.warning("report: report.html not written (%s: %s); `tlhub report %s` retries", type(exc).__name__,
+                    exc, run_dir)
 
 
 def evaluate_split(accelerator, model, dataset, collate, recipe, splits):
