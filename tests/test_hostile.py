@@ -91,3 +91,107 @@ def test_staged_overwrite_names_its_target(tmp_path):
     (staged / "new.txt").write_text("new")
     assert rundir.commit(rundir.resumed_run_dir(staged)) == tmp_path / "out"
     assert [p.name for p in tmp_path.iterdir()] == ["out"] and (tmp_path / "out" / "new.txt").is_file()
+
+
+# ---------------------------------------------------------------- 2. user mistakes caught by validate, exit 2
+
+def _recipe_with(path: Path, base: Path, overrides: list[str]) -> Path:
+    import tomli_w
+
+    from tlhub.recipe.schema import apply_overrides, load_toml
+    path.write_text(tomli_w.dumps(apply_overrides(load_toml(base), overrides)))
+    return path
+
+
+@pytest.mark.parametrize("override, needle", [
+    ("phases.0.lr=nan", "phases.0.lr: expected a finite number, got nan"),
+    ("phases.1.lr=inf", "phases.1.lr: expected a finite number, got inf"),
+    ("train.seed=-1", "train.seed: must be in [0, 2**32), got -1"),
+    ("train.seed=4294967296", "train.seed: must be in [0, 2**32)"),
+    ("data.split_seed=-1", "data.split_seed: must be in [0, 2**32)"),
+    ("model.head_options.dropout=1.5", "model.head_options.dropout: must be in [0, 1), got 1.5"),
+    ("model.head_options.hidden=[-5]", "model.head_options.hidden: must be a list of layer widths"),
+    ('model.head_options.hidden=["a"]', "model.head_options.hidden: must be a list of layer widths"),
+    ('train.log_with=["nosuchtracker"]', "train.log_with: unknown tracker 'nosuchtracker'"),
+    ("data.batch_size=99999999999999999999", "data.batch_size: out of range"),
+    ('output.dir="/dev/null"', "output.dir: /dev/null exists and is not a folder"),
+    ('output.dir="a\\u0000b"', "output.dir: contains a NUL character"),
+])
+def test_recipe_mistakes_fail_validate_with_one_line(tiny_recipe, tmp_path, override, needle):
+    bad = _recipe_with(tmp_path / "bad.toml", tiny_recipe, [override])
+    res = invoke("validate", bad)
+    one_line_error(res, needle)
+    assert len(res.output.strip().splitlines()) == 1, res.output
+    one_line_error(invoke("run", tiny_recipe, override, "--quiet"), needle)  # and run refuses before training
+
+
+def test_output_dir_that_is_a_file(tiny_recipe, tmp_path):
+    (tmp_path / "afile").write_text("x")
+    one_line_error(invoke("show", tiny_recipe, f"output.dir='{tmp_path / 'afile'}'"), "is not a folder")
+    assert (tmp_path / "afile").read_text() == "x"
+
+
+def test_batch_size_beyond_the_data_is_capped(tiny_recipe, tmp_path):
+    import sys
+    res = invoke("run", tiny_recipe, *FAST, f"data.batch_size={sys.maxsize}", "--quiet")
+    assert res.exit_code == 0, res.output
+
+
+@pytest.fixture(scope="module")
+def trained_image_model(tmp_path_factory):
+    from tlhub import plugins
+    from tlhub.recipe.schema import load_toml  # noqa: F401
+    plugins.reset()
+    root = tmp_path_factory.mktemp("hostile")
+    text = (Path(__file__).parent / "recipes" / "tiny.toml").read_text()
+    recipe = root / "r.toml"
+    recipe.write_text(text + f'\n[output]\ndir = "{root / "run"}"\n')
+    return tlhub.run(recipe, FAST, quiet=True).run_dir
+
+
+def test_predict_on_a_decompression_bomb_is_refused(trained_image_model, tmp_path, monkeypatch):
+    from PIL import Image
+    Image.new("L", (64, 64)).save(tmp_path / "big.png")
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # 64 x 64 > 2 x limit: what PIL does past 179 MP
+    one_line_error(invoke("predict", trained_image_model, tmp_path / "big.png"), "big.png: cannot read the image",
+                   "DecompressionBombError")
+
+
+def test_model_config_without_image_size(trained_image_model, tmp_path):
+    import shutil
+    model = tmp_path / "model"
+    shutil.copytree(trained_image_model / "model", model)
+    config = json.loads((model / "config.json").read_text())
+    del config["preprocessing"]["image_size"]
+    (model / "config.json").write_text(json.dumps(config))
+    Image = pytest.importorskip("PIL.Image")
+    Image.new("RGB", (16, 16)).save(tmp_path / "x.png")
+    one_line_error(invoke("predict", model, tmp_path / "x.png"), "preprocessing: image_size is missing")
+
+
+class _FakeTokenizer:
+    pad_token_id = 0
+
+    def __call__(self, texts, truncation=True, max_length=8):
+        return {"input_ids": [[1] * min(len(t), max_length) for t in texts]}
+
+
+def _text_predictor(tmp_path):
+    import torch
+
+    from tlhub.use.load import Predictor
+
+    def model(x):
+        return torch.zeros(x["input_ids"].shape[0], 2)
+    config = {"backbone": "fake", "head": "linear", "classes": ["neg", "pos"],
+              "preprocessing": {"modality": "text", "max_length": 8}}
+    return Predictor(model, config, tmp_path, tokenizer=_FakeTokenizer())
+
+
+def test_predict_text_from_non_utf8_stdin_and_arguments(tmp_path, monkeypatch):
+    from tlhub.use import load
+    monkeypatch.setattr(load, "load", lambda model, device="cpu": _text_predictor(tmp_path))
+    res = CliRunner().invoke(cli, ["predict", str(tmp_path), "-"], input=b"good film\n\xff\xfebad\n")
+    one_line_error(res, "stdin line 2: not UTF-8 text")
+    res = CliRunner().invoke(cli, ["predict", str(tmp_path), "caf\udce9"])  # how Python keeps non-UTF-8 argv bytes
+    one_line_error(res, "input 1: not valid UTF-8 text")

@@ -319,6 +319,9 @@ def _check_values(r: Recipe) -> list[str]:
             e.append(f"data.{key}: must be >= 0, got {getattr(d, key)}")
     if d.test is not None and not d.test.source:
         e.append("data.test.source: required when [data.test] is given")
+    for key, seed in (("train.seed", r.train.seed), ("data.split_seed", d.split_seed)):
+        if not 0 <= seed < 2**32:  # what numpy's and torch's seeding accept
+            e.append(f"{key}: must be in [0, 2**32), got {seed}")
     if r.train.grad_accum < 1:
         e.append(f"train.grad_accum: must be >= 1, got {r.train.grad_accum}")
     if r.train.checkpoint_steps < 0:
