@@ -195,3 +195,51 @@ def test_predict_text_from_non_utf8_stdin_and_arguments(tmp_path, monkeypatch):
     one_line_error(res, "stdin line 2: not UTF-8 text")
     res = CliRunner().invoke(cli, ["predict", str(tmp_path), "caf\udce9"])  # how Python keeps non-UTF-8 argv bytes
     one_line_error(res, "input 1: not valid UTF-8 text")
+
+
+# ---------------------------------------------------------------- 3. no silent wrong answers
+
+def test_sixteen_bit_images_are_scaled_not_clipped(tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    from tlhub.data.images import to_pil
+    dark = np.full((8, 8), 1000, np.uint16)  # 1000 of 65535: nearly black
+    Image.fromarray(dark).save(tmp_path / "dark16.png")
+    assert Image.open(tmp_path / "dark16.png").mode == "I;16"
+    for item in (tmp_path / "dark16.png", Image.fromarray(dark), dark, Image.fromarray(dark.astype(np.int32)),
+                 dark.astype(np.int32)):
+        assert to_pil(item).getpixel((0, 0)) == (4, 4, 4), type(item)  # round(1000 / 65535 * 255)
+    assert to_pil(Image.fromarray(np.full((8, 8), 0.5, np.float32))).getpixel((0, 0)) == (128, 128, 128)
+    assert to_pil(np.full((8, 8), 7, np.int64)).getpixel((0, 0)) == (7, 7, 7)  # 8-bit values stay as they are
+
+
+def test_sixteen_bit_png_predicts_like_its_8_bit_twin(trained_image_model, tmp_path):
+    import numpy as np
+    from PIL import Image
+    Image.fromarray(np.full((16, 16), 1000, np.uint16)).save(tmp_path / "dark16.png")
+    Image.fromarray(np.full((16, 16), 4, np.uint8)).save(tmp_path / "dark8.png")
+    Image.fromarray(np.full((16, 16), 255, np.uint8)).save(tmp_path / "white.png")
+    p = tlhub.load(trained_image_model).predict_proba([tmp_path / "dark16.png", tmp_path / "dark8.png",
+                                                       tmp_path / "white.png"])
+    assert np.allclose(p[0], p[1], atol=1e-6)
+    assert not np.allclose(p[0], p[2], atol=1e-3)
+
+
+def test_blank_text_is_refused_not_labelled(tmp_path, monkeypatch):
+    from tlhub.use import load
+    predictor = _text_predictor(tmp_path)
+    with pytest.raises(UserError, match="input 2: empty or blank text"):
+        predictor.predict(["a fine film", "   "])
+    assert predictor.predict(["a fine film"])[0].label in ("neg", "pos")
+    monkeypatch.setattr(load, "load", lambda model, device="cpu": _text_predictor(tmp_path))
+    one_line_error(invoke("predict", tmp_path, ""), "input 1: empty or blank text")
+
+
+def test_stdin_says_how_many_blank_lines_it_skipped(tmp_path, monkeypatch):
+    from tlhub.use import load
+    monkeypatch.setattr(load, "load", lambda model, device="cpu": _text_predictor(tmp_path))
+    res = CliRunner().invoke(cli, ["predict", str(tmp_path), "-", "--json"], input="good\n\n   \nfine\n")
+    assert res.exit_code == 0, res.output
+    assert "note: skipped 2 blank line(s) of stdin" in res.output
+    assert [r["input"] for r in json.loads(res.output[res.output.index("["):])] == ["good", "fine"]
