@@ -243,3 +243,32 @@ def test_stdin_says_how_many_blank_lines_it_skipped(tmp_path, monkeypatch):
     assert res.exit_code == 0, res.output
     assert "note: skipped 2 blank line(s) of stdin" in res.output
     assert [r["input"] for r in json.loads(res.output[res.output.index("["):])] == ["good", "fine"]
+
+
+# ---------------------------------------------------------------- 4. likely typos are errors, not no-ops
+
+@pytest.mark.parametrize("overrides, needles", [
+    (["phases.1.lr_mult={blok2=2.0}"], ["phases.1.lr_mult: the backbone has no group 'blok2'", "did you mean 'block2'",
+                                        "groups: stem, block1, block2, head_conv, head"]),
+    (["phases.1.freeze_options={k=5}"], ["phases.1.freeze_options.k: the backbone has 4 groups "
+                                         "(stem, block1, block2, head_conv), got k = 5"]),
+    (["phases.1.freeze_options={k=0}"], ["phases.1.freeze_options.k: must be >= 1, got 0"]),
+    (["phases.1.freeze=pattern", "phases.1.freeze_options={regex='blok'}"],
+     ["phases.1.freeze_options.regex: 'blok' matches no parameter name (groups: stem, block1, block2, head_conv"]),
+    (["data.augment.rotation=-5"], ["data.augment.rotation: must be >= 0 (0: off), got -5.0"]),
+    (["data.augment.crop_padding=-2"], ["data.augment.crop_padding: must be >= 0"]),
+    (["data.augment.color_jitter=-0.5"], ["data.augment.color_jitter: must be >= 0"]),
+    (["phases.-1.lr=1"], ["override phases.-1: no item '-1' (there are 2, indexed from 0, or by name)"]),
+])
+def test_likely_typos_are_errors_at_validate(tiny_recipe, overrides, needles):
+    res = invoke("show", tiny_recipe, *overrides)
+    one_line_error(res, *needles)
+    assert len(res.output.strip().splitlines()) == 1, res.output
+
+
+def test_top_k_with_every_group_still_works(tiny_recipe):
+    from tlhub import plugins
+    from tlhub.recipe import load_and_validate
+    from tlhub.recipe.plan import build_plan
+    r = load_and_validate(tiny_recipe, ["phases.1.freeze_options={k=4}"])
+    assert all(g.trainable for g in build_plan(r, plugins.get_registry()).phases[1].groups)
