@@ -272,3 +272,40 @@ def test_top_k_with_every_group_still_works(tiny_recipe):
     from tlhub.recipe.plan import build_plan
     r = load_and_validate(tiny_recipe, ["phases.1.freeze_options={k=4}"])
     assert all(g.trainable for g in build_plan(r, plugins.get_registry()).phases[1].groups)
+
+
+# ---------------------------------------------------------------- 5. errors found at validate, not after training
+
+def test_unknown_metric_fails_validate_offline_with_suggestion(tiny_recipe, tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_MODULES_CACHE", str(tmp_path / "modules"))  # an empty evaluate cache
+    res = invoke("show", tiny_recipe, 'eval.metrics=["accuracy", "acuracy"]')
+    one_line_error(res, "eval.metrics: unknown metric 'acuracy' (did you mean 'accuracy'?)",
+                   "metrics that load offline: accuracy, f1, precision, recall")
+    res = invoke("run", tiny_recipe, 'eval.metrics=["matthews_correlation"]', "--quiet")
+    one_line_error(res, "unknown metric 'matthews_correlation'")
+    assert not (tmp_path / "run").exists()  # refused before anything was trained or written
+
+
+def test_metrics_from_evaluates_cache_or_a_script_path_pass(tiny_recipe, tmp_path, monkeypatch):
+    from tlhub.metrics import HERE, local_metrics
+    cached = tmp_path / "modules" / "evaluate_modules" / "metrics" / "evaluate-metric--mcc" / ("a" * 64)
+    cached.mkdir(parents=True)
+    (cached / "mcc.py").write_text("# a cached evaluate metric script\n")
+    monkeypatch.setenv("HF_MODULES_CACHE", str(tmp_path / "modules"))
+    assert "mcc" in local_metrics()
+    res = invoke("show", tiny_recipe, f'eval.metrics=["mcc", "{HERE / "accuracy"}"]')
+    assert res.exit_code == 0, res.output
+
+
+@pytest.mark.parametrize("overrides, needle", [
+    (["phases.1.freeze_options={k=-1}"], "phases.1.freeze_options.k: must be >= 1, got -1"),
+    (["phases.1.freeze=from_group", "phases.1.freeze_options={group='blok2'}"],
+     "phases.1.freeze_options.group: the backbone has no group 'blok2' (did you mean 'block2'"),
+    (["phases.1.freeze=pattern", "phases.1.freeze_options={regex='(block'}"],
+     "phases.1.freeze_options: freeze pattern '(block' is not a valid regular expression"),
+])
+def test_policy_option_errors_carry_the_phase_and_fail_validate(tiny_recipe, tmp_path, overrides, needle):
+    bad = _recipe_with(tmp_path / "bad.toml", tiny_recipe, overrides)
+    one_line_error(invoke("validate", bad), needle)
+    one_line_error(invoke("run", tiny_recipe, *overrides, "--quiet"), needle)
+    assert not (tmp_path / "run").exists()

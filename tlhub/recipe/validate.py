@@ -64,8 +64,11 @@ def _plan_errors(recipe: Recipe, registry) -> list[str]:
 def _setup_errors(recipe: Recipe) -> list[str]:
     """What the run would otherwise find only at setup: output folder, trackers, metrics."""
     from tlhub.artifacts.rundir import check_output_dir
+    from tlhub.metrics import metric_errors
     errors = check_output_dir(recipe.output.dir) if recipe.output.dir else []
     errors += tracker_errors(recipe.train.log_with)
+    if all(isinstance(m, str) for m in recipe.eval.metrics):  # else reported by the schema
+        errors += metric_errors(recipe.eval.metrics)
     return errors
 
 
