@@ -71,6 +71,28 @@ def test_successful_overwrite_leaves_no_old_checkpoint(finished_run, tiny_recipe
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("run")) == ["run"]
 
 
+def test_interrupted_overwrite_is_kept_aside_and_resumed_into_place(finished_run, tiny_recipe, monkeypatch):
+    from tlhub.training import phase
+    run, before = finished_run
+    real = phase.run_phase
+
+    def interrupt_in_phase_2(ctx, model, index, resume=None):
+        if index == 1:  # after phase 1's checkpoint, as SIGINT would
+            raise phase.Interrupted("interrupted by SIGINT", 130)
+        return real(ctx, model, index, resume)
+    monkeypatch.setattr(phase, "run_phase", interrupt_in_phase_2)
+    with pytest.raises(phase.Interrupted):
+        tlhub.run(tiny_recipe, ["phases.0.lr=0.05", *FAST], overwrite=True, quiet=True)
+    assert _snapshot(run) == before  # the old run is whole while the new one waits
+    staged = [p for p in run.parent.iterdir() if p.name.startswith("run.tlhub-new-")]
+    assert len(staged) == 1 and (staged[0] / "checkpoints").is_dir()
+    monkeypatch.setattr(phase, "run_phase", real)
+    result = tlhub.run(tiny_recipe, ["phases.0.lr=0.05", *FAST], quiet=True, resume="latest")
+    assert result.run_dir == run and not staged[0].exists()
+    assert [r["phase"] for r in result.history] == ["head", "top"]
+    assert "lr = 0.05" in (run / "recipe.toml").read_text()
+
+
 def test_overwrite_refuses_a_folder_that_is_not_a_run(tiny_recipe, tmp_path):
     run = tmp_path / "run"
     run.mkdir()
