@@ -39,7 +39,7 @@ def check_value(path: str, value: Any, typ: type, choices: tuple | None = None) 
         return [f"{path}: expected {_TYPE_NAMES.get(typ, typ.__name__)}, got {value!r}"]
     if typ is float and not math.isfinite(value):
         return [f"{path}: expected a finite number, got {value!r}"]
-    if typ in (int, float) and abs(value) > sys.maxsize:  # TOML's own limit; beyond it torch and range() overflow
+    if typ is int and abs(value) > sys.maxsize:  # TOML's own limit; beyond it torch and range() overflow
         return [f"{path}: out of range (at most {sys.maxsize} in size), got {value!r}"]
     if choices is not None and value not in choices:
         return [f"{path}: must be one of {', '.join(map(repr, choices))}, got {value!r}"
