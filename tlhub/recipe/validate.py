@@ -41,6 +41,7 @@ def validate(recipe: Recipe, registry=None) -> list[str]:
                       f"{recipe.model.backbone!r} takes {bb.modality} input")
     if bb is not None and not any(e.startswith("model.backbone") for e in errors):
         errors += _plan_errors(recipe, reg)
+    errors += _setup_errors(recipe)
     return list(dict.fromkeys(errors))  # the plan may repeat a name error found above
 
 
@@ -57,6 +58,37 @@ def _plan_errors(recipe: Recipe, registry) -> list[str]:
     except UserError as exc:
         return exc.errors or [str(exc)]
     return []
+
+
+def _setup_errors(recipe: Recipe) -> list[str]:
+    """What the run would otherwise find only at setup: output folder, trackers, metrics."""
+    from tlhub.artifacts.rundir import check_output_dir
+    from tlhub.metrics import metric_errors
+    errors = check_output_dir(recipe.output.dir) if recipe.output.dir else []
+    errors += tracker_errors(recipe.train.log_with)
+    if all(isinstance(m, str) for m in recipe.eval.metrics):  # else reported by the schema
+        errors += metric_errors(recipe.eval.metrics)
+    return errors
+
+
+def tracker_errors(names) -> list[str]:
+    """Accelerate's tracker names, and only those installed here (Accelerate raises on the others)."""
+    from accelerate.tracking import LOGGER_TYPE_TO_CLASS
+    from accelerate.tracking import get_available_trackers
+    from tlhub.errors import did_you_mean
+    known = ["all", *LOGGER_TYPE_TO_CLASS]
+    available = [str(getattr(t, "value", t)) for t in get_available_trackers()]
+    errors = []
+    for name in names:
+        if not isinstance(name, str):
+            continue  # reported by the schema
+        if name not in known:
+            errors.append(f"train.log_with: unknown tracker {name!r}{did_you_mean(name, known)} "
+                          f"(Accelerate's trackers: {', '.join(known)})")
+        elif name != "all" and name not in available:
+            errors.append(f"train.log_with: tracker {name!r} is not installed (installed: "
+                          f"{', '.join(available) or 'none'}); install its package or remove it")
+    return errors
 
 
 def load_and_validate(path: str | Path, overrides=()) -> Recipe:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import tomllib
 
-from tlhub.artifacts.rundir import read_jsonl
+from tlhub.artifacts.rundir import read_jsonl, staged_target
 from tlhub.errors import UserError
 
 
@@ -41,7 +41,8 @@ class RunFiles:
 
     @property
     def name(self) -> str:
-        return self.path.resolve().name
+        path = self.path.resolve()  # a staged --overwrite is named after the run it will replace
+        return (staged_target(path) or path).name
 
     @property
     def classes(self) -> list[str]:

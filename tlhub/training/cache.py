@@ -52,7 +52,8 @@ def build_cache(model, dataset, collate, start_stop: tuple[int, int], *, batch_s
     n_groups = len(bb.groups())
     was_training = model.training
     model.eval()
-    loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=collate)
+    loader = torch.utils.data.DataLoader(dataset, batch_size=min(batch_size, max(1, len(dataset))), shuffle=False,
+                                         collate_fn=collate)
     store = torch.float16 if store_dtype == "float16" else torch.float32
     fixed: list[np.ndarray] | None = None
     ragged: list = []

@@ -244,6 +244,7 @@ def run_phase(ctx: RunContext, model: TransferModel, index: int, resume=None) ->
 
 
 def _loader(ds, batch_size, shuffle, collate, workers, seed):
+    batch_size = min(batch_size, max(1, len(ds)))  # same batches; a huge batch_size would overflow the sampler
     return torch.utils.data.DataLoader(ds, batch_size=batch_size, shuffle=shuffle, collate_fn=collate,
                                        num_workers=workers, generator=torch.Generator().manual_seed(seed))
 

@@ -100,6 +100,9 @@ def find_resume_dir(recipe: Recipe, resume: str) -> Path:
         path = Path(resume)
     elif recipe.output.dir:
         path = Path(recipe.output.dir).expanduser()
+        staged = rundir.staged_runs(path)
+        if staged:  # an interrupted --overwrite of output.dir: continue it (it replaces the old run at the end)
+            path = staged[-1]
     else:
         runs = sorted(Path("runs").glob(f"{recipe.stem}-*/checkpoints"), key=lambda p: p.stat().st_mtime)
         if not runs:
@@ -123,6 +126,19 @@ def run(recipe_or_path, overrides=(), overwrite: bool = False, quiet: bool = Fal
 
     ``resume``: a run directory (or "latest") to continue from its newest whole checkpoint.
     """
+    from tlhub.training.phase import Interrupted
+    staged: list[rundir.RunDir] = []  # set by the main process when --overwrite builds the run beside the old
+    try:
+        return _run(recipe_or_path, overrides, overwrite, quiet, resume, staged)
+    except BaseException as exc:
+        # Keep an interrupted one (it has a checkpoint to resume) and one that a --resume continues.
+        if staged and resume is None and not isinstance(exc, Interrupted):
+            rundir.discard(staged[0])
+            log.info("overwrite: the new run failed; %s still holds the old run", staged[0].final)
+        raise
+
+
+def _run(recipe_or_path, overrides, overwrite, quiet, resume, staged) -> RunResult:
     from accelerate import Accelerator
     from accelerate.utils import (
         DataLoaderConfiguration,
@@ -153,13 +169,16 @@ def run(recipe_or_path, overrides=(), overwrite: bool = False, quiet: bool = Fal
             broadcast_object_list(plan)
         recipe = expand_auto(recipe, plan[0])
 
-    holder = [None]
+    holder = [None, None]
     if main:
-        path = find_resume_dir(recipe, resume) if resume is not None else rundir.choose_run_dir(recipe, overwrite)
-        holder[0] = str(rundir.make_run_dir(path))
+        rd = (rundir.resumed_run_dir(find_resume_dir(recipe, resume)) if resume is not None
+              else rundir.choose_run_dir(recipe, overwrite))
+        holder[:] = [str(rundir.make_run_dir(rd.path)), str(rd.final)]
+        if rd.staged:
+            staged.append(rd)
     if accelerator.num_processes > 1:
         broadcast_object_list(holder)
-    run_dir = Path(holder[0])
+    run_dir, final_dir = Path(holder[0]), Path(holder[1])
     setup_logging(run_dir, main, quiet)
     ckpt = checkpoint.newest(run_dir) if resume is not None else None
     if resume is not None and ckpt is None:
@@ -262,9 +281,13 @@ def run(recipe_or_path, overrides=(), overwrite: bool = False, quiet: bool = Fal
     if main:
         rundir.write_json(run_dir / "timings.json", {"phases": ctx.timings, "total_seconds": round(elapsed, 3)})
         write_page(run_dir)
+        if staged:
+            rundir.commit(staged[0])
+            log.info("overwrite: the new run replaced the old one in %s", final_dir)
     log.info("results: %s (report.html, metrics.json, history.jsonl, model/, confusion_matrix.png, "
-             "learning_curves.png, samples)", run_dir)
-    return RunResult(run_dir, metrics, history, splits.classes, model, ctx.timings)
+             "learning_curves.png, samples)", final_dir)
+    accelerator.wait_for_everyone()
+    return RunResult(final_dir, metrics, history, splits.classes, model, ctx.timings)
 
 
 def write_page(run_dir: Path) -> None:
