@@ -71,7 +71,7 @@ KIND_SINGULAR = {"backbones": "backbone", "heads": "head", "freeze-policies": "f
 # Names a user may expect, with the plugin that provides them when it is not installed.
 KNOWN_ELSEWHERE = {
     "backbones": {n: "tlhub-vision" for n in ("resnet18", "resnet50", "mobilenet_v2", "mobilenet_v3_small",
-                                              "mobilenet_v3_large", "efficientnet_lite0")}
+                                              "mobilenet_v3_large", "efficientnet_lite0", "timm")}
     | {"minilm-l6": "tlhub-text", "hf": "tlhub-text"},
     "data-sources": {n: "tlhub-vision" for n in ("mnist", "mnist-5k", "digits", "cifar10", "image-folder")}
     | {n: "tlhub-text" for n in ("text-files", "csv", "tsv", "jsonl", "hf")},

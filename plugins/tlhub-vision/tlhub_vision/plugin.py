@@ -41,6 +41,16 @@ def register_backbones(register):
                           "features; groups stem, blocks.0..6, conv_head); ImageNet weights embedded "
                           "(pip package, works offline)", modality="image",
                           build=_lazy("backbones", "build_lite0"), default_weights="imagenet"))
+    register(BackboneSpec("timm", "any timm image model by name (option model); groups from timm's "
+                          "group_matcher; weights from the Hugging Face Hub (cached) or a local file",
+                          modality="image", build=_lazy("timm_models", "build_timm"), default_weights="imagenet",
+                          options=(
+                              Opt("model", str, REQUIRED, "timm model name, e.g. 'convnext_tiny', "
+                                                          "'efficientnet_b0', 'vit_small_patch16_224' "
+                                                          "(timm.list_models())"),
+                              Opt("model_args", dict, {}, "extra keyword arguments of timm.create_model, "
+                                                          "e.g. {drop_path_rate = 0.1} or {img_size = 64}"),
+                          )))
 
 
 _ROOT = Opt("root", str, "", "folder holding the files (or to download into); empty: $TLHUB_DATA "
