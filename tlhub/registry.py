@@ -73,7 +73,8 @@ KNOWN_ELSEWHERE = {
     "backbones": {n: "tlhub-vision" for n in ("resnet18", "resnet50", "mobilenet_v2", "mobilenet_v3_small",
                                               "mobilenet_v3_large", "efficientnet_lite0", "timm")}
     | {"minilm-l6": "tlhub-text", "hf": "tlhub-text"},
-    "data-sources": {n: "tlhub-vision" for n in ("mnist", "mnist-5k", "digits", "cifar10", "image-folder")}
+    "data-sources": {n: "tlhub-vision" for n in ("mnist", "mnist-5k", "digits", "cifar10", "image-folder",
+                                                 "hf-images")}
     | {n: "tlhub-text" for n in ("text-files", "csv", "tsv", "jsonl", "hf")},
 }
 

@@ -1,6 +1,7 @@
 """Images to tensors: 3 channels, the recipe's size, the backbone's normalization, optional augmentation."""
 from __future__ import annotations
 
+import io
 from pathlib import Path
 from typing import Any, Callable
 
@@ -12,9 +13,14 @@ from tlhub.interfaces import ImagePreprocessing
 
 
 def to_pil(item: Any) -> Image.Image:
-    """A PIL RGB image from a PIL image, an array (HxW or HxWxC) or a path."""
+    """A PIL RGB image from a PIL image, an array (HxW or HxWxC), a path, or an encoded
+    ``{"bytes", "path"}`` record (a Hugging Face ``datasets`` Image read with decode=False)."""
     if isinstance(item, Image.Image):
         img = item
+    elif isinstance(item, dict):
+        source = io.BytesIO(item["bytes"]) if item.get("bytes") else item["path"]
+        with Image.open(source) as f:
+            img = f.copy()
     elif isinstance(item, (str, Path)):
         with Image.open(item) as f:
             img = f.copy()

@@ -79,3 +79,20 @@ def register_data_sources(register):
                             options=(Opt("path", str, REQUIRED, "the folder (relative paths: to the recipe)"),
                                      Opt("extensions", list, [".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp",
                                                               ".tif", ".tiff"], "image file extensions"))))
+    register(DataSourceSpec("hf-images", "image classification from Hugging Face datasets: an id (needs the "
+                            "network once), a save_to_disk folder, or the imagefolder builder on a local folder",
+                            "image", _lazy("hfimages", "load_hf_images"), options=(
+                                Opt("dataset", str, "", "Hugging Face dataset id, e.g. 'uoft-cs/cifar10'"),
+                                Opt("config", str, "", "dataset configuration"),
+                                Opt("path", str, "", "a folder written by Dataset(Dict).save_to_disk, instead "
+                                                     "of an id"),
+                                Opt("folder", str, "", "a local folder read by the datasets imagefolder builder "
+                                                       "(class sub-folders, optional train/validation/test)"),
+                                Opt("train_split", str, "train", "training split name"),
+                                Opt("val_split", str, "auto", "validation split: 'auto' (validation/valid/dev/val "
+                                                              "if present and labelled), a name, or '' to carve "
+                                                              "it from train"),
+                                Opt("test_split", str, "auto", "test split: 'auto' (test if present and labelled), "
+                                                               "a name, or '' to carve it from train"),
+                                Opt("image_column", str, "image", "image column"),
+                                Opt("label_column", str, "label", "label column"))))
