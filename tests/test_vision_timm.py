@@ -189,3 +189,13 @@ dir = "{tlhub_run_dir}"
     result = tlhub.run(recipe, quiet=True)
     assert [row["phase"] for row in result.history] == ["head", "top"]
     assert (tlhub_run_dir / "model" / "model.safetensors").is_file()
+
+
+def test_unknown_model_is_caught_by_validate(tmp_path):
+    from tlhub.cli import cli
+    recipe = tmp_path / "r.toml"
+    recipe.write_text('[model]\nbackbone = "timm"\nbackbone_options = { model = "convnext_tinyy" }\n'
+                      '[data]\nsource = "synthetic"\n[[phases]]\nname = "head"\n')
+    res = CliRunner().invoke(cli, ["validate", str(recipe)])
+    assert res.exit_code == 2 and "Traceback" not in res.output
+    assert "unknown timm model 'convnext_tinyy' (did you mean 'convnext_tiny'" in res.output
