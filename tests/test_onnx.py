@@ -155,3 +155,9 @@ dir = "{tmp_path / 'run'}"
     diff, items = parity(tmp_path / "run", path, "csv", {"path": str(tmp_path / "reviews.csv")}, tmp_path)
     assert len({len(t.split()) for t in items}) > 1  # texts of several lengths: the sequence axis is dynamic
     assert np.abs(diff).max() < PARITY
+    expected = json.loads(invoke("predict", tmp_path / "run", "great fun", "awful and dull", "--json").output)
+    res = invoke("predict", path.parent, "great fun", "awful and dull", "--json")  # the exported folder
+    assert res.exit_code == 0, res.output
+    got = json.loads(res.output)
+    assert [g["label"] for g in got] == [e["label"] for e in expected]
+    assert max(abs(g["prob"] - e["prob"]) for g, e in zip(got, expected)) < PARITY

@@ -31,6 +31,9 @@ def predict(model, inputs, as_json, top, batch_size, device):
 
     onnx_file = find_onnx(model)
     if onnx_file is not None:
+        if device != "cpu":
+            click.echo(f"note: {onnx_file} runs on ONNX Runtime's CPU provider; --device {device} is ignored",
+                       err=True)
         predictor = OnnxPredictor(onnx_file)
     else:
         from tlhub.use.load import load
