@@ -2,6 +2,7 @@
 Hugging Face cache, the Hub (when online) or a local file, and a clear offline error."""
 from __future__ import annotations
 
+import json
 import time
 
 import pytest
@@ -172,6 +173,7 @@ batch_size = 8
 name = "head"
 epochs = 1
 lr = 0.01
+freeze = "frozen"
 
 [[phases]]
 name = "top"
@@ -189,6 +191,13 @@ dir = "{tlhub_run_dir}"
     result = tlhub.run(recipe, quiet=True)
     assert [row["phase"] for row in result.history] == ["head", "top"]
     assert (tlhub_run_dir / "model" / "model.safetensors").is_file()
+    # not staged: the frozen backbone's pooled features are cached, a frozen prefix is not (it saves nothing)
+    log = (tlhub_run_dir / "run.log").read_text()
+    assert "cache: pooled features" in log
+    assert "cache: none (this backbone runs its groups in one pass" in log
+    plan = json.loads((tlhub_run_dir / "plan.json").read_text())
+    assert [p["cache"]["pooled"] for p in plan["phases"]] == [True, False]
+    assert [p["cache"]["groups"] for p in plan["phases"]] == [5, 0]
 
 
 def test_unknown_model_is_caught_by_validate(tmp_path):
