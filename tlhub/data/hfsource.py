@@ -155,7 +155,8 @@ def load_labelled(options: dict, ctx: DataContext, origin: Origin, items: Items)
                             f"set?); name another split, or '' to carve it from train")
         raw[role] = rows
     if skipped:
-        ctx.log(f"data: {origin.source}: skipped {len(skipped)} example(s) without {items.missing[3:]} or label")
+        ctx.log(f"data: {origin.source}: skipped {len(skipped)} example(s) ({items.missing} or unlabelled; "
+                f"listed in the run's skipped.txt)")
     classes = named if named is not None else class_names(lab for r in raw.values() for _, lab in r)
     check_classes(classes, origin.source)
     index = {c: i for i, c in enumerate(classes)}
