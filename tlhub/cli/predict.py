@@ -19,15 +19,24 @@ from tlhub.errors import UserError
 @click.option("--device", default="cpu", show_default=True, help=DEVICE_HELP)
 @user_errors
 def predict(model, inputs, as_json, top, batch_size, device):
-    """Predict with a trained MODEL (a run directory or its model/ folder).
+    """Predict with a trained MODEL (a run directory or its model/ folder, or an exported model.onnx or
+    the folder holding it: then ONNX Runtime runs it, and image models need no PyTorch).
 
     INPUTS: image files or folders of images for an image model, texts for a text model; `-` reads
     one input per line from stdin (paths or texts).
     """
     from tlhub.use.evaluate import collect_images
-    from tlhub.use.load import load
+    from tlhub.use.onnx import OnnxPredictor, find_onnx
 
-    predictor = load(model, device=device)
+    onnx_file = find_onnx(model)
+    if onnx_file is not None:
+        if device != "cpu":
+            click.echo(f"note: {onnx_file} runs on ONNX Runtime's CPU provider; --device {device} is ignored",
+                       err=True)
+        predictor = OnnxPredictor(onnx_file)
+    else:
+        from tlhub.use.load import load
+        predictor = load(model, device=device)
     items: list[str] = []
     for arg in inputs:
         items += read_stdin() if arg == "-" else [arg]

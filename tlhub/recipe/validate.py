@@ -51,8 +51,9 @@ def _plan_errors(recipe: Recipe, registry) -> list[str]:
     from tlhub.recipe.plan import build_plan, cached_layouts
     try:
         layouts = cached_layouts(ModelSpec.from_recipe(recipe), registry)
-    except UserError:  # the architecture cannot be built here (e.g. offline): the run reports why
-        return []
+    except UserError as exc:  # the architecture cannot be built here (e.g. offline): the run reports why,
+        # but a bad backbone option (an unknown timm model, a missing model folder) is the recipe's mistake
+        return [m for m in (exc.errors or [str(exc)]) if m.startswith("model.backbone_options")]
     try:
         build_plan(recipe, registry, layouts)
     except UserError as exc:

@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from tlhub.artifacts import rundir
 from tlhub.errors import UserError
 from tlhub.model import TransferModel, apply_states, frozen_prefix
+from tlhub.recipe.plan import NOT_STAGED
 from tlhub.training import checkpoint
 from tlhub.training.cache import CachedDataset, build_cache, cache_bytes
 from tlhub.training.optim import build_optimizer, build_scheduler
@@ -97,6 +98,8 @@ def phase_inputs(accelerator, model, recipe, index, audit, datasets, collate, de
         return datasets["train"], datasets["val"], 0, "cache: off (train.cache = false)"
     if k == 0:
         return datasets["train"], datasets["val"], 0, "cache: none (the first group trains)"
+    if k < n and not model.backbone.staged:
+        return datasets["train"], datasets["val"], 0, f"cache: {NOT_STAGED}"
     start = _cached_start(model, audit)
     what = "pooled features" if start > n else f"the state after {k} of {n} frozen groups ({audit[k - 1].name})"
     d = recipe.data
