@@ -54,7 +54,7 @@ def test_bad_policy_options():
         trainable_for(model, "pattern", regex="(")
     spec = plugins.get_registry().get("freeze-policies", "top_k")
     assert resolve_options("phases.0.freeze_options", {}, spec.options)[1] == [
-        "phases.0.freeze_options.k: required option is missing (number of top groups to train)"]
+        "phases.0.freeze_options.k: required option is missing (number of top groups to train (1 .. the number of groups))"]
 
 
 def _snapshot(model):

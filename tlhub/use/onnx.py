@@ -2,7 +2,7 @@
 
 Everything needed is in the file's metadata (``tlhub.classes``, ``tlhub.preprocessing``, written by
 ``tlhub.artifacts.onnx``). Image models need only onnxruntime, PIL and numpy - torch is never
-imported; text models also need the tokenizer saved beside the file (``tokenizer/``, transformers).
+imported; text models also need the tokenizer saved beside the file (``tokenizer/``, read with ``tokenizers``).
 """
 from __future__ import annotations
 
@@ -61,8 +61,19 @@ class OnnxPredictor:
         folder = self.path.parent / self.preprocessing.get("tokenizer", "tokenizer")
         if not folder.is_dir():
             raise UserError(f"{self.path}: a text model needs its tokenizer folder {folder} (written by tlhub export)")
-        from transformers import AutoTokenizer
-        return AutoTokenizer.from_pretrained(str(folder))
+        # The fast tokenizer's own file through `tokenizers`: the core imports no transformers.
+        import json
+
+        from tokenizers import Tokenizer
+        if not (folder / "tokenizer.json").is_file():
+            raise UserError(f"{folder}: no tokenizer.json (a fast tokenizer, as tlhub export writes it)")
+        tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
+        config = folder / "tokenizer_config.json"
+        pad = (json.loads(config.read_text()) if config.is_file() else {}).get("pad_token") or "[PAD]"
+        pad = pad.get("content", "[PAD]") if isinstance(pad, dict) else str(pad)
+        tokenizer.enable_truncation(int(self.preprocessing["max_length"]))
+        tokenizer.enable_padding(pad_id=tokenizer.token_to_id(pad) or 0, pad_token=pad)
+        return tokenizer
 
     def predict(self, inputs: Any, batch_size: int = 64) -> list[Prediction]:
         probs = self.predict_proba(inputs, batch_size)
@@ -90,10 +101,9 @@ class OnnxPredictor:
             bad = [type(t).__name__ for t in items if not isinstance(t, str)]
             if bad:
                 raise UserError(f"this model takes text (strings); got {bad[0]}")
-            enc = self.tokenizer(list(items), truncation=True, max_length=int(self.preprocessing["max_length"]),
-                                 padding=True, return_tensors="np")
-            return {"input_ids": enc["input_ids"].astype(np.int64),
-                    "attention_mask": enc["attention_mask"].astype(np.int64)}
+            encoded = self.tokenizer.encode_batch(list(items))
+            return {"input_ids": np.array([e.ids for e in encoded], dtype=np.int64),
+                    "attention_mask": np.array([e.attention_mask for e in encoded], dtype=np.int64)}
         from tlhub.data.decode import to_chw, to_pil
         p = self.preprocessing
         batch = []
