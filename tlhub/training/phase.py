@@ -17,6 +17,7 @@ from tlhub.errors import UserError
 from tlhub.model import TransferModel, apply_states, frozen_prefix
 from tlhub.training import checkpoint
 from tlhub.training.cache import CachedDataset, build_cache, cache_bytes
+from tlhub.training.early_stop import Best, snapshot
 from tlhub.training.optim import build_optimizer, build_scheduler
 
 log = logging.getLogger("tlhub")
@@ -115,14 +116,19 @@ def phase_inputs(accelerator, model, recipe, index, audit, datasets, collate, de
                                f"{time.time() - t0:.1f} s; epochs train only the rest")
 
 
-def _save(ctx: RunContext, model, optimizer, scheduler, index, epochs_done, steps_done, accum, start) -> None:
-    """Checkpoint position: ``epochs_done`` whole epochs of phase ``index`` plus ``steps_done`` batches."""
+def _save(ctx: RunContext, model, optimizer, scheduler, index, epochs_done, steps_done, accum, start,
+          best: Best | None = None, best_weights: dict | None = None, done: bool = False) -> None:
+    """Checkpoint position: ``epochs_done`` whole epochs of phase ``index`` plus ``steps_done`` batches.
+
+    ``done``: the phase is over before its last epoch (early stop) or its best weights were restored.
+    """
     if not ctx.accelerator.is_main_process:
         return
     state = {"phase_index": index, "epoch": epochs_done, "step": steps_done, "history": ctx.history,
-             "accum": accum, "identity": ctx.identity, "cache_key": {"phase": index, "start_group": start}}
+             "accum": accum, "identity": ctx.identity, "cache_key": {"phase": index, "start_group": start},
+             "best": best.to_dict() if best else None, "done": done}
     path = checkpoint.save(ctx.run_dir, ctx.accelerator.unwrap_model(model), optimizer, scheduler, state,
-                           ctx.recipe.train.keep_checkpoints)
+                           ctx.recipe.train.keep_checkpoints, best=best_weights)
     log.debug("checkpoint %s", path)
 
 
@@ -158,11 +164,14 @@ def run_phase(ctx: RunContext, model: TransferModel, index: int, resume=None) ->
     scheduler = build_scheduler(optimizer, phase, steps_per_epoch * phase.epochs)
 
     first_epoch, skip, accum = 1, 0, None
+    best, best_weights = Best(), None
     if resume is not None:
         checkpoint.load_into(resume, model, optimizer, scheduler)
         first_epoch, skip, accum = resume.state["epoch"] + 1, resume.state["step"], resume.state["accum"]
+        best, best_weights = Best.from_dict(resume.state.get("best")), checkpoint.load_best(resume)
         log.info("  resumed from %s: epoch %d, %d batch(es) already done", resume.path.name, first_epoch, skip)
     every = recipe.train.checkpoint_steps
+    last_epoch = first_epoch - 1
 
     for epoch in range(first_epoch, phase.epochs + 1):
         t0 = time.time()
@@ -199,7 +208,7 @@ def run_phase(ctx: RunContext, model: TransferModel, index: int, resume=None) ->
             if done < len(train_loader) and accelerator.sync_gradients and \
                     (ctx.stop.signum or (every and done % every == 0)):
                 _save(ctx, prepared, optimizer, scheduler, index, epoch - 1, done,
-                      [float(loss_sum), int(correct), int(seen)], start)
+                      [float(loss_sum), int(correct), int(seen)], start, best, best_weights)
                 if ctx.stop.signum:
                     name = signal.Signals(ctx.stop.signum).name
                     raise Interrupted(f"interrupted by {name} in phase {phase.name!r}, epoch {epoch}, step {done}; "
@@ -225,12 +234,26 @@ def run_phase(ctx: RunContext, model: TransferModel, index: int, resume=None) ->
         log.info("  %s epoch %d/%d: train loss %.4f acc %.4f | val loss %.4f acc %.4f | %.1f s",
                  phase.name, epoch, phase.epochs, row["train_loss"], row["train_accuracy"], row["val_loss"],
                  row["val_accuracy"], row["seconds"])
-        _save(ctx, prepared, optimizer, scheduler, index, epoch, 0, None, start)
+        last_epoch = epoch
+        if best.update(epoch, row["val_accuracy"], row["val_loss"]) and phase.restore_best:
+            best_weights = snapshot(accelerator.unwrap_model(prepared))
+        best.stopped = best.should_stop(phase.early_stop) and epoch < phase.epochs
+        _save(ctx, prepared, optimizer, scheduler, index, epoch, 0, None, start, best, best_weights,
+              done=best.stopped)
+        if best.stopped:
+            log.info("  early stop: no better validation score for %d epoch(s) since epoch %d (val acc %.4f)",
+                     best.bad_epochs, best.epoch, best.accuracy)
+            break
         if ctx.stop.signum:
             name = signal.Signals(ctx.stop.signum).name
             raise Interrupted(f"interrupted by {name} after phase {phase.name!r} epoch {epoch}; checkpoint written "
                               f"in {ctx.run_dir / 'checkpoints'}. Resume with:\n  {ctx.resume_command}",
                               128 + ctx.stop.signum)
+    if phase.restore_best and best_weights is not None and best.epoch != last_epoch:
+        accelerator.unwrap_model(prepared).load_state_dict(best_weights)
+        log.info("  restore_best: weights of epoch %d (val acc %.4f, loss %.4f) instead of epoch %d", best.epoch,
+                 best.accuracy, best.loss, last_epoch)
+        _save(ctx, prepared, optimizer, scheduler, index, last_epoch, 0, None, start, best, best_weights, done=True)
     ctx.timings.append({"phase": phase.name, "seconds": round(time.time() - t_phase, 3),
                         "cache_seconds": round(cache_seconds, 3), "train_input": _input_name(model, start),
                         "resumed": resume is not None})
