@@ -160,7 +160,7 @@ def test_bad_auto_options_exit_2(tiny_recipe, override, message):
 # ---------------------------------------------------------------------- end to end on the tiny backbone
 
 def test_auto_run_prints_stores_and_draws_the_search(tiny_recipe):
-    result = tlhub.run(tiny_recipe, SMALL + AUTO, quiet=True)
+    result = tlhub.run(tiny_recipe, SMALL + AUTO + ["phases.0.auto_budget=4"], quiet=True)
     run = result.run_dir
     data = json.loads((run / "auto_search.json").read_text())
     rows = data["trials"]
@@ -176,7 +176,8 @@ def test_auto_run_prints_stores_and_draws_the_search(tiny_recipe):
     assert [p["name"] for p in saved["phases"]][: len(data["phases"])] == [p["name"] for p in data["phases"]]
     log = (run / "run.log").read_text()
     assert "successive halving" in log and f"auto: winner {winner['plan']}" in log and "Default plan" in log
-    assert result.metrics["accuracy"] > 0.5
+    assert len(ran) >= 3 and result.metrics["accuracy"] > 0.25  # above chance (4 classes)
+    assert not (run / "auto").exists()  # trial checkpoints removed; the JSON keeps the record
 
 
 def test_same_seed_same_choice_and_write_reproduces_it(tiny_recipe, tmp_path):

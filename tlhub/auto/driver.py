@@ -18,6 +18,7 @@ import copy
 import json
 import logging
 import math
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -76,7 +77,7 @@ def _lr_centre(runner: trials.TrialRunner, k: int, base, name: str, out: Path):
     audit = apply_states(runner.model, list(plan.groups), plan.train_names)
     d = recipe.data
     train, _, first, _ = phase_inputs(runner.accelerator, runner.model, recipe, index, audit, runner.datasets,
-                                      runner.collate, runner.deterministic, ctx.run_dir)
+                                      runner.collate, runner.deterministic, ctx.run_dir, runner.shared_cache)
     collate = train.collate if hasattr(train, "collate") and first else runner.collate
     torch.manual_seed(recipe.train.seed)
     loader = _loader(train, d.batch_size, True, collate, d.workers, recipe.train.seed)
@@ -140,7 +141,6 @@ def search_auto(accelerator, recipe, registry, backbone, rng_state, splits, run_
     default = costs.phase(0, head_epochs) + costs.phase(quarter, FINAL_EPOCHS)
     limit = (base.auto_budget - 1) * default
     capped = ""
-    import shutil
     shutil.rmtree(Path(run_dir) / "auto", ignore_errors=True)  # trials of an interrupted search start over
     head_name, tune_name = _names(recipe, index)
     prefix = [trials.Candidate(0, base.lr, n).phase(base, head_epochs, head_name)] if head_epochs else []
@@ -156,6 +156,8 @@ def search_auto(accelerator, recipe, registry, backbone, rng_state, splits, run_
         capped = f", capped by auto_minutes = {base.auto_minutes:g}" if cap < limit else ""
         budget.limit = min(budget.limit, cap)
     budget.spent += costs.phase(0, head_epochs)
+    if head_epochs:
+        costs.filled.add(0)
     sec = costs.seconds
     log.info("auto: head phase %.1f s. Default plan (head %d epochs, then top %d of %d groups for %d epochs) "
              "~%.0f s here; auto_budget = %g: search up to ~%.0f s more%s, then the winner's remaining epochs "
@@ -170,7 +172,8 @@ def search_auto(accelerator, recipe, registry, backbone, rng_state, splits, run_
         with trials.quiet_log():
             found, lr_note = _lr_centre(runner, half, base, tune_name, Path(run_dir) / "lr_find.png")
         steps = len(found.lrs) if found else 0
-        budget.spent += costs.fill(half) + costs.epoch(half) * steps * recipe.data.batch_size / max(1, costs.n_train)
+        budget.spent += costs.trial(half, 0) + costs.epoch(half) * steps * recipe.data.batch_size / max(1, costs.n_train)
+        costs.filled.add(half)
         log.info("auto: %s", lr_note)
     centre = found.suggestion if found else base.lr / 10
     grid = trials.candidates(n, centre, base.lr, rule_k)
@@ -205,6 +208,8 @@ def search_auto(accelerator, recipe, registry, backbone, rng_state, splits, run_
              " then ".join(p["name"] for p in phases))
     if accelerator.is_main_process:
         runner.adopt(winner, run_dir, final, splits.classes)
+        runner.shared_cache.clear()
+        shutil.rmtree(Path(run_dir) / "auto", ignore_errors=True)  # trial checkpoints: the JSON keeps the record
         rundir.write_json(saved, result.to_dict())
         if winner.epochs:
             search.plot(result, Path(run_dir) / "auto_search.png")

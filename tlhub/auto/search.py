@@ -55,16 +55,17 @@ def successive_halving(states: list[TrialState], costs: CostModel, budget: Budge
                 ran.append(st)
                 continue
             add = max(1, min(max_epochs - st.epochs, int(share // costs.epoch(k))))
-            cost = costs.phase(k, add)
+            cost = costs.trial(k, add)
             while add > 1 and not budget.affords(cost):
                 add -= 1
-                cost = costs.phase(k, add)
+                cost = costs.trial(k, add)
             if not budget.affords(cost) and any(s.epochs for s in states):
                 st.status = st.status if st.epochs else "skipped: over budget"
                 continue
             before = st.epochs
             train(st, st.epochs + add)
-            charged = costs.phase(k, st.epochs - before)  # an early stop may end the trial sooner
+            charged = costs.trial(k, st.epochs - before)  # an early stop may end the trial sooner
+            costs.filled.add(k)
             st.cost += charged
             budget.spent += charged
             st.rung = rung
@@ -79,7 +80,7 @@ def successive_halving(states: list[TrialState], costs: CostModel, budget: Budge
             if st.status in ("ran", "stopped early"):
                 st.status = f"cut after rung {rung + 1}"
         progress = [s for s in ranked[:keep] if not s.stopped and s.epochs < max_epochs]
-        if not progress or not budget.affords(min(costs.phase(s.candidate.k, 1) for s in progress)):
+        if not progress or not budget.affords(min(costs.trial(s.candidate.k, 1) for s in progress)):
             break
         alive, rung = ranked[:keep], rung + 1
     tried = [s for s in states if s.epochs]

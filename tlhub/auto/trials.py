@@ -70,6 +70,7 @@ class CostModel:
     n_val: int
     seconds_per_flop: float = 0.0
     cache: bool = True
+    filled: set = field(default_factory=set)  # depths whose cache the search already holds (shared by trials)
 
     def epoch(self, k: int) -> float:
         """One epoch (train + validate) with the top ``k`` groups trainable and the rest cached."""
@@ -85,6 +86,10 @@ class CostModel:
 
     def phase(self, k: int, epochs: int) -> float:
         return self.fill(k) + epochs * self.epoch(k)
+
+    def trial(self, k: int, epochs: int) -> float:
+        """A trial's cost: the cache of its depth is filled once for the whole search."""
+        return (0.0 if k in self.filled else self.fill(k)) + epochs * self.epoch(k)
 
     def seconds(self, flops: float) -> float:
         return flops * self.seconds_per_flop
@@ -172,6 +177,7 @@ class TrialRunner:
     stop: object
     prefix: list = field(default_factory=list)     # [[phases]] dicts run before every candidate
     prefix_dir: Path | None = None
+    shared_cache: dict = field(default_factory=dict)  # frozen-prefix caches by entry point, for every trial
 
     def trial_recipe(self, phases: list[dict]):
         from tlhub.recipe import parse_recipe
@@ -187,7 +193,8 @@ class TrialRunner:
         from tlhub.training.phase import RunContext
         plan = build_plan(recipe, self.registry, group_layouts(self.model.backbone))
         return RunContext(self.accelerator, recipe, self.registry, self.datasets, self.collate, self.deterministic,
-                          folder, history, identity(recipe, []), self.stop, "", plan=plan)
+                          folder, history, identity(recipe, []), self.stop, "", plan=plan,
+                          shared_cache=self.shared_cache)
 
     def run_prefix(self) -> float:
         """Train the phases every candidate starts from; seconds taken."""
@@ -262,7 +269,7 @@ def affordable(cands: list[Candidate], costs: CostModel, room: float) -> list[Ca
     """The grid, or (when one epoch of every candidate would take over half of ``room``) only the centre
     learning rate of each depth: fewer lrs rather than fewer depths, so deep plans are still measured."""
     def first_rung(cs):
-        return sum(costs.phase(c.k, 1) for c in cs if c.k)
+        return sum(costs.trial(c.k, 1) for c in cs if c.k)
     if first_rung(cands) <= room / 2:
         return cands
     centre = {}

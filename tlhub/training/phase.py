@@ -72,6 +72,7 @@ class RunContext:
     stop: StopFlag
     resume_command: str
     plan: object = None  # tlhub.recipe.plan.RunPlan
+    shared_cache: dict | None = None  # see phase_inputs
     timings: list = field(default_factory=list)  # per phase: wall seconds, cache-filling seconds
 
 
@@ -89,8 +90,13 @@ def _cached_start(model: TransferModel, audit) -> int:
     return model.n_groups + 1 if k == model.n_groups else k
 
 
-def phase_inputs(accelerator, model, recipe, index, audit, datasets, collate, deterministic, run_dir):
-    """(train dataset, val dataset, start group of the training inputs, audit line) for one phase."""
+def phase_inputs(accelerator, model, recipe, index, audit, datasets, collate, deterministic, run_dir,
+                 shared: dict | None = None):
+    """(train dataset, val dataset, start group of the training inputs, audit line) for one phase.
+
+    ``shared``: caches by entry point kept across phases whose frozen prefix is known to be the same
+    weights (the trials of one ``freeze = "auto"`` search); None: built for this phase only.
+    """
     t = recipe.train
     k = frozen_prefix(audit)
     n = model.n_groups
@@ -104,13 +110,22 @@ def phase_inputs(accelerator, model, recipe, index, audit, datasets, collate, de
     kw = dict(batch_size=d.eval_batch_size or 2 * d.batch_size, store_dtype=t.cache_dtype,
               budget_mb=t.cache_memory_mb, show_progress=accelerator.is_local_main_process)
     t0 = time.time()
-    val = build_cache(model, datasets["val"], collate, (0, start), spill_path=run_dir / "cache" / f"phase{index}-val",
+    tag = f"phase{index}" if shared is None else f"shared-start{start}"
+    if shared is not None and (start, deterministic) in shared:
+        train, val = shared[(start, deterministic)]
+        return (train if deterministic else datasets["train"]), val, (start if deterministic else 0), \
+            f"cache: {what}, reused from an earlier trial"
+    val = build_cache(model, datasets["val"], collate, (0, start), spill_path=run_dir / "cache" / f"{tag}-val",
                       desc="caching val", **kw)
     if not deterministic:
+        if shared is not None:
+            shared[(start, deterministic)] = (None, val)
         return datasets["train"], val, 0, (f"cache: validation split caches {what}; training split NOT cached "
                                            f"(random augmentation changes the input every epoch)")
     train = build_cache(model, datasets["train"], collate, (0, start),
-                        spill_path=run_dir / "cache" / f"phase{index}-train", desc="caching train", **kw)
+                        spill_path=run_dir / "cache" / f"{tag}-train", desc="caching train", **kw)
+    if shared is not None:
+        shared[(start, deterministic)] = (train, val)
     mb = (cache_bytes(train) + cache_bytes(val)) / 2**20
     return train, val, start, (f"cache: {what}, {t.cache_dtype}, {mb:.1f} MB for train+val, filled in "
                                f"{time.time() - t0:.1f} s; epochs train only the rest")
@@ -148,7 +163,8 @@ def run_phase(ctx: RunContext, model: TransferModel, index: int, resume=None) ->
     seed = recipe.train.seed + 1000 * index
     t_phase = time.time()
     train_ds, val_ds, start, cache_note = phase_inputs(accelerator, model, recipe, index, audit, ctx.datasets,
-                                                       ctx.collate, ctx.deterministic, ctx.run_dir)
+                                                       ctx.collate, ctx.deterministic, ctx.run_dir,
+                                                       ctx.shared_cache)
     log.info("  %s", cache_note)
     cache_seconds = time.time() - t_phase
     train_loader = _loader(train_ds, d.batch_size, True, _collate_of(train_ds, ctx.collate), d.workers, seed)
