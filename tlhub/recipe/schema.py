@@ -70,7 +70,7 @@ class PhaseCfg:
                                                          "choices": ("constant", "cosine", "linear")})
     warmup: float = field(default=0.0, metadata={"help": "warm-up as a fraction of the phase's steps"})
     freeze: str = field(default="frozen", metadata={"help": "freeze policy (`tlhub list freeze-policies`), or "
-                                                            "'auto': the phases `tlhub advise` plans"})
+                                                            "'auto': searched at the start of the run (docs/freeze.md)"})
     freeze_options: dict = field(default_factory=dict, metadata={"help": "options of the freeze policy"})
     bn: str = field(default="eval", metadata={"help": "BatchNorm mode of trainable groups: frozen, eval or train "
                                                       "(frozen groups are always 'frozen')", "choices": BN_MODES})
