@@ -13,7 +13,7 @@ from click.testing import CliRunner
 import tlhub
 from tlhub.auto import lr_find, search, trials, validation
 from tlhub.cli import cli
-from tlhub.recipe import load_and_validate, load_recipe
+from tlhub.recipe import load_and_validate, load_recipe, to_toml
 
 SMALL = ["data.options.per_class=40"]
 AUTO = ["phases.0.freeze=auto", "phases.0.lr=0.03"]
@@ -207,3 +207,16 @@ def test_advise_lr_alone(tiny_recipe, tmp_path):
     assert (tmp_path / "lr_find.png").stat().st_size > 5000
     r = load_recipe(tiny_recipe)
     assert r.phases[0].freeze == "frozen"
+
+
+def test_lr_auto_in_a_phase_measures_its_learning_rate(tiny_recipe):
+    r = load_recipe(tiny_recipe, ['phases.top.lr="auto"'])
+    assert r.phases[1].lr_find and not r.phases[0].lr_find
+    assert tomllib.loads(to_toml(r))["phases"][1]["lr_find"] is True  # the resolved recipe keeps the choice
+    result = tlhub.run(tiny_recipe, SMALL + ['phases.top.lr="auto"', "phases.top.scheduler=constant",
+                                             "phases.top.warmup=0", "phases.top.epochs=1"], quiet=True)
+    log = (result.run_dir / "run.log").read_text()
+    assert 'lr = "auto": lr range test' in log and (result.run_dir / "lr_find-top.png").is_file()
+    used = next(row["lr"] for row in result.history if row["phase"] == "top")
+    suggested = float(log.split("the phase trains at ")[1].split()[0])
+    assert used == pytest.approx(suggested, rel=1e-2) and used != pytest.approx(1e-3)

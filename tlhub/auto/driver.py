@@ -84,7 +84,7 @@ def _lr_centre(runner: trials.TrialRunner, k: int, base, name: str, out: Path):
     opt = build_optimizer(runner.model, recipe.phases[index], plan.lrs)
     try:
         found = lr_find.range_test(runner.model, loader, opt, start=first,
-                                   steps=min(lr_find.STEPS, max(20, 2 * len(loader))))
+                                   steps=lr_find.STEPS)
     except ValueError as exc:
         return None, f"{exc}; the grid is centred on the phase's lr / 10"
     lr_find.plot(found, out, title=f"lr range test: top {k} groups after the head phase")

@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 
 LR_MIN, LR_MAX, STEPS, BETA, DIVERGE = 1e-7, 1.0, 100, 0.98, 4.0
+MIN_DROP = 0.02  # the smoothed loss must fall by this fraction somewhere, or the sweep found no descent
 
 
 @dataclass
@@ -98,6 +99,10 @@ def range_test(model, loader, optimizer, start: int = 0, lr_min: float = LR_MIN,
     if len(lrs) < 5:
         raise ValueError(f"lr range test: only {len(lrs)} step(s) ran ({stopped or 'too few batches'})")
     smoothed, suggestion, steep, lo = suggest(lrs, losses)
+    skip = min(len(lrs) // 10, 10)
+    if min(smoothed[skip:]) > smoothed[skip] * (1 - MIN_DROP):
+        raise ValueError(f"lr range test: the smoothed loss never fell by {MIN_DROP:.0%} between {lrs[0]:.0e} and "
+                         f"{lrs[-1]:.0e} ({stopped or 'no descent'})")
     return LRFind(lrs, losses, smoothed, suggestion, steep, lo, stopped)
 
 

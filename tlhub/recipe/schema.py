@@ -63,7 +63,10 @@ class PhaseCfg:
     epochs: int = field(default=1, metadata={"help": "epochs (>= 1)"})
     optimizer: str = field(default="adam", metadata={"help": "adam, adamw or sgd",
                                                       "choices": ("adam", "adamw", "sgd")})
-    lr: float = field(default=1e-3, metadata={"help": "base learning rate (> 0)"})
+    lr: float = field(default=1e-3, metadata={"help": "base learning rate (> 0); \"auto\": measured by an lr "
+                                                      "range test at the start of the phase (sets lr_find)"})
+    lr_find: bool = field(default=False, metadata={"help": "run the lr range test at the start of the phase and "
+                                                           "train at its suggestion (what lr = \"auto\" sets)"})
     weight_decay: float = field(default=0.0, metadata={"help": "weight decay"})
     momentum: float = field(default=0.9, metadata={"help": "SGD momentum"})
     scheduler: str = field(default="constant", metadata={"help": "constant, cosine or linear (warm-up then decay)",
@@ -271,6 +274,8 @@ def parse_recipe(raw: dict, path: str = "", base_dir: str | Path = ".", errors: 
                 continue
             phases = []
             for i, table in enumerate(value):
+                if isinstance(table, dict) and table.get("lr") == "auto":  # measured at the phase's start
+                    table = {k: v for k, v in table.items() if k != "lr"} | {"lr_find": True}
                 ph = _build(PhaseCfg, table, f"phases.{i}", errors)
                 phases.append(ph if ph.name else dataclasses.replace(ph, name=f"phase{i + 1}"))
             kwargs["phases"] = tuple(phases)

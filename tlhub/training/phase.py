@@ -171,6 +171,8 @@ def run_phase(ctx: RunContext, model: TransferModel, index: int, resume=None) ->
     val_loader = _loader(val_ds, d.eval_batch_size or 2 * d.batch_size, False, _collate_of(val_ds, ctx.collate),
                          d.workers, seed)
     optimizer = build_optimizer(model, phase, plan.lrs)
+    if phase.lr_find and resume is None:  # a resumed phase keeps the lr it measured (in the optimizer state)
+        _measure_lr(ctx, model, optimizer, train_loader, start, index)
     # Accelerate's seedable sampler takes torch's initial seed when prepared: make it the phase's own,
     # so a resumed run shuffles exactly like an uninterrupted one.
     torch.manual_seed(seed)
@@ -280,6 +282,32 @@ def run_phase(ctx: RunContext, model: TransferModel, index: int, resume=None) ->
             f.unlink()
     accelerator.free_memory()  # the next phase re-wraps: DDP must see the new requires_grad (pytorch #22049)
     return model
+
+
+def _measure_lr(ctx: RunContext, model, optimizer, loader, start: int, index: int) -> None:
+    """``lr = "auto"``: the lr range test (tlhub.auto.lr_find) sets the phase's learning rates, their
+    ratios (lr_mult, layer_decay) kept; the main process's result is used by every process."""
+    from tlhub.auto import lr_find
+    phase = ctx.recipe.phases[index]
+    found, lr = None, phase.lr
+    if ctx.accelerator.is_main_process:
+        try:
+            found = lr_find.range_test(model, loader, optimizer, start=start,
+                                       steps=lr_find.STEPS)
+            lr = found.suggestion
+            lr_find.plot(found, ctx.run_dir / f"lr_find-{phase.name}.png", title=f"lr range test: phase {phase.name!r}")
+        except ValueError as exc:
+            log.info("  lr = \"auto\": %s; keeping lr %g", exc, phase.lr)
+    if ctx.accelerator.num_processes > 1:
+        from accelerate.utils import broadcast_object_list
+        box = [lr]
+        broadcast_object_list(box)
+        lr = box[0]
+    for g in optimizer.param_groups:
+        g["lr"] = g["lr"] * lr / phase.lr
+    if found is not None:
+        log.info("  lr = \"auto\": %s; the phase trains at %.3g (%s)", found.format(), lr,
+                 ctx.run_dir / f"lr_find-{phase.name}.png")
 
 
 def _loader(ds, batch_size, shuffle, collate, workers, seed):
