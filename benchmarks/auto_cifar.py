@@ -68,10 +68,10 @@ def main() -> int:
 
 def _replay_text(base: Path, phases: list[dict]) -> str:
     """The base recipe with its phases replaced by ``phases`` (what `tlhub advise --write` writes)."""
+    import tomli_w
     import tomllib
 
     from tlhub.auto.writing import phases_toml
-    import tomli_w
     raw = tomllib.loads(base.read_text())
     raw.pop("phases")
     return tomli_w.dumps(raw) + "\n" + phases_toml(phases)

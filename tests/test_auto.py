@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 import math
-import tomllib
 
 import pytest
+import tomllib
 import torch
 from click.testing import CliRunner
 
@@ -25,8 +25,8 @@ def _fake(costs_by_k: dict[int, float], quality: dict[str, float]):
     """A CostModel whose epoch cost per depth is given, and a trainer whose accuracy grows with epochs."""
     n = max(costs_by_k)
     costs = trials.CostModel([1.0] * n, 0.0, 1, 0, cache=True)
-    costs.epoch = lambda k: costs_by_k[k]          # noqa: E731  (plain numbers for the test)
-    costs.fill = lambda k: 0.0                      # noqa: E731
+    costs.epoch = lambda k: costs_by_k[k]
+    costs.fill = lambda k: 0.0
     trained = []
 
     def train(st, total):
@@ -118,7 +118,7 @@ def test_lr_suggestion_from_a_known_curve():
     lrs = [10 ** (-6 + 6 * i / 99) for i in range(100)]  # 1e-6 .. 1
     losses = [2.0 if lr < 1e-3 else 2.0 - 0.5 * math.log10(lr / 1e-3) if lr <= 1e-1 else 1.0 + 50 * (lr - 0.1)
               for lr in lrs]
-    smoothed, suggestion, steep, lowest = lr_find.suggest(lrs, losses, beta=0.5)
+    _, suggestion, steep, lowest = lr_find.suggest(lrs, losses, beta=0.5)
     assert 0.05 <= lowest <= 0.2 and suggestion == pytest.approx(lowest / 10)
     assert 1e-3 <= steep <= lowest
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 import copy
 import json
 import logging
-import math
 import shutil
 import time
 from dataclasses import dataclass
@@ -25,9 +24,8 @@ from pathlib import Path
 
 import torch
 
-from tlhub.auto import lr_find, search, trials, validation
 from tlhub.artifacts import rundir
-from tlhub.errors import UserError
+from tlhub.auto import lr_find, search, trials, validation
 
 log = logging.getLogger("tlhub")
 
@@ -47,12 +45,10 @@ def auto_index(recipe) -> int:
 
 
 def expand(recipe, index: int, phases: list[dict]):
-    """``recipe`` with phase ``index`` replaced by ``phases`` (ordinary [[phases]] tables)."""
-    from tlhub.recipe import parse_recipe
-    raw = recipe.to_dict()
-    old = list(raw["phases"])
-    raw["phases"] = old[:index] + [dict(p) for p in phases] + old[index + 1:]
-    return parse_recipe(raw, path=recipe.path, base_dir=recipe.base_dir)
+    """``recipe`` with its auto phase (``index``) replaced by ``phases`` (ordinary [[phases]] tables)."""
+    from tlhub.auto.advise import expand_auto
+    assert recipe.phases[index].freeze == "auto"
+    return expand_auto(recipe, phases)
 
 
 def _names(recipe, index: int) -> tuple[str, str]:
@@ -105,8 +101,8 @@ def search_auto(accelerator, recipe, registry, backbone, rng_state, splits, run_
                 resuming: bool = False) -> Outcome:
     """Run the search for ``recipe``'s auto phase; see the module docstring."""
     from tlhub.auto import advise
-    from tlhub.model import ModelSpec, add_head
     from tlhub.interfaces import ImagePreprocessing
+    from tlhub.model import ModelSpec, add_head
     t0 = time.time()
     index = auto_index(recipe)
     base = recipe.phases[index]

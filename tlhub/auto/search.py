@@ -10,11 +10,11 @@ score of all trials (ties: the rule's prior order).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable
 
-from tlhub.auto.trials import Candidate, CostModel, TrialState
+from tlhub.auto.trials import CostModel, TrialState
 
 ETA = 3
 
@@ -110,7 +110,7 @@ class TrialRow:
     curve: list = field(default_factory=list)
 
     @classmethod
-    def of(cls, st: TrialState, group_names: list[str], unit: float) -> "TrialRow":
+    def of(cls, st: TrialState, group_names: list[str], unit: float) -> TrialRow:
         c = st.candidate
         groups = list(group_names[len(group_names) - c.k:]) if c.k else []
         freeze = "frozen" if c.k == 0 else "none" if c.k >= c.n_groups else f"top_k k={c.k}"
@@ -167,7 +167,7 @@ def plot(result: SearchResult, path: str | Path) -> Path:
     for label, c in (("head only", "#2e7d32"), ("top k groups", "#1565c0"), ("all groups", "#6a1b9a")):
         ax.scatter([], [], color=c, label=label)
     ax.set_xlabel("cost of the trial (x the default plan's estimated cost)")
-    ax.set_ylabel(f"best validation accuracy" + (" (ranked by val loss)" if result.criterion == "val_loss" else ""))
+    ax.set_ylabel("best validation accuracy" + (" (ranked by val loss)" if result.criterion == "val_loss" else ""))
     ax.set_title(f"freeze = \"auto\": {len(runs)} trials, winner {win.plan}")
     ax.margins(0.15)
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0)

@@ -84,5 +84,5 @@ def plan_validation(splits, p: float, seed: int):
            + (f"moved {n_after - n_val} training examples into it ({n_after}, standard error {se_after:.3f})"
               if n_after > n_val else "the training split is too small to lend examples")
            + ("" if criterion == "val_accuracy" else
-              f"; still too noisy, so trials are ranked by validation loss instead of accuracy"))
+              "; still too noisy, so trials are ranked by validation loss instead of accuracy"))
     return splits, ValPlan(n_val, n_after, n_after - n_val, p, se, se_after, criterion, msg)

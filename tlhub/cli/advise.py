@@ -43,7 +43,9 @@ def advise(recipe, overrides, write, overwrite, rule, lr_only, phase_index, out_
         raise UserError(f"--write: {write} already exists; pass --overwrite to replace it")
     r = load_and_validate(recipe, overrides)
     raw = apply_overrides(load_toml(recipe), list(overrides))
-    say = lambda m: click.echo(m, err=True)  # noqa: E731
+
+    def say(message: str) -> None:
+        click.echo(message, err=True)
     if lr_only:
         plot = Path(out_dir or ".") / "lr_find.png"
         found = standalone.lr_range_test(r, phase_index, plot)
@@ -58,14 +60,14 @@ def advise(recipe, overrides, write, overwrite, rule, lr_only, phase_index, out_
         return
     with tempfile.TemporaryDirectory(prefix="tlhub-advise-") as tmp:
         result = standalone.search(r, Path(out_dir or tmp))[0]
+    chosen = " then ".join(f"{p['name']} ({p['freeze']}, lr {p['lr']:g}, up to {p['epochs']} epochs)"
+                           for p in result.phases)
     click.echo(json.dumps(result.to_dict(), indent=2) if as_json else
-               f"{result.table()}\nwinner: {result.winner}; phases: "
-               + " then ".join(f"{p['name']} ({p['freeze']}, lr {p['lr']:g}, up to {p['epochs']} epochs)"
-                               for p in result.phases))
+               f"{result.table()}\nwinner: {result.winner}; phases: {chosen}")
     if write:
-        header = [f"Written by `tlhub advise {recipe}`: the winner of the freeze = \"auto\" search "
-                  f"({result.winner}, best validation accuracy "
-                  f"{next(t.val_accuracy for t in result.trials if t.status.startswith('winner')):.4f}).",
+        best = next(t.val_accuracy for t in result.trials if t.status.startswith("winner"))
+        header = [(f"Written by `tlhub advise {recipe}`: the winner of the freeze = \"auto\" search "
+                   f"({result.winner}, best validation accuracy {best:.4f})."),
                   "Runs the chosen phases without searching (early_stop and restore_best decide on validation)."]
         given = list(raw.get("phases", []))
         at = next((i for i, p in enumerate(r.phases) if p.freeze == "auto"), None)

@@ -26,7 +26,7 @@ class Best:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict | None) -> "Best":
+    def from_dict(cls, d: dict | None) -> Best:
         return cls(**d) if d else cls()
 
     def update(self, epoch: int, accuracy: float, loss: float) -> bool:
