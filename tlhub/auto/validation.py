@@ -1,6 +1,8 @@
 """Is the validation split big enough for the decisions made on it?
 
-Accuracy measured on ``n`` validation examples has a standard error of ``sqrt(p (1 - p) / n)``. Trial
+Accuracy measured on ``n`` validation examples has a standard error of ``sqrt(p (1 - p) / n)``; tlhub
+uses the Agresti-Coull form (two successes and two failures added) so that an accuracy of 1.0 on
+20 examples is not taken as exact. Trial
 ranking, early stopping and best-epoch restore compare validation scores, so differences smaller
 than about one standard error are noise. ``MAX_SE`` (0.03) is the most tlhub accepts for those
 decisions: a split of 4 examples (standard error up to 0.25) ranks plans by chance.
@@ -21,13 +23,21 @@ PLAIN_RUN_SE = 0.1  # runs that decide nothing on validation: warn only when it 
 
 
 def accuracy_se(p: float, n: int) -> float:
-    """Standard error of an accuracy ``p`` measured on ``n`` examples."""
-    return math.sqrt(max(p * (1 - p), 0.0) / max(1, n))
+    """Standard error of an accuracy ``p`` measured on ``n`` examples (Agresti-Coull: p and n adjusted)."""
+    n_adj = max(0, n) + 4
+    p_adj = (p * max(0, n) + 2) / n_adj
+    return math.sqrt(p_adj * (1 - p_adj) / n_adj)
 
 
 def needed(p: float, se: float = MAX_SE) -> int:
-    """Examples needed for the standard error of accuracy ``p`` to reach ``se``."""
-    return math.ceil(max(p * (1 - p), 0.01) / se ** 2)
+    """The fewest examples for which the standard error of accuracy ``p`` is at most ``se``."""
+    lo, hi = 0, 1
+    while accuracy_se(p, hi) > se:
+        lo, hi = hi, hi * 2
+    while hi - lo > 1:  # accuracy_se falls as n grows: bisect
+        mid = (lo + hi) // 2
+        lo, hi = (mid, hi) if accuracy_se(p, mid) > se else (lo, mid)
+    return hi
 
 
 def warning(n: int, decisions: bool, p: float = 0.5) -> str:

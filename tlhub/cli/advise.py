@@ -46,6 +46,8 @@ def advise(recipe, overrides, write, overwrite, rule, lr_only, phase_index, out_
 
     def say(message: str) -> None:
         click.echo(message, err=True)
+
+    _log_to_stderr()
     if lr_only:
         plot = Path(out_dir or ".") / "lr_find.png"
         found = standalone.lr_range_test(r, phase_index, plot)
@@ -74,3 +76,16 @@ def advise(recipe, overrides, write, overwrite, rule, lr_only, phase_index, out_
         phases = result.phases if at is None else given[:at] + result.phases + given[at + 1:]
         path = write_recipe(r, phases, write, header, overwrite=overwrite, raw=raw)
         click.echo(f"wrote {path}; run it with: tlhub run {path}", err=as_json)
+
+
+def _log_to_stderr() -> None:
+    """The search's log (estimate, rungs, decisions) on stderr: stdout keeps only the table or JSON."""
+    import logging
+    import sys
+    log = logging.getLogger("tlhub")
+    log.handlers.clear()
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    log.propagate = False
