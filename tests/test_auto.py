@@ -171,11 +171,14 @@ def test_auto_run_prints_stores_and_draws_the_search(tiny_recipe):
     assert winner["plan"] == data["winner"]
     assert winner["val_accuracy"] == max(r["val_accuracy"] for r in ran)
     assert data["budget"]["spent"] <= data["budget"]["limit"] + 1e-6 or len(ran) == 1
-    assert (run / "auto_search.png").stat().st_size > 5000 and (run / "lr_find.png").is_file()
+    assert (run / "auto_search.png").stat().st_size > 5000
+    # the range test runs when a quarter of the budget left affords 30 steps; else the log says so
+    assert (run / "lr_find.png").is_file() == (data["lr_find"] is not None)
     saved = tomllib.loads((run / "recipe.toml").read_text())
     assert "auto" not in [p["freeze"] for p in saved["phases"]]
     assert [p["name"] for p in saved["phases"]][: len(data["phases"])] == [p["name"] for p in data["phases"]]
     log = (run / "run.log").read_text()
+    assert (data["lr_find"] is not None) or "no lr range test" in log
     assert "successive halving" in log and f"auto: winner {winner['plan']}" in log and "Default plan" in log
     assert len(ran) >= 3 and result.metrics["accuracy"] > 0.25  # above chance (4 classes)
     assert not (run / "auto").exists()  # trial checkpoints removed; the JSON keeps the record
@@ -204,7 +207,7 @@ def test_same_seed_same_choice_and_write_reproduces_it(tiny_recipe, tmp_path):
 def test_advise_lr_alone(tiny_recipe, tmp_path):
     run = CliRunner().invoke(cli, ["advise", str(tiny_recipe), *SMALL, "--lr", "--out", str(tmp_path)],
                              catch_exceptions=False)
-    assert run.exit_code == 0 and "suggested lr" in run.output, run.output
+    assert run.exit_code == 0 and "lr range test: 100 steps" in run.output, run.output
     assert (tmp_path / "lr_find.png").stat().st_size > 5000
     r = load_recipe(tiny_recipe)
     assert r.phases[0].freeze == "frozen"
@@ -221,3 +224,14 @@ def test_lr_auto_in_a_phase_measures_its_learning_rate(tiny_recipe):
     used = next(row["lr"] for row in result.history if row["phase"] == "top")
     suggested = float(log.split("the phase trains at ")[1].split()[0])
     assert used == pytest.approx(suggested, rel=1e-2) and used != pytest.approx(1e-3)
+
+
+def test_lr_range_test_without_descent_suggests_nothing():
+    model = _Linear()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    model.fc.bias.requires_grad_(True)
+    x, y = torch.randn(64, 2), torch.randint(0, 2, (64,))  # random labels: nothing to learn
+    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, y), batch_size=64)
+    found = lr_find.range_test(model, loader, torch.optim.SGD([model.fc.bias], lr=1e-9), lr_max=1e-4)
+    assert not found.descent and "suggests nothing" in found.format()

@@ -31,6 +31,7 @@ log = logging.getLogger("tlhub")
 
 FINAL_EPOCHS = 8     # the winner's phase trains up to this many epochs (early stop decides the rest)
 HEAD_EPOCHS = 10     # the shared head phase (cheap on cached features; early stop decides)
+LR_STEPS_MIN = 30    # a range test shorter than this is too coarse to read
 
 
 @dataclass
@@ -56,7 +57,7 @@ def _names(recipe, index: int) -> tuple[str, str]:
     return tuple(n if n not in taken else f"{n}_auto" for n in ("head", "tune"))
 
 
-def _lr_centre(runner: trials.TrialRunner, k: int, base, name: str, out: Path):
+def _lr_centre(runner: trials.TrialRunner, k: int, base, name: str, out: Path, steps: int):
     """The lr range test on the top ``k`` groups from the head phase's weights: (LRFind or None, note)."""
     from tlhub.model import apply_states
     from tlhub.training import checkpoint
@@ -80,10 +81,12 @@ def _lr_centre(runner: trials.TrialRunner, k: int, base, name: str, out: Path):
     opt = build_optimizer(runner.model, recipe.phases[index], plan.lrs)
     try:
         found = lr_find.range_test(runner.model, loader, opt, start=first,
-                                   steps=lr_find.STEPS)
+                                   steps=steps)
     except ValueError as exc:
         return None, f"{exc}; the grid is centred on the phase's lr / 10"
     lr_find.plot(found, out, title=f"lr range test: top {k} groups after the head phase")
+    if not found.descent:
+        return None, f"{found.format()}; the grid is centred on the phase's lr / 10"
     return found, found.format()
 
 
@@ -163,14 +166,19 @@ def search_auto(accelerator, recipe, registry, backbone, rng_state, splits, run_
     rule_k = 0 if len(advice.phases) == 1 else (
         advice.phases[-1].get("freeze_options", {}).get("k", n))
     lr_note, found = "", None
-    if budget.limit > budget.spent:
-        half = max(1, round(n / 2))
+    half = max(1, round(n / 2))
+    # The range test may take a quarter of what is left: up to 100 steps, and not under 30 (too coarse).
+    step = costs.epoch(half) * recipe.data.batch_size / max(1, costs.n_train)
+    steps = min(lr_find.STEPS, int((0.25 * (budget.limit - budget.spent) - costs.trial(half, 0)) / max(step, 1e-9)))
+    if steps >= LR_STEPS_MIN:
         with trials.quiet_log():
-            found, lr_note = _lr_centre(runner, half, base, tune_name, Path(run_dir) / "lr_find.png")
-        steps = len(found.lrs) if found else 0
-        budget.spent += costs.trial(half, 0) + costs.epoch(half) * steps * recipe.data.batch_size / max(1, costs.n_train)
+            found, lr_note = _lr_centre(runner, half, base, tune_name, Path(run_dir) / "lr_find.png", steps)
+        budget.spent += costs.trial(half, 0) + step * (len(found.lrs) if found else steps)
         costs.filled.add(half)
-        log.info("auto: %s", lr_note)
+    else:
+        lr_note = (f"no lr range test: {LR_STEPS_MIN} steps would take over a quarter of the budget left; the grid "
+                   f"is centred on the phase's lr / 10")
+    log.info("auto: %s", lr_note)
     centre = found.suggestion if found else base.lr / 10
     grid = trials.candidates(n, centre, base.lr, rule_k)
     chosen = trials.affordable(grid, costs, budget.limit - budget.spent)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import copy
 import itertools
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
@@ -33,12 +33,15 @@ class LRFind:
     steepest: float     # lr of the steepest smoothed descent
     minimum: float      # lr at the smoothed minimum
     stopped: str = ""   # why the sweep ended early ('' when it ran all steps)
-    notes: list[str] = field(default_factory=list)
+    descent: bool = True  # False: the smoothed loss never fell by MIN_DROP; the suggestion means little
 
     def to_dict(self) -> dict:
         return asdict(self)
 
     def format(self) -> str:
+        if not self.descent:
+            return (f"lr range test: {len(self.lrs)} steps from {self.lrs[0]:.1e} to {self.lrs[-1]:.1e}: the smoothed "
+                    f"loss never fell by {MIN_DROP:.0%}, so it suggests nothing; keep a written lr")
         return (f"lr range test: {len(self.lrs)} steps from {self.lrs[0]:.1e} to {self.lrs[-1]:.1e}"
                 f"{' (' + self.stopped + ')' if self.stopped else ''}; smoothed loss lowest at {self.minimum:.2e}, "
                 f"steepest descent at {self.steepest:.2e}; suggested lr {self.suggestion:.2e} (minimum / 10)")
@@ -100,10 +103,8 @@ def range_test(model, loader, optimizer, start: int = 0, lr_min: float = LR_MIN,
         raise ValueError(f"lr range test: only {len(lrs)} step(s) ran ({stopped or 'too few batches'})")
     smoothed, suggestion, steep, lo = suggest(lrs, losses)
     skip = min(len(lrs) // 10, 10)
-    if min(smoothed[skip:]) > smoothed[skip] * (1 - MIN_DROP):
-        raise ValueError(f"lr range test: the smoothed loss never fell by {MIN_DROP:.0%} between {lrs[0]:.0e} and "
-                         f"{lrs[-1]:.0e} ({stopped or 'no descent'})")
-    return LRFind(lrs, losses, smoothed, suggestion, steep, lo, stopped)
+    descent = min(smoothed[skip:]) <= smoothed[skip] * (1 - MIN_DROP)
+    return LRFind(lrs, losses, smoothed, suggestion, steep, lo, stopped, descent)
 
 
 def plot(result: LRFind, path: str | Path, title: str = "lr range test") -> Path:

@@ -162,7 +162,7 @@ def plot(result: SearchResult, path: str | Path) -> Path:
         ax.scatter(r.cost, r.val_accuracy, s=20 + 12 * r.epochs, color=c, alpha=0.75, edgecolor="white")
         ax.annotate(f"{r.plan} ({r.epochs} ep)", (r.cost, r.val_accuracy), fontsize=7, xytext=(4, 3),
                     textcoords="offset points")
-    win = next(r for r in result.trials if r.status == "winner")
+    win = next(r for r in result.trials if r.status.startswith("winner"))
     ax.scatter(win.cost, win.val_accuracy, s=260, facecolor="none", edgecolor="#c62828", lw=2, label=f"winner: {win.plan}")
     for label, c in (("head only", "#2e7d32"), ("top k groups", "#1565c0"), ("all groups", "#6a1b9a")):
         ax.scatter([], [], color=c, label=label)

@@ -294,7 +294,7 @@ def _measure_lr(ctx: RunContext, model, optimizer, loader, start: int, index: in
         try:
             found = lr_find.range_test(model, loader, optimizer, start=start,
                                        steps=lr_find.STEPS)
-            lr = found.suggestion
+            lr = found.suggestion if found.descent else phase.lr
             lr_find.plot(found, ctx.run_dir / f"lr_find-{phase.name}.png", title=f"lr range test: phase {phase.name!r}")
         except ValueError as exc:
             log.info("  lr = \"auto\": %s; keeping lr %g", exc, phase.lr)
