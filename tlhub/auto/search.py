@@ -169,7 +169,7 @@ def plot(result: SearchResult, path: str | Path) -> Path:
     ax.set_xlabel("cost of the trial (x the default plan's estimated cost)")
     ax.set_ylabel("best validation accuracy" + (" (ranked by val loss)" if result.criterion == "val_loss" else ""))
     ax.set_title(f"freeze = \"auto\": {len(runs)} trials, winner {win.plan}")
-    ax.margins(0.15)
+    ax.margins(x=0.3, y=0.15)  # room for the labels right of each point
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0)
     ax.grid(alpha=0.3)
     path = Path(path)
