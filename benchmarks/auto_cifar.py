@@ -7,7 +7,8 @@ Three runs of EfficientNet-Lite0 at 64 px, one after another in this process, on
   auto    the same backbone and data, one phase: freeze = "auto" (auto_budget 2.0)
   replay  the recipe `tlhub advise --write` would write from the auto run: its chosen phases, no search
 
-    nice -n 10 .venv/bin/python benchmarks/auto_cifar.py            # about 10-20 minutes on 2 cores
+    nice -n 10 .venv/bin/python benchmarks/auto_cifar.py   # long: on the shared 2-core CPU at load ~9 the
+                                                           # copied run alone did not finish in 30 minutes
 Writes benchmarks/out/auto_cifar.json and prints the rows for benchmarks/RESULTS.md.
 Skips with a message when the data folder is absent.
 """
