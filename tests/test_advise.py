@@ -85,7 +85,7 @@ def test_decide_covers_the_four_cases():
 
 def test_cli_advise_writes_a_valid_recipe_and_never_overwrites(tiny_recipe, tmp_path):
     out = tmp_path / "advised.toml"
-    run = CliRunner().invoke(cli, ["advise", str(tiny_recipe), *PER_CLASS, "--write", str(out)],
+    run = CliRunner().invoke(cli, ["advise", str(tiny_recipe), *PER_CLASS, "--rule", "--write", str(out)],
                              catch_exceptions=False)
     assert run.exit_code == 0, run.output
     assert "case: small data, similar" in run.output and "after head_conv (features)" in run.output
@@ -96,7 +96,7 @@ def test_cli_advise_writes_a_valid_recipe_and_never_overwrites(tiny_recipe, tmp_
     assert tomllib.loads(text)["model"]["backbone"] == "tiny-cnn"
 
     out.write_text("precious")
-    again = CliRunner().invoke(cli, ["advise", str(tiny_recipe), "--write", str(out)])
+    again = CliRunner().invoke(cli, ["advise", str(tiny_recipe), "--rule", "--write", str(out)])
     assert again.exit_code == 2 and "--overwrite" in again.output and out.read_text() == "precious"
 
 
@@ -110,16 +110,16 @@ def test_expand_auto_replaces_the_auto_phase(tiny_recipe):
     assert advise.expand_auto(expanded) is expanded  # nothing left to expand: no measuring
 
 
-def test_freeze_auto_in_a_recipe_runs_the_planned_phases(tiny_recipe):
+def test_freeze_auto_in_a_recipe_runs_the_searched_phases(tiny_recipe):
+    """The auto phase becomes the phases the search chose; the phases around it run as written."""
+    import json
     import tomllib
 
     import tlhub
-    from tlhub.auto.advise import plan_phases
-    from tlhub.recipe import load_and_validate
-    overrides = ["phases.1.freeze=auto", "phases.1.freeze_options={}"]
-    planned = plan_phases(load_and_validate(tiny_recipe, overrides))
+    overrides = ["phases.1.freeze=auto", "phases.1.freeze_options={}", "data.options.per_class=30"]
     result = tlhub.run(tiny_recipe, overrides, quiet=True)
+    chosen = json.loads((result.run_dir / "auto_search.json").read_text())["phases"]
     saved = tomllib.loads((result.run_dir / "recipe.toml").read_text())
-    assert [p["freeze"] for p in saved["phases"]] == ["frozen"] + [p["freeze"] for p in planned]
+    assert [p["freeze"] for p in saved["phases"]] == ["frozen"] + [p["freeze"] for p in chosen]
     assert "auto" not in {r["phase"] for r in result.history}
-    assert len(result.history) == 3 + sum(p.get("epochs", 1) for p in planned)
+    assert [r["phase"] for r in result.history][:3] == ["head"] * 3  # the phase before auto, as written

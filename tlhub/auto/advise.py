@@ -32,7 +32,8 @@ large, different        head (frozen, short) then every group (``none``) at ``lr
 
 Fine-tuning phases keep BatchNorm in eval mode (see the design guide: batch statistics at the
 unfreeze collapse small-data runs). ``plan_phases(recipe)`` returns the phases as dicts of
-``[[phases]]`` keys, for ``freeze = "auto"`` support in the trainer; ``expand_auto`` applies them.
+``[[phases]]`` keys; ``expand_auto`` applies them. ``freeze = "auto"`` itself no longer follows this rule
+blindly: it measures candidate plans (``tlhub.auto.search``), and the rule only orders them.
 """
 from __future__ import annotations
 
@@ -227,8 +228,11 @@ def check_recipe(recipe) -> None:
 
 
 def measure(recipe, max_train: int = 2000, max_eval: int = 1000, depth: int = PROBE_DEPTH,
-            say: Callable[[str], None] = lambda m: None) -> "Advice":
-    """Measure the recipe's data and frozen backbone and recommend phases; see the module docstring."""
+            say: Callable[[str], None] = lambda m: None, backbone=None, splits=None) -> "Advice":
+    """Measure the recipe's data and frozen backbone and recommend phases; see the module docstring.
+
+    ``backbone`` and ``splits``: already built ones (the trainer's), else built here.
+    """
     import torch
 
     from tlhub.data.splits import limit_split, make_splits
@@ -242,11 +246,13 @@ def measure(recipe, max_train: int = 2000, max_eval: int = 1000, depth: int = PR
         torch.set_num_threads(recipe.train.threads)
     registry = get_registry()
     d = recipe.data
-    splits = make_splits(recipe, registry, DataContext(Path(recipe.base_dir), d.split_seed, log=say))
+    if splits is None:
+        splits = make_splits(recipe, registry, DataContext(Path(recipe.base_dir), d.split_seed, log=say))
     counts = Counter(int(y) for y in splits.train.labels)
     train_counts = {c: counts.get(i, 0) for i, c in enumerate(splits.classes)}
-    torch.manual_seed(recipe.train.seed)  # as the trainer seeds before building: same random init, if any
-    backbone = build_model(ModelSpec.from_recipe(recipe), registry, len(splits.classes)).backbone
+    if backbone is None:
+        torch.manual_seed(recipe.train.seed)  # as the trainer seeds before building: same random init, if any
+        backbone = build_model(ModelSpec.from_recipe(recipe), registry, len(splits.classes)).backbone
     names = backbone.group_names
     n = len(names)
     probe_at = sorted(set(range(max(0, n - depth), n)))
@@ -357,46 +363,9 @@ def expand_auto(recipe, phases: list[dict] | None = None):
     return parse_recipe(raw, path=recipe.path, base_dir=recipe.base_dir)
 
 
-def _inline(value: Any) -> str:
-    """A TOML value on one line (inline tables for dicts)."""
-    import tomli_w
-    if isinstance(value, dict):
-        return "{ " + ", ".join(f"{k} = {_inline(v)}" for k, v in value.items()) + " }"
-    return tomli_w.dumps({"v": value}, indent=0).partition("=")[2].strip().replace("\n", " ")
-
-
-def phases_toml(phases: list[dict]) -> str:
-    """``[[phases]]`` tables, one key per line."""
-    blocks = []
-    for p in phases:
-        blocks.append("[[phases]]\n" + "".join(f"{k} = {_inline(v)}\n" for k, v in p.items()))
-    return "\n".join(blocks)
-
-
-def write_recipe(recipe, advice: Advice, out: str | Path, overwrite: bool = False, raw: dict | None = None) -> Path:
-    """Write the recipe with the advised phases to ``out``; refuses to replace a file without ``overwrite``.
-
-    ``raw``: the recipe's TOML table as the user wrote it (overrides applied); default: the resolved recipe.
-    """
-    import tomli_w
-
-    from tlhub.artifacts import rundir
-    from tlhub.recipe import parse_recipe
-    out = Path(out)
-    if out.exists() and not overwrite:
-        raise UserError(f"{out} already exists; pass --overwrite to replace it")
-    body = {k: v for k, v in (raw if raw is not None else recipe.to_dict()).items() if k != "phases"}
-    parse_recipe(dict(body, phases=[dict(p) for p in advice.phases]))  # never write a recipe that does not parse
-    src = recipe.path or "a recipe"
-    header = [f"# Written by `tlhub advise {src}`: case {advice.case}.",
-              f"# Final frozen features probe {advice.final.accuracy:.3f} (chance {advice.chance:.3f}); "
-              + (f"features stop helping after {advice.stop_group!r}." if advice.stop_group != advice.final.group
-                 else "the final features probe best."),
-              f"# Run: tlhub run {out}"]
-    if recipe.path and out.resolve().parent != Path(recipe.base_dir).resolve():
-        header.append(f"# Relative paths in this recipe now resolve against {out.resolve().parent}, "
-                      f"not {Path(recipe.base_dir).resolve()}.")
-    text = "\n".join(header) + "\n\n" + tomli_w.dumps(body) + "\n" + phases_toml(advice.phases)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    rundir.write_atomic(out, text)
-    return out
+def header(advice: Advice, src: str) -> list[str]:
+    """Comment lines for a recipe written from ``advice`` (``tlhub advise --write``)."""
+    return [f"Written by `tlhub advise {src}`: case {advice.case}.",
+            f"Final frozen features probe {advice.final.accuracy:.3f} (chance {advice.chance:.3f}); "
+            + (f"features stop helping after {advice.stop_group!r}." if advice.stop_group != advice.final.group
+               else "the final features probe best.")]

@@ -63,14 +63,17 @@ class PhaseCfg:
     epochs: int = field(default=1, metadata={"help": "epochs (>= 1)"})
     optimizer: str = field(default="adam", metadata={"help": "adam, adamw or sgd",
                                                       "choices": ("adam", "adamw", "sgd")})
-    lr: float = field(default=1e-3, metadata={"help": "base learning rate (> 0)"})
+    lr: float = field(default=1e-3, metadata={"help": "base learning rate (> 0); \"auto\": measured by an lr "
+                                                      "range test at the start of the phase (sets lr_find)"})
+    lr_find: bool = field(default=False, metadata={"help": "run the lr range test at the start of the phase and "
+                                                           "train at its suggestion (what lr = \"auto\" sets)"})
     weight_decay: float = field(default=0.0, metadata={"help": "weight decay"})
     momentum: float = field(default=0.9, metadata={"help": "SGD momentum"})
     scheduler: str = field(default="constant", metadata={"help": "constant, cosine or linear (warm-up then decay)",
                                                          "choices": ("constant", "cosine", "linear")})
     warmup: float = field(default=0.0, metadata={"help": "warm-up as a fraction of the phase's steps"})
     freeze: str = field(default="frozen", metadata={"help": "freeze policy (`tlhub list freeze-policies`), or "
-                                                            "'auto': the phases `tlhub advise` plans"})
+                                                            "'auto': searched at the start of the run (docs/freeze.md)"})
     freeze_options: dict = field(default_factory=dict, metadata={"help": "options of the freeze policy"})
     bn: str = field(default="eval", metadata={"help": "BatchNorm mode of trainable groups: frozen, eval or train "
                                                       "(frozen groups are always 'frozen')", "choices": BN_MODES})
@@ -79,6 +82,14 @@ class PhaseCfg:
                                                                   "{group = factor}; 'head' names the head"})
     layer_decay: float = field(default=1.0, metadata={"help": "layer-wise lr decay: group i from the top gets "
                                                               "lr * layer_decay**i (1.0: off)"})
+    early_stop: int = field(default=0, metadata={"help": "stop the phase after this many epochs without a better "
+                                                         "validation score (0: off)"})
+    restore_best: bool = field(default=False, metadata={"help": "end the phase with the weights of its best "
+                                                                "validation epoch"})
+    auto_budget: float = field(default=2.0, metadata={"help": "freeze = 'auto': search plus final training may "
+                                                              "cost this many times the default plan (> 1 to search)"})
+    auto_minutes: float = field(default=0.0, metadata={"help": "freeze = 'auto': also cap the search at this many "
+                                                               "minutes (0: no cap)"})
 
 
 @dataclass(frozen=True)
@@ -263,6 +274,8 @@ def parse_recipe(raw: dict, path: str = "", base_dir: str | Path = ".", errors: 
                 continue
             phases = []
             for i, table in enumerate(value):
+                if isinstance(table, dict) and table.get("lr") == "auto":  # measured at the phase's start
+                    table = {k: v for k, v in table.items() if k != "lr"} | {"lr_find": True}
                 ph = _build(PhaseCfg, table, f"phases.{i}", errors)
                 phases.append(ph if ph.name else dataclasses.replace(ph, name=f"phase{i + 1}"))
             kwargs["phases"] = tuple(phases)
@@ -302,8 +315,18 @@ def _check_values(r: Recipe) -> list[str]:
         for g, mult in p.lr_mult.items():
             if isinstance(mult, bool) or not isinstance(mult, (int, float)) or mult < 0:
                 e.append(f"{where}.lr_mult.{g}: must be a number >= 0, got {mult!r}")
+        if p.early_stop < 0:
+            e.append(f"{where}.early_stop: must be >= 0 (epochs of patience; 0: off), got {p.early_stop}")
+        if p.auto_budget <= 0:
+            e.append(f"{where}.auto_budget: must be > 0 (times the cost of the default plan), got {p.auto_budget}")
+        if p.auto_minutes < 0:
+            e.append(f"{where}.auto_minutes: must be >= 0 (0: no cap), got {p.auto_minutes}")
         if names.count(p.name) > 1:
             e.append(f"{where}.name: duplicate phase name {p.name!r}")
+    autos = [i for i, p in enumerate(r.phases) if p.freeze == "auto"]
+    if len(autos) > 1:
+        e.append(f"phases.{autos[1]}.freeze: only one phase may be 'auto' (phase {autos[0]} already is); "
+                 f"the search replaces it by a head phase and the winning plan")
     d = r.data
     if not 0 <= d.val_split < 1:
         e.append(f"data.val_split: must be in [0, 1), got {d.val_split}")

@@ -116,8 +116,11 @@ def _fsync_write(path: Path, data: bytes) -> None:
         os.fsync(f.fileno())
 
 
-def save(run_dir: Path, model, optimizer, scheduler, state: dict, keep: int) -> Path:
-    """Write one checkpoint atomically and keep only the newest ``keep``."""
+def save(run_dir: Path, model, optimizer, scheduler, state: dict, keep: int, best: dict | None = None) -> Path:
+    """Write one checkpoint atomically and keep only the newest ``keep``.
+
+    ``best``: the phase's best-so-far weights (``restore_best``), stored as ``best.safetensors``.
+    """
     from safetensors.torch import save_file
 
     root = run_dir / "checkpoints"
@@ -133,9 +136,11 @@ def save(run_dir: Path, model, optimizer, scheduler, state: dict, keep: int) -> 
         model_state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
         save_file(model_state, str(tmp / "model.safetensors"))
         save_file({**opt_tensors, **rng_tensors}, str(tmp / "optimizer.safetensors"))
+        if best is not None:
+            save_file({k: v.contiguous() for k, v in best.items()}, str(tmp / "best.safetensors"))
         full = dict(state, optimizer=opt_meta, scheduler=scheduler.state_dict(), rng=rng_meta)
         _fsync_write(tmp / "state.json", json.dumps(full).encode())
-        for f in ("model.safetensors", "optimizer.safetensors"):
+        for f in [f.name for f in tmp.glob("*.safetensors")]:
             with open(tmp / f, "rb") as fh:
                 os.fsync(fh.fileno())
         manifest = {f.name: {"size": f.stat().st_size, "sha256": _sha256(f)} for f in sorted(tmp.iterdir())}
@@ -195,3 +200,10 @@ def load_into(ckpt: Checkpoint, model, optimizer, scheduler) -> None:
 def load_model_only(ckpt: Checkpoint, model) -> None:
     from safetensors.torch import load_file
     model.load_state_dict(load_file(str(ckpt.path / "model.safetensors")))
+
+
+def load_best(ckpt: Checkpoint) -> dict | None:
+    """The best-so-far weights stored with ``ckpt`` (``restore_best``), or None."""
+    from safetensors.torch import load_file
+    path = ckpt.path / "best.safetensors"
+    return load_file(str(path)) if path.is_file() else None

@@ -18,6 +18,7 @@ from tlhub.model import TransferModel, apply_states, frozen_prefix
 from tlhub.recipe.plan import NOT_STAGED
 from tlhub.training import checkpoint
 from tlhub.training.cache import CachedDataset, build_cache, cache_bytes
+from tlhub.training.early_stop import Best, snapshot
 from tlhub.training.optim import build_optimizer, build_scheduler
 
 log = logging.getLogger("tlhub")
@@ -72,6 +73,7 @@ class RunContext:
     stop: StopFlag
     resume_command: str
     plan: object = None  # tlhub.recipe.plan.RunPlan
+    shared_cache: dict | None = None  # see phase_inputs
     timings: list = field(default_factory=list)  # per phase: wall seconds, cache-filling seconds
 
 
@@ -89,8 +91,13 @@ def _cached_start(model: TransferModel, audit) -> int:
     return model.n_groups + 1 if k == model.n_groups else k
 
 
-def phase_inputs(accelerator, model, recipe, index, audit, datasets, collate, deterministic, run_dir):
-    """(train dataset, val dataset, start group of the training inputs, audit line) for one phase."""
+def phase_inputs(accelerator, model, recipe, index, audit, datasets, collate, deterministic, run_dir,
+                 shared: dict | None = None):
+    """(train dataset, val dataset, start group of the training inputs, audit line) for one phase.
+
+    ``shared``: caches by entry point kept across phases whose frozen prefix is known to be the same
+    weights (the trials of one ``freeze = "auto"`` search); None: built for this phase only.
+    """
     t = recipe.train
     k = frozen_prefix(audit)
     n = model.n_groups
@@ -106,26 +113,40 @@ def phase_inputs(accelerator, model, recipe, index, audit, datasets, collate, de
     kw = dict(batch_size=d.eval_batch_size or 2 * d.batch_size, store_dtype=t.cache_dtype,
               budget_mb=t.cache_memory_mb, show_progress=accelerator.is_local_main_process)
     t0 = time.time()
-    val = build_cache(model, datasets["val"], collate, (0, start), spill_path=run_dir / "cache" / f"phase{index}-val",
+    tag = f"phase{index}" if shared is None else f"shared-start{start}"
+    if shared is not None and (start, deterministic) in shared:
+        train, val = shared[(start, deterministic)]
+        return (train if deterministic else datasets["train"]), val, (start if deterministic else 0), \
+            f"cache: {what}, reused from an earlier trial"
+    val = build_cache(model, datasets["val"], collate, (0, start), spill_path=run_dir / "cache" / f"{tag}-val",
                       desc="caching val", **kw)
     if not deterministic:
+        if shared is not None:
+            shared[(start, deterministic)] = (None, val)
         return datasets["train"], val, 0, (f"cache: validation split caches {what}; training split NOT cached "
                                            f"(random augmentation changes the input every epoch)")
     train = build_cache(model, datasets["train"], collate, (0, start),
-                        spill_path=run_dir / "cache" / f"phase{index}-train", desc="caching train", **kw)
+                        spill_path=run_dir / "cache" / f"{tag}-train", desc="caching train", **kw)
+    if shared is not None:
+        shared[(start, deterministic)] = (train, val)
     mb = (cache_bytes(train) + cache_bytes(val)) / 2**20
     return train, val, start, (f"cache: {what}, {t.cache_dtype}, {mb:.1f} MB for train+val, filled in "
                                f"{time.time() - t0:.1f} s; epochs train only the rest")
 
 
-def _save(ctx: RunContext, model, optimizer, scheduler, index, epochs_done, steps_done, accum, start) -> None:
-    """Checkpoint position: ``epochs_done`` whole epochs of phase ``index`` plus ``steps_done`` batches."""
+def _save(ctx: RunContext, model, optimizer, scheduler, index, epochs_done, steps_done, accum, start,
+          best: Best | None = None, best_weights: dict | None = None, done: bool = False) -> None:
+    """Checkpoint position: ``epochs_done`` whole epochs of phase ``index`` plus ``steps_done`` batches.
+
+    ``done``: the phase is over before its last epoch (early stop) or its best weights were restored.
+    """
     if not ctx.accelerator.is_main_process:
         return
     state = {"phase_index": index, "epoch": epochs_done, "step": steps_done, "history": ctx.history,
-             "accum": accum, "identity": ctx.identity, "cache_key": {"phase": index, "start_group": start}}
+             "accum": accum, "identity": ctx.identity, "cache_key": {"phase": index, "start_group": start},
+             "best": best.to_dict() if best else None, "done": done}
     path = checkpoint.save(ctx.run_dir, ctx.accelerator.unwrap_model(model), optimizer, scheduler, state,
-                           ctx.recipe.train.keep_checkpoints)
+                           ctx.recipe.train.keep_checkpoints, best=best_weights)
     log.debug("checkpoint %s", path)
 
 
@@ -145,13 +166,16 @@ def run_phase(ctx: RunContext, model: TransferModel, index: int, resume=None) ->
     seed = recipe.train.seed + 1000 * index
     t_phase = time.time()
     train_ds, val_ds, start, cache_note = phase_inputs(accelerator, model, recipe, index, audit, ctx.datasets,
-                                                       ctx.collate, ctx.deterministic, ctx.run_dir)
+                                                       ctx.collate, ctx.deterministic, ctx.run_dir,
+                                                       ctx.shared_cache)
     log.info("  %s", cache_note)
     cache_seconds = time.time() - t_phase
     train_loader = _loader(train_ds, d.batch_size, True, _collate_of(train_ds, ctx.collate), d.workers, seed)
     val_loader = _loader(val_ds, d.eval_batch_size or 2 * d.batch_size, False, _collate_of(val_ds, ctx.collate),
                          d.workers, seed)
     optimizer = build_optimizer(model, phase, plan.lrs)
+    if phase.lr_find and resume is None:  # a resumed phase keeps the lr it measured (in the optimizer state)
+        _measure_lr(ctx, model, optimizer, train_loader, start, index)
     # Accelerate's seedable sampler takes torch's initial seed when prepared: make it the phase's own,
     # so a resumed run shuffles exactly like an uninterrupted one.
     torch.manual_seed(seed)
@@ -161,11 +185,14 @@ def run_phase(ctx: RunContext, model: TransferModel, index: int, resume=None) ->
     scheduler = build_scheduler(optimizer, phase, steps_per_epoch * phase.epochs)
 
     first_epoch, skip, accum = 1, 0, None
+    best, best_weights = Best(), None
     if resume is not None:
         checkpoint.load_into(resume, model, optimizer, scheduler)
         first_epoch, skip, accum = resume.state["epoch"] + 1, resume.state["step"], resume.state["accum"]
+        best, best_weights = Best.from_dict(resume.state.get("best")), checkpoint.load_best(resume)
         log.info("  resumed from %s: epoch %d, %d batch(es) already done", resume.path.name, first_epoch, skip)
     every = recipe.train.checkpoint_steps
+    last_epoch = first_epoch - 1
 
     for epoch in range(first_epoch, phase.epochs + 1):
         t0 = time.time()
@@ -202,7 +229,7 @@ def run_phase(ctx: RunContext, model: TransferModel, index: int, resume=None) ->
             if done < len(train_loader) and accelerator.sync_gradients and \
                     (ctx.stop.signum or (every and done % every == 0)):
                 _save(ctx, prepared, optimizer, scheduler, index, epoch - 1, done,
-                      [float(loss_sum), int(correct), int(seen)], start)
+                      [float(loss_sum), int(correct), int(seen)], start, best, best_weights)
                 if ctx.stop.signum:
                     name = signal.Signals(ctx.stop.signum).name
                     raise Interrupted(f"interrupted by {name} in phase {phase.name!r}, epoch {epoch}, step {done}; "
@@ -228,12 +255,26 @@ def run_phase(ctx: RunContext, model: TransferModel, index: int, resume=None) ->
         log.info("  %s epoch %d/%d: train loss %.4f acc %.4f | val loss %.4f acc %.4f | %.1f s",
                  phase.name, epoch, phase.epochs, row["train_loss"], row["train_accuracy"], row["val_loss"],
                  row["val_accuracy"], row["seconds"])
-        _save(ctx, prepared, optimizer, scheduler, index, epoch, 0, None, start)
+        last_epoch = epoch
+        if best.update(epoch, row["val_accuracy"], row["val_loss"]) and phase.restore_best:
+            best_weights = snapshot(accelerator.unwrap_model(prepared))
+        best.stopped = best.should_stop(phase.early_stop) and epoch < phase.epochs
+        _save(ctx, prepared, optimizer, scheduler, index, epoch, 0, None, start, best, best_weights,
+              done=best.stopped)
+        if best.stopped:
+            log.info("  early stop: no better validation score for %d epoch(s) since epoch %d (val acc %.4f)",
+                     best.bad_epochs, best.epoch, best.accuracy)
+            break
         if ctx.stop.signum:
             name = signal.Signals(ctx.stop.signum).name
             raise Interrupted(f"interrupted by {name} after phase {phase.name!r} epoch {epoch}; checkpoint written "
                               f"in {ctx.run_dir / 'checkpoints'}. Resume with:\n  {ctx.resume_command}",
                               128 + ctx.stop.signum)
+    if phase.restore_best and best_weights is not None and best.epoch != last_epoch:
+        accelerator.unwrap_model(prepared).load_state_dict(best_weights)
+        log.info("  restore_best: weights of epoch %d (val acc %.4f, loss %.4f) instead of epoch %d", best.epoch,
+                 best.accuracy, best.loss, last_epoch)
+        _save(ctx, prepared, optimizer, scheduler, index, last_epoch, 0, None, start, best, best_weights, done=True)
     ctx.timings.append({"phase": phase.name, "seconds": round(time.time() - t_phase, 3),
                         "cache_seconds": round(cache_seconds, 3), "train_input": _input_name(model, start),
                         "resumed": resume is not None})
@@ -244,6 +285,32 @@ def run_phase(ctx: RunContext, model: TransferModel, index: int, resume=None) ->
             f.unlink()
     accelerator.free_memory()  # the next phase re-wraps: DDP must see the new requires_grad (pytorch #22049)
     return model
+
+
+def _measure_lr(ctx: RunContext, model, optimizer, loader, start: int, index: int) -> None:
+    """``lr = "auto"``: the lr range test (tlhub.auto.lr_find) sets the phase's learning rates, their
+    ratios (lr_mult, layer_decay) kept; the main process's result is used by every process."""
+    from tlhub.auto import lr_find
+    phase = ctx.recipe.phases[index]
+    found, lr = None, phase.lr
+    if ctx.accelerator.is_main_process:
+        try:
+            found = lr_find.range_test(model, loader, optimizer, start=start,
+                                       steps=lr_find.STEPS)
+            lr = found.suggestion if found.descent else phase.lr
+            lr_find.plot(found, ctx.run_dir / f"lr_find-{phase.name}.png", title=f"lr range test: phase {phase.name!r}")
+        except ValueError as exc:
+            log.info("  lr = \"auto\": %s; keeping lr %g", exc, phase.lr)
+    if ctx.accelerator.num_processes > 1:
+        from accelerate.utils import broadcast_object_list
+        box = [lr]
+        broadcast_object_list(box)
+        lr = box[0]
+    for g in optimizer.param_groups:
+        g["lr"] = g["lr"] * lr / phase.lr
+    if found is not None:
+        log.info("  lr = \"auto\": %s; the phase trains at %.3g (%s)", found.format(), lr,
+                 ctx.run_dir / f"lr_find-{phase.name}.png")
 
 
 def _loader(ds, batch_size, shuffle, collate, workers, seed):

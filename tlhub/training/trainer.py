@@ -162,12 +162,6 @@ def _run(recipe_or_path, overrides, overwrite, quiet, resume, staged) -> RunResu
     threads = recipe.train.threads or max(1, (os.cpu_count() or 1) // accelerator.num_processes)
     torch.set_num_threads(threads)
 
-    if any(p.freeze == "auto" for p in recipe.phases):
-        from tlhub.auto.advise import expand_auto, plan_phases
-        plan = [plan_phases(recipe) if main else None]
-        if accelerator.num_processes > 1:
-            broadcast_object_list(plan)
-        recipe = expand_auto(recipe, plan[0])
 
     holder = [None, None]
     if main:
@@ -205,6 +199,16 @@ def _run(recipe_or_path, overrides, overwrite, quiet, resume, staged) -> RunResu
         raise UserError(errors=problems)
     log.info("data: %s, %d classes, train %d / val %d / test %d", recipe.data.source, len(splits.classes),
              len(splits.train), len(splits.val), len(splits.test))
+    stop = StopFlag()
+    searched = any(p.freeze == "auto" for p in recipe.phases)
+    if searched:  # measured: trials become ordinary phases
+        from tlhub.auto.driver import search_auto
+        found = search_auto(accelerator, recipe, registry, backbone, rng_after_backbone, splits, run_dir,
+                            make_datasets, stop, resuming=resume is not None)
+        recipe, splits = found.recipe, found.splits
+        ckpt = checkpoint.newest(run_dir)  # the winner's trial: the run continues it
+    if not searched:  # the search checks (and enlarges) the validation split itself
+        _warn_small_val(recipe, splits)
     ident = checkpoint.identity(recipe, splits.classes)
     history: list[dict] = []
     if ckpt is not None:
@@ -240,13 +244,13 @@ def _run(recipe_or_path, overrides, overwrite, quiet, resume, staged) -> RunResu
     run_plan = build_plan(recipe, registry, group_layouts(model.backbone))
     if main:
         rundir.write_json(run_dir / "plan.json", run_plan.to_dict())
-    stop = StopFlag()
     ctx = RunContext(accelerator, recipe, registry, datasets, collate, deterministic, run_dir, history, ident, stop,
                      _resume_command(recipe, list(overrides), run_dir), plan=run_plan)
     first_phase, resume_in = 0, None
     if ckpt is not None:
         p, epochs_done, steps_done = ckpt.position
-        if epochs_done >= recipe.phases[p].epochs and not steps_done:  # stopped exactly on a phase boundary
+        # stopped exactly on a phase boundary (or after an early stop / best-weights restore that ended the phase)
+        if (epochs_done >= recipe.phases[p].epochs or ckpt.state.get("done")) and not steps_done:
             checkpoint.load_model_only(ckpt, model)
             first_phase = p + 1
         else:
@@ -298,6 +302,14 @@ def write_page(run_dir: Path) -> None:
     except Exception as exc:  # noqa: BLE001 - the run's results are written; `tlhub report` can retry
         log.warning("report: report.html not written (%s: %s); `tlhub report %s` retries", type(exc).__name__,
                     exc, run_dir)
+
+
+def _warn_small_val(recipe, splits) -> None:
+    from tlhub.auto.validation import warning
+    decides = any(p.early_stop or p.restore_best for p in recipe.phases)
+    message = warning(len(splits.val), decides)
+    if message:
+        log.warning("%s", message)
 
 
 def evaluate_split(accelerator, model, dataset, collate, recipe, splits):

@@ -1,0 +1,237 @@
+"""freeze = "auto" as a search: the table and its JSON, the budget, reproducibility, --write, the lr range
+test and the validation-size check."""
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import tomllib
+import torch
+from click.testing import CliRunner
+
+import tlhub
+from tlhub.auto import lr_find, search, trials, validation
+from tlhub.cli import cli
+from tlhub.recipe import load_and_validate, load_recipe, to_toml
+
+SMALL = ["data.options.per_class=40"]
+AUTO = ["phases.0.freeze=auto", "phases.0.lr=0.03"]
+
+
+# ---------------------------------------------------------------------- successive halving (no training)
+
+def _fake(costs_by_k: dict[int, float], quality: dict[str, float]):
+    """A CostModel whose epoch cost per depth is given, and a trainer whose accuracy grows with epochs."""
+    n = max(costs_by_k)
+    costs = trials.CostModel([1.0] * n, 0.0, 1, 0, cache=True)
+    costs.epoch = lambda k: costs_by_k[k]
+    costs.fill = lambda k: 0.0
+    trained = []
+
+    def train(st, total):
+        trained.append((st.candidate.name, total - st.epochs))
+        st.epochs = total
+        st.accuracy = quality[st.candidate.name] * (1 - 0.5 ** total)
+        st.loss = 1 - st.accuracy
+    return costs, train, trained
+
+
+def _states(n=4, centre=1e-3):
+    return [trials.TrialState(c) for c in trials.candidates(n, centre, 1e-2, rule_k=1)]
+
+
+def test_halving_picks_the_best_validation_score_and_gives_deep_plans_fewer_epochs():
+    states = _states()
+    quality = {s.candidate.name: 0.5 + 0.04 * i for i, s in enumerate(states)}
+    costs, train, trained = _fake({0: 0.1, 1: 1.0, 2: 2.0, 4: 8.0}, quality)
+    budget = search.Budget(200.0)
+    winner = search.successive_halving(states, costs, budget, max_epochs=8, train=train)
+    tried = [s for s in states if s.epochs]
+    assert winner is max(tried, key=lambda s: search.score(s, "val_accuracy"))
+    assert winner.status == "winner" and budget.spent <= budget.limit
+    first = {name: add for name, add in trained[: len(states)]}  # the first rung: every candidate once
+    head, top1 = next(s.candidate.name for s in states if s.candidate.k == 0), "top1@0.001"
+    deep = next(s.candidate.name for s in states if s.candidate.k == 4)
+    assert first[head] > first[top1] > first[deep] >= 1
+    cut = [s for s in states if s.status == "cut after rung 1"]
+    kept = [s for s in states if s not in cut]
+    assert len(kept) == math.ceil(len(states) / search.ETA)  # the best third goes on
+    assert max(search.score(s, "val_accuracy") for s in cut) <= min(search.score(s, "val_accuracy") for s in kept)
+    assert any(s.rung == 1 for s in kept)  # survivors were trained further
+
+
+def test_budget_limits_the_trials_run():
+    small_states, big_states = _states(), _states()
+    quality = {s.candidate.name: 0.6 for s in small_states}
+    costs, train, trained_small = _fake({0: 1.0, 1: 1.0, 2: 1.0, 4: 1.0}, quality)
+    small = search.Budget(3.0)
+    search.successive_halving(small_states, costs, small, 8, train)
+    epochs_small = sum(add for _, add in trained_small)
+    costs, train, trained_big = _fake({0: 1.0, 1: 1.0, 2: 1.0, 4: 1.0}, quality)
+    big = search.Budget(60.0)
+    search.successive_halving(big_states, costs, big, 8, train)
+    assert epochs_small == 3 and small.spent == 3.0  # three one-epoch trials fit, the rest are skipped
+    assert sum(s.status == "skipped: over budget" for s in small_states) == len(small_states) - 3
+    assert sum(add for _, add in trained_big) > epochs_small and big.spent <= big.limit
+
+
+def test_candidates_cover_depths_and_lrs_around_the_centre():
+    cands = trials.candidates(9, 1e-3, 3e-3, rule_k=2)
+    assert sorted({c.k for c in cands}) == [0, 2, 4, 9]  # head, a quarter, half, all
+    assert {round(c.lr / 1e-3, 3) for c in cands if c.k} == {0.333, 1.0, 3.0}
+    assert (cands[0].k, cands[0].lr) == (2, 1e-3)  # the rule's depth at the centre lr goes first
+    assert [c.prior for c in cands] == list(range(len(cands)))
+
+
+# ---------------------------------------------------------------------- lr range test
+
+class _Linear(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = torch.nn.Linear(2, 2)
+
+    def forward(self, x, start=0):
+        return self.fc(x)
+
+
+def test_lr_range_test_suggests_a_sensible_lr_and_restores_the_model(tmp_path):
+    g = torch.Generator().manual_seed(0)
+    x = torch.cat([torch.randn(256, 2, generator=g) + 2, torch.randn(256, 2, generator=g) - 2])
+    y = torch.cat([torch.zeros(256, dtype=torch.long), torch.ones(256, dtype=torch.long)])
+    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, y), batch_size=16, shuffle=True,
+                                         generator=torch.Generator().manual_seed(0))
+    torch.manual_seed(0)
+    model = _Linear()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    found = lr_find.range_test(model, loader, opt)
+    assert 1e-3 <= found.suggestion <= 1.0, found.format()  # plain SGD on separable blobs: 1e-2 .. 1e-1ish
+    assert found.minimum == pytest.approx(found.suggestion * 10)
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())  # it trained nothing
+    assert opt.param_groups[0]["lr"] == 0.1
+    png = lr_find.plot(found, tmp_path / "lr.png")
+    assert png.stat().st_size > 5000
+
+
+def test_lr_suggestion_from_a_known_curve():
+    lrs = [10 ** (-6 + 6 * i / 99) for i in range(100)]  # 1e-6 .. 1
+    losses = [2.0 if lr < 1e-3 else 2.0 - 0.5 * math.log10(lr / 1e-3) if lr <= 1e-1 else 1.0 + 50 * (lr - 0.1)
+              for lr in lrs]
+    _, suggestion, steep, lowest = lr_find.suggest(lrs, losses, beta=0.5)
+    assert 0.05 <= lowest <= 0.2 and suggestion == pytest.approx(lowest / 10)
+    assert 1e-3 <= steep <= lowest
+
+
+# ---------------------------------------------------------------------- validation size
+
+def test_small_validation_split_warns_and_auto_enlarges_it():
+    from tlhub.data.splits import Splits
+    from tlhub.interfaces import Split
+    assert validation.warning(4, decisions=True)  # the 4-image split of the issue
+    assert "+-0.177" in validation.warning(4, decisions=True)  # Agresti-Coull at p = 0.5
+    assert validation.warning(1000, decisions=True) == ""
+    assert validation.warning(40, decisions=False) == "" and validation.warning(10, decisions=False)
+    train = Split(list(range(1000)), [i % 2 for i in range(1000)])
+    splits = Splits(["a", "b"], train, Split([0, 1, 0, 1], [0, 1, 0, 1]), Split([], []))
+    bigger, plan = validation.plan_validation(splits, p=0.8, seed=0)
+    want = validation.needed(0.8) - 4
+    assert want <= plan.moved <= want + 2 and len(bigger.val) == 4 + plan.moved  # stratified: rounded per class
+    assert len(bigger.train) + len(bigger.val) == 1004 and plan.criterion == "val_accuracy"
+    assert plan.se_after <= validation.MAX_SE < plan.se_before and "moved" in plan.message
+    tiny = Splits(["a", "b"], Split(list(range(40)), [i % 2 for i in range(40)]), splits.val, splits.test)
+    _, fallback = validation.plan_validation(tiny, p=0.8, seed=0)
+    assert fallback.criterion == "val_loss" and len(_.train) >= 0.8 * 40 and "validation loss" in fallback.message
+
+
+# ---------------------------------------------------------------------- recipes
+
+@pytest.mark.parametrize("override, message", [
+    ("phases.0.auto_budget=0", "auto_budget: must be > 0"),
+    ("phases.0.auto_minutes=-1", "auto_minutes: must be >= 0"),
+    ("phases.0.early_stop=-2", "early_stop: must be >= 0"),
+    ("phases.1.freeze=auto", "only one phase may be 'auto'"),
+])
+def test_bad_auto_options_exit_2(tiny_recipe, override, message):
+    run = CliRunner().invoke(cli, ["run", str(tiny_recipe), *AUTO, override])  # refused before any training
+    assert run.exit_code == 2 and message in run.output and "Traceback" not in run.output, run.output
+    assert not (tiny_recipe.parent / "run").exists()
+
+
+# ---------------------------------------------------------------------- end to end on the tiny backbone
+
+def test_auto_run_prints_stores_and_draws_the_search(tiny_recipe):
+    result = tlhub.run(tiny_recipe, SMALL + AUTO + ["phases.0.auto_budget=4"], quiet=True)
+    run = result.run_dir
+    data = json.loads((run / "auto_search.json").read_text())
+    rows = data["trials"]
+    assert {"plan", "trainable_groups", "lr", "epochs", "val_accuracy", "seconds", "status"} <= set(rows[0])
+    ran = [r for r in rows if r["epochs"]]
+    winner = next(r for r in rows if r["status"] == "winner")
+    assert winner["plan"] == data["winner"]
+    assert winner["val_accuracy"] == max(r["val_accuracy"] for r in ran)
+    assert data["budget"]["spent"] <= data["budget"]["limit"] + 1e-6 or len(ran) == 1
+    assert (run / "auto_search.png").stat().st_size > 5000
+    # the range test runs when a quarter of the budget left affords 30 steps; else the log says so
+    assert (run / "lr_find.png").is_file() == (data["lr_find"] is not None)
+    saved = tomllib.loads((run / "recipe.toml").read_text())
+    assert "auto" not in [p["freeze"] for p in saved["phases"]]
+    assert [p["name"] for p in saved["phases"]][: len(data["phases"])] == [p["name"] for p in data["phases"]]
+    log = (run / "run.log").read_text()
+    assert (data["lr_find"] is not None) or "no lr range test" in log
+    assert "successive halving" in log and f"auto: winner {winner['plan']}" in log and "Default plan" in log
+    assert len(ran) >= 3 and result.metrics["accuracy"] > 0.25  # above chance (4 classes)
+    assert not (run / "auto").exists()  # trial checkpoints removed; the JSON keeps the record
+
+
+def test_same_seed_same_choice_and_write_reproduces_it(tiny_recipe, tmp_path):
+    out = tmp_path / "plan.toml"
+    args = ["advise", str(tiny_recipe), *SMALL, *AUTO, "--json"]
+    first = CliRunner().invoke(cli, args + ["--write", str(out)], catch_exceptions=False)
+    second = CliRunner().invoke(cli, args, catch_exceptions=False)
+    assert first.exit_code == 0 and second.exit_code == 0, first.output
+    a = json.loads(first.stdout[first.stdout.index("{"):first.stdout.rindex("}") + 1])
+    b = json.loads(second.stdout[second.stdout.index("{"):second.stdout.rindex("}") + 1])
+    assert a["winner"] == b["winner"] and a["phases"] == b["phases"]
+    assert [(r["plan"], r["epochs"], r["val_accuracy"]) for r in a["trials"]] == \
+           [(r["plan"], r["epochs"], r["val_accuracy"]) for r in b["trials"]]
+    written = load_and_validate(out)
+    assert "auto" not in [p.freeze for p in written.phases]
+    chosen = [(p["name"], p["freeze"], p["lr"], p["epochs"]) for p in a["phases"]]
+    assert [(p.name, p.freeze, p.lr, p.epochs) for p in written.phases][: len(chosen)] == chosen
+    assert [p.name for p in written.phases][len(chosen):] == ["top"]  # the phase after the auto one is kept
+    again = CliRunner().invoke(cli, ["advise", str(tiny_recipe), *SMALL, *AUTO, "--write", str(out)])
+    assert again.exit_code == 2 and "already exists" in again.output
+
+
+def test_advise_lr_alone(tiny_recipe, tmp_path):
+    run = CliRunner().invoke(cli, ["advise", str(tiny_recipe), *SMALL, "--lr", "--out", str(tmp_path)],
+                             catch_exceptions=False)
+    assert run.exit_code == 0 and "lr range test: 100 steps" in run.output, run.output
+    assert (tmp_path / "lr_find.png").stat().st_size > 5000
+    r = load_recipe(tiny_recipe)
+    assert r.phases[0].freeze == "frozen"
+
+
+def test_lr_auto_in_a_phase_measures_its_learning_rate(tiny_recipe):
+    r = load_recipe(tiny_recipe, ['phases.top.lr="auto"'])
+    assert r.phases[1].lr_find and not r.phases[0].lr_find
+    assert tomllib.loads(to_toml(r))["phases"][1]["lr_find"] is True  # the resolved recipe keeps the choice
+    result = tlhub.run(tiny_recipe, SMALL + ['phases.top.lr="auto"', "phases.top.scheduler=constant",
+                                             "phases.top.warmup=0", "phases.top.epochs=1"], quiet=True)
+    log = (result.run_dir / "run.log").read_text()
+    assert 'lr = "auto": lr range test' in log and (result.run_dir / "lr_find-top.png").is_file()
+    used = next(row["lr"] for row in result.history if row["phase"] == "top")
+    suggested = float(log.split("the phase trains at ")[1].split()[0])
+    assert used == pytest.approx(suggested, rel=1e-2) and used != pytest.approx(1e-3)
+
+
+def test_lr_range_test_without_descent_suggests_nothing():
+    model = _Linear()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    model.fc.bias.requires_grad_(True)
+    x, y = torch.randn(64, 2), torch.randint(0, 2, (64,))  # random labels: nothing to learn
+    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, y), batch_size=64)
+    found = lr_find.range_test(model, loader, torch.optim.SGD([model.fc.bias], lr=1e-9), lr_max=1e-4)
+    assert not found.descent and "suggests nothing" in found.format()

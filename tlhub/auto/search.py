@@ -1,0 +1,178 @@
+"""Successive halving over candidate plans, under a budget counted in FLOPs (see ``trials``).
+
+Every rung gives each surviving candidate an equal share of what the rung may spend, converted into
+epochs at that candidate's own cost per epoch: a head-only plan on cached features gets many cheap
+epochs, full fine-tuning few dear ones. After each rung the best third (``ETA`` = 3) goes on; trials
+that stopped early (no better validation score for ``PATIENCE`` epochs) keep their score but cost
+nothing more. A trial that would exceed the budget is not started. The winner is the best validation
+score of all trials (ties: the rule's prior order).
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from tlhub.auto.trials import CostModel, TrialState
+
+ETA = 3
+
+
+def score(state: TrialState, criterion: str) -> tuple:
+    """Higher is better: validation accuracy then lower loss, or lower loss only (``val_loss``)."""
+    if state.epochs == 0:
+        return (-math.inf, -math.inf)
+    if criterion == "val_loss":
+        return (-state.loss, state.accuracy)
+    return (state.accuracy, -state.loss)
+
+
+@dataclass
+class Budget:
+    """The search's allowance in FLOPs, and what it has spent."""
+
+    limit: float
+    spent: float = 0.0
+
+    def affords(self, cost: float) -> bool:
+        return self.spent + cost <= self.limit * (1 + 1e-9)
+
+
+def successive_halving(states: list[TrialState], costs: CostModel, budget: Budget, max_epochs: int,
+                       train: Callable[[TrialState, int], None], criterion: str = "val_accuracy",
+                       say: Callable[[str], None] = lambda m: None) -> TrialState:
+    """Run the rungs; ``train(state, total_epochs)`` trains a candidate up to that many epochs."""
+    alive = sorted(states, key=lambda s: s.candidate.prior)
+    rung = 0
+    while alive:
+        rungs_left = max(1, math.ceil(math.log(len(alive), ETA))) if len(alive) > 1 else 1
+        share = max(0.0, budget.limit - budget.spent) / rungs_left / len(alive)
+        ran = []
+        for st in alive:
+            k = st.candidate.k
+            if st.stopped or st.epochs >= max_epochs:
+                ran.append(st)
+                continue
+            add = max(1, min(max_epochs - st.epochs, int(share // costs.epoch(k))))
+            cost = costs.trial(k, add)
+            while add > 1 and not budget.affords(cost):
+                add -= 1
+                cost = costs.trial(k, add)
+            if not budget.affords(cost) and any(s.epochs for s in states):
+                st.status = st.status if st.epochs else "skipped: over budget"
+                continue
+            before = st.epochs
+            train(st, st.epochs + add)
+            charged = costs.trial(k, st.epochs - before)  # an early stop may end the trial sooner
+            costs.filled.add(k)
+            st.cost += charged
+            budget.spent += charged
+            st.rung = rung
+            st.status = "stopped early" if st.stopped else "ran"
+            ran.append(st)
+            say(f"  rung {rung + 1}: {st.candidate.name:<14} {st.epochs:>2} epoch(s)  val acc {st.accuracy:.4f}  "
+                f"loss {st.loss:.4f}  {st.seconds:6.1f} s  (budget {budget.spent / budget.limit:4.0%} spent)"
+                if budget.limit else f"  rung {rung + 1}: {st.candidate.name}")
+        ranked = sorted(ran, key=lambda s: (score(s, criterion), -s.candidate.prior), reverse=True)
+        keep = math.ceil(len(ranked) / ETA) if len(ranked) > 1 else 0
+        for st in ranked[keep:]:
+            if st.status in ("ran", "stopped early"):
+                st.status = f"cut after rung {rung + 1}"
+        progress = [s for s in ranked[:keep] if not s.stopped and s.epochs < max_epochs]
+        if not progress or not budget.affords(min(costs.trial(s.candidate.k, 1) for s in progress)):
+            break
+        alive, rung = ranked[:keep], rung + 1
+    tried = [s for s in states if s.epochs]
+    if not tried:
+        raise RuntimeError("the search ran no trial")
+    winner = max(tried, key=lambda s: (score(s, criterion), -s.candidate.prior))
+    winner.status = "winner"
+    return winner
+
+
+# ---------------------------------------------------------------------- the record of a search
+
+@dataclass
+class TrialRow:
+    plan: str
+    freeze: str
+    trainable_groups: list[str]
+    lr: float
+    epochs: int
+    best_epoch: int
+    val_accuracy: float
+    val_loss: float
+    seconds: float
+    cost: float          # in units of the default plan's estimated cost
+    rung: int
+    status: str
+    curve: list = field(default_factory=list)
+
+    @classmethod
+    def of(cls, st: TrialState, group_names: list[str], unit: float) -> TrialRow:
+        c = st.candidate
+        groups = list(group_names[len(group_names) - c.k:]) if c.k else []
+        freeze = "frozen" if c.k == 0 else "none" if c.k >= c.n_groups else f"top_k k={c.k}"
+        return cls(c.name, freeze, groups, c.lr, st.epochs, st.best_epoch, round(st.accuracy, 4),
+                   round(st.loss, 4) if math.isfinite(st.loss) else None, round(st.seconds, 2),
+                   round(st.cost / unit, 4) if unit else 0.0, st.rung + 1, st.status, st.curve)
+
+
+@dataclass
+class SearchResult:
+    trials: list[TrialRow]
+    winner: str
+    phases: list[dict]        # what replaces the auto phase: ordinary [[phases]] tables
+    criterion: str
+    budget: dict              # auto_budget, limit and spent (default-plan units), estimates in seconds
+    lr_find: dict | None
+    validation: dict | None
+    rule: dict | None         # the four-case rule's case and plan (the prior)
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def table(self) -> str:
+        head = f"{'plan':<14} {'trainable groups':<26} {'lr':>8} {'epochs':>6} {'val acc':>8} {'val loss':>8} " \
+               f"{'cost':>6} {'seconds':>8}  status"
+        lines = [head, "-" * len(head)]
+        for r in sorted(self.trials, key=lambda r: (r.status != "winner", -r.rung, -r.val_accuracy)):
+            groups = ", ".join(r.trainable_groups) if r.trainable_groups else "(head only)"
+            if len(groups) > 26:
+                groups = f"{len(r.trainable_groups)}: {r.trainable_groups[0]} .. {r.trainable_groups[-1]}"[:26]
+            loss = f"{r.val_loss:8.4f}" if r.val_loss is not None else f"{'-':>8}"
+            acc = f"{r.val_accuracy:8.4f}" if r.epochs else f"{'-':>8}"
+            lines.append(f"{r.plan:<14} {groups:<26} {r.lr:8.2g} {r.epochs:>6} {acc} {loss} {r.cost:6.2f} "
+                         f"{r.seconds:8.1f}  {r.status}")
+        return "\n".join(lines)
+
+
+def plot(result: SearchResult, path: str | Path) -> Path:
+    """Validation score against cost (default-plan units) per trial, the winner marked."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    runs = [r for r in result.trials if r.epochs]
+    colours = {"frozen": "#2e7d32", "none": "#6a1b9a"}
+    for r in runs:
+        c = colours.get(r.freeze, "#1565c0")
+        ax.scatter(r.cost, r.val_accuracy, s=20 + 12 * r.epochs, color=c, alpha=0.75, edgecolor="white")
+        ax.annotate(f"{r.plan} ({r.epochs} ep)", (r.cost, r.val_accuracy), fontsize=7, xytext=(4, 3),
+                    textcoords="offset points")
+    win = next(r for r in result.trials if r.status.startswith("winner"))
+    ax.scatter(win.cost, win.val_accuracy, s=260, facecolor="none", edgecolor="#c62828", lw=2, label=f"winner: {win.plan}")
+    for label, c in (("head only", "#2e7d32"), ("top k groups", "#1565c0"), ("all groups", "#6a1b9a")):
+        ax.scatter([], [], color=c, label=label)
+    ax.set_xlabel("cost of the trial (x the default plan's estimated cost)")
+    ax.set_ylabel("best validation accuracy" + (" (ranked by val loss)" if result.criterion == "val_loss" else ""))
+    ax.set_title(f"freeze = \"auto\": {len(runs)} trials, winner {win.plan}")
+    ax.margins(x=0.3, y=0.15)  # room for the labels right of each point
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0)
+    ax.grid(alpha=0.3)
+    path = Path(path)
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    return path

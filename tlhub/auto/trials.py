@@ -1,0 +1,278 @@
+"""Candidate plans, their cost, and short trials that train them through the ordinary phase trainer.
+
+A trial is an ordinary recipe: the phases before the ``auto`` phase (or a generated head phase), then
+one candidate phase with few epochs, built into a run plan and trained by ``run_phase`` in its own
+folder under ``<run>/auto/``. Its checkpoints let a later rung continue it, and let the final run
+start from the winner's weights: a candidate phase uses a constant learning rate, so its first
+``e`` epochs are exactly the first ``e`` epochs of the same phase trained longer.
+
+Cost is counted in floating-point operations (``torch.utils.flop_counter`` on one batch per group),
+so the same recipe and seed give the same epochs per trial on any machine; seconds are measured
+alongside for the table and the estimate printed before the search.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+log = logging.getLogger("tlhub")
+
+PATIENCE = 2           # early_stop of every searched phase (epochs without a better validation score)
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One plan for the ``auto`` phase: train the top ``k`` groups (0: only the head) at ``lr``."""
+
+    k: int
+    lr: float
+    n_groups: int
+    prior: int = 0     # order from the four-case rule (0 first); breaks ties
+
+    @property
+    def name(self) -> str:
+        what = "head" if self.k == 0 else "all" if self.k >= self.n_groups else f"top{self.k}"
+        return f"{what}@{self.lr:.2g}"
+
+    @property
+    def slug(self) -> str:
+        return self.name.replace("@", "-lr")
+
+    def phase(self, base, epochs: int, name: str) -> dict:
+        """The candidate as a ``[[phases]]`` table; ``base`` (the auto phase) gives optimizer and decay."""
+        p = {"name": name, "epochs": int(epochs), "optimizer": base.optimizer, "lr": float(f"{self.lr:.3g}"),
+             "scheduler": "constant", "bn": "eval", "early_stop": PATIENCE, "restore_best": True}
+        if base.weight_decay:
+            p["weight_decay"] = base.weight_decay
+        if self.k == 0:
+            p["freeze"] = "frozen"
+        elif self.k >= self.n_groups:
+            p["freeze"] = "none"
+        else:
+            p.update(freeze="top_k", freeze_options={"k": int(self.k)})
+        return p
+
+
+@dataclass
+class CostModel:
+    """Forward FLOPs per example of each group and the head; training a group costs ~3x its forward."""
+
+    group_flops: list[float]
+    head_flops: float
+    n_train: int
+    n_val: int
+    seconds_per_flop: float = 0.0
+    cache: bool = True
+    filled: set = field(default_factory=set)  # depths whose cache the search already holds (shared by trials)
+
+    def epoch(self, k: int) -> float:
+        """One epoch (train + validate) with the top ``k`` groups trainable and the rest cached."""
+        n = len(self.group_flops)
+        frozen, rest = sum(self.group_flops[: n - k]), sum(self.group_flops[n - k:])
+        fixed = 0.0 if self.cache else frozen * (self.n_train + self.n_val)
+        return fixed + self.n_train * 3 * (rest + self.head_flops) + self.n_val * (rest + self.head_flops)
+
+    def fill(self, k: int) -> float:
+        """Running the frozen prefix once over train + validation (each phase, each continuation)."""
+        n = len(self.group_flops)
+        return sum(self.group_flops[: n - k]) * (self.n_train + self.n_val) if self.cache else 0.0
+
+    def phase(self, k: int, epochs: int) -> float:
+        return self.fill(k) + epochs * self.epoch(k)
+
+    def trial(self, k: int, epochs: int) -> float:
+        """A trial's cost: the cache of its depth is filled once for the whole search."""
+        return (0.0 if k in self.filled else self.fill(k)) + epochs * self.epoch(k)
+
+    def seconds(self, flops: float) -> float:
+        return flops * self.seconds_per_flop
+
+
+def measure_costs(model, dataset, collate, n_train: int, n_val: int, cache: bool, batch: int = 8) -> CostModel:
+    """FLOPs per example of every group (one batch), and seconds per FLOP from one timed forward pass."""
+    from torch.utils.flop_counter import FlopCounterMode
+    loader = torch.utils.data.DataLoader(dataset, batch_size=min(batch, len(dataset)), collate_fn=collate)
+    x, y = next(iter(loader))
+    b = len(y)
+    bb = model.backbone
+    flops, state = [], model.prepare_input(x)
+    model.eval()
+    with torch.no_grad():
+        for i in range(model.n_groups):
+            with FlopCounterMode(display=False) as fc:
+                state = bb.run_group(i, state)
+            flops.append(max(1.0, fc.get_total_flops() / b))
+        with FlopCounterMode(display=False) as fc:
+            model.head(bb.pool(state))
+        head = max(1.0, fc.get_total_flops() / b)
+        model(x)  # warm-up, then time one forward pass
+        t0 = time.perf_counter()
+        model(x)
+        rate = (time.perf_counter() - t0) / max(1.0, b * (sum(flops) + head))
+    return CostModel(flops, head, n_train, n_val, rate, cache)
+
+
+def candidates(n_groups: int, lr_centre: float, head_lr: float, rule_k: int,
+               factors=(1 / 3, 1.0, 3.0)) -> list[Candidate]:
+    """Head only, and the top quarter / half / all groups at ``lr_centre`` x ``factors``; ordered by the
+    rule's prior (its depth first, then nearest depths; the centre lr before the others)."""
+    depths = sorted({max(1, round(n_groups / 4)), max(1, round(n_groups / 2)), n_groups})
+    out = [Candidate(0, head_lr, n_groups)]
+    for k in depths:
+        for f in factors:
+            out.append(Candidate(k, lr_centre * f, n_groups))
+    order = sorted(out, key=lambda c: (c.k != 0 or rule_k != 0, abs(c.k - rule_k),
+                                       abs(torch.tensor(c.lr / lr_centre).log().item()), c.k, c.lr))
+    return [Candidate(c.k, c.lr, c.n_groups, prior=i) for i, c in enumerate(order)]
+
+
+@dataclass
+class TrialState:
+    """Where one candidate stands: epochs trained, best validation epoch, cost so far."""
+
+    candidate: Candidate
+    epochs: int = 0
+    accuracy: float = -1.0
+    loss: float = float("inf")
+    best_epoch: int = 0
+    stopped: bool = False
+    seconds: float = 0.0
+    cost: float = 0.0
+    rung: int = -1
+    status: str = "not run"
+    curve: list = field(default_factory=list)  # validation accuracy per epoch
+
+
+@contextlib.contextmanager
+def quiet_log(level=logging.WARNING):
+    """Trials log a line each; the per-epoch lines of ``run_phase`` would bury the table."""
+    old = log.level
+    log.setLevel(level)
+    try:
+        yield
+    finally:
+        log.setLevel(old)
+
+
+@dataclass
+class TrialRunner:
+    """Trains prefix phases once and candidate phases in folders of their own, continuing them by resume."""
+
+    accelerator: object
+    recipe: object            # the recipe with its ``auto`` phase
+    auto_index: int
+    registry: object
+    model: object
+    datasets: dict
+    collate: object
+    deterministic: bool
+    root: Path
+    stop: object
+    prefix: list = field(default_factory=list)     # [[phases]] dicts run before every candidate
+    prefix_dir: Path | None = None
+    shared_cache: dict = field(default_factory=dict)  # frozen-prefix caches by entry point, for every trial
+
+    def trial_recipe(self, phases: list[dict]):
+        from tlhub.recipe import parse_recipe
+        raw = self.recipe.to_dict()
+        raw["phases"] = [dict(p) for p in raw["phases"][: self.auto_index]] + list(self.prefix) + list(phases)
+        raw["train"]["keep_checkpoints"] = 1
+        return parse_recipe(raw, path=self.recipe.path, base_dir=self.recipe.base_dir)
+
+    def _ctx(self, recipe, folder: Path, history: list):
+        from tlhub.model import group_layouts
+        from tlhub.recipe.plan import build_plan
+        from tlhub.training.checkpoint import identity
+        from tlhub.training.phase import RunContext
+        plan = build_plan(recipe, self.registry, group_layouts(self.model.backbone))
+        return RunContext(self.accelerator, recipe, self.registry, self.datasets, self.collate, self.deterministic,
+                          folder, history, identity(recipe, []), self.stop, "", plan=plan,
+                          shared_cache=self.shared_cache)
+
+    def run_prefix(self) -> float:
+        """Train the phases every candidate starts from; seconds taken."""
+        from tlhub.training.phase import run_phase
+        t0 = time.time()
+        self.prefix_dir = self.root / "prefix"
+        self.prefix_dir.mkdir(parents=True, exist_ok=True)
+        recipe = self.trial_recipe([])
+        ctx = self._ctx(recipe, self.prefix_dir, [])
+        for i in range(len(recipe.phases)):
+            self.model = run_phase(ctx, self.model, i)
+        return time.time() - t0
+
+    def train(self, state: TrialState, epochs: int, name: str) -> None:
+        """Train ``state``'s candidate up to ``epochs`` epochs in total (continuing its checkpoint)."""
+        from tlhub.training import checkpoint
+        from tlhub.training.phase import run_phase
+        folder = self.root / state.candidate.slug
+        folder.mkdir(parents=True, exist_ok=True)
+        base = self.recipe.phases[self.auto_index]
+        recipe = self.trial_recipe([state.candidate.phase(base, epochs, name)])
+        index = len(recipe.phases) - 1
+        resume = checkpoint.newest(folder)
+        start = resume or checkpoint.newest(self.prefix_dir)
+        if start is not None:
+            checkpoint.load_model_only(start, self.model)
+        ctx = self._ctx(recipe, folder, list(start.state["history"]) if start else [])
+        t0 = time.time()
+        with quiet_log():
+            self.model = run_phase(ctx, self.model, index, resume=resume)
+        state.seconds += time.time() - t0
+        self._record(state, folder, index)
+
+    def record_prefix(self, state: TrialState, seconds: float, cost: float) -> None:
+        """The head-only candidate is the generated head phase itself: its early stop already chose the
+        epochs, so it costs nothing more and is not continued."""
+        self._record(state, self.prefix_dir, len(self.prefix) + self.auto_index - 1)
+        state.stopped, state.rung, state.status, state.seconds, state.cost = True, 0, "ran", seconds, cost
+
+    def _record(self, state: TrialState, folder: Path, index: int) -> None:
+        from tlhub.training import checkpoint
+        ckpt = checkpoint.newest(folder)
+        best = ckpt.state.get("best") or {}
+        rows = [r for r in ckpt.state["history"] if r["phase_index"] == index]
+        state.epochs = ckpt.state["epoch"]
+        state.accuracy, state.loss = best.get("accuracy", -1.0), best.get("loss", float("inf"))
+        state.best_epoch, state.stopped = best.get("epoch", 0), bool(ckpt.state.get("done"))
+        state.curve = [round(r["val_accuracy"], 4) for r in rows]
+
+    def adopt(self, state: TrialState, run_dir: Path, final_recipe, classes) -> Path | None:
+        """Copy the winner's newest checkpoint (or the prefix's, when it never ran) into the run,
+        re-labelled as the final recipe's, for the trainer to continue."""
+        from tlhub.training import checkpoint
+        src = checkpoint.newest(self.root / state.candidate.slug)
+        src = src or (checkpoint.newest(self.prefix_dir) if self.prefix_dir else None)
+        if src is None:
+            return None
+        dest = Path(run_dir) / "checkpoints" / src.path.name
+        shutil.rmtree(dest, ignore_errors=True)
+        shutil.copytree(src.path, dest)
+        st = json.loads((dest / "state.json").read_text())
+        st["identity"] = checkpoint.identity(final_recipe, classes)
+        (dest / "state.json").write_text(json.dumps(st))
+        manifest = json.loads((dest / "manifest.json").read_text())
+        manifest["state.json"] = {"size": (dest / "state.json").stat().st_size,
+                                  "sha256": checkpoint._sha256(dest / "state.json")}
+        (dest / "manifest.json").write_text(json.dumps(manifest))
+        return dest
+
+
+def affordable(cands: list[Candidate], costs: CostModel, room: float) -> list[Candidate]:
+    """The grid, or (when one epoch of every candidate would take over half of ``room``) only the centre
+    learning rate of each depth: fewer lrs rather than fewer depths, so deep plans are still measured."""
+    def first_rung(cs):
+        return sum(costs.trial(c.k, 1) for c in cs if c.k)
+    if first_rung(cands) <= room / 2:
+        return cands
+    centre = {}
+    for c in sorted(cands, key=lambda c: c.prior):
+        centre.setdefault(c.k, c)  # the prior puts each depth's centre lr first
+    return sorted(centre.values(), key=lambda c: c.prior)

@@ -1,0 +1,98 @@
+"""Is the validation split big enough for the decisions made on it?
+
+Accuracy measured on ``n`` validation examples has a standard error of ``sqrt(p (1 - p) / n)``; tlhub
+uses the Agresti-Coull form (two successes and two failures added) so that an accuracy of 1.0 on
+20 examples is not taken as exact. Trial
+ranking, early stopping and best-epoch restore compare validation scores, so differences smaller
+than about one standard error are noise. ``MAX_SE`` (0.03) is the most tlhub accepts for those
+decisions: a split of 4 examples (standard error up to 0.25) ranks plans by chance.
+
+``freeze = "auto"`` enlarges a too-small validation split from the training split (stratified,
+keeping at least ``MIN_TRAIN_KEPT`` of it); when that is still not enough it ranks trials by
+validation loss, which uses every example's confidence rather than a 0/1 outcome and so varies less.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+
+MAX_SE = 0.03
+MIN_TRAIN_KEPT = 0.8
+PLAIN_RUN_SE = 0.1  # runs that decide nothing on validation: warn only when it is nearly meaningless
+
+
+def accuracy_se(p: float, n: int) -> float:
+    """Standard error of an accuracy ``p`` measured on ``n`` examples (Agresti-Coull: p and n adjusted)."""
+    n_adj = max(0, n) + 4
+    p_adj = (p * max(0, n) + 2) / n_adj
+    return math.sqrt(p_adj * (1 - p_adj) / n_adj)
+
+
+def needed(p: float, se: float = MAX_SE) -> int:
+    """The fewest examples for which the standard error of accuracy ``p`` is at most ``se``."""
+    lo, hi = 0, 1
+    while accuracy_se(p, hi) > se:
+        lo, hi = hi, hi * 2
+    while hi - lo > 1:  # accuracy_se falls as n grows: bisect
+        mid = (lo + hi) // 2
+        lo, hi = (mid, hi) if accuracy_se(p, mid) > se else (lo, mid)
+    return hi
+
+
+def warning(n: int, decisions: bool, p: float = 0.5) -> str:
+    """A warning for the log when ``n`` validation examples are too few, else ''."""
+    limit = MAX_SE if decisions else PLAIN_RUN_SE
+    se = accuracy_se(p, n)
+    if se <= limit:
+        return ""
+    what = ("early stopping / best-epoch choices" if decisions else "the validation accuracy shown")
+    return (f"warning: the validation split has {n} example(s); accuracy near {p:.2f} is known only to +-{se:.3f} "
+            f"(one standard error), too coarse for {what}. About {needed(p, limit)} examples would give "
+            f"+-{limit:.2f}: raise data.val_split or give the source a larger validation split")
+
+
+@dataclass
+class ValPlan:
+    """What ``freeze = "auto"`` does about the validation split before ranking trials."""
+
+    n_before: int
+    n_after: int
+    moved: int          # examples moved from train to validation
+    accuracy: float     # the accuracy the standard error was computed at (the frozen-feature probe)
+    se_before: float
+    se_after: float
+    criterion: str      # "val_accuracy" or "val_loss"
+    message: str
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def plan_validation(splits, p: float, seed: int):
+    """(splits, ValPlan): the splits ``auto`` ranks on, enlarged from train when validation is too small."""
+    from tlhub.data.splits import Splits, stratified_split
+    from tlhub.interfaces import Split
+    n_val, n_train = len(splits.val), len(splits.train)
+    se = accuracy_se(p, n_val)
+    if se <= MAX_SE:
+        return splits, ValPlan(n_val, n_val, 0, p, se, se, "val_accuracy",
+                               f"validation: {n_val} examples, standard error {se:.3f} at accuracy {p:.2f}: "
+                               f"enough to rank trials by validation accuracy")
+    want = needed(p) - n_val
+    can = int(n_train * (1 - MIN_TRAIN_KEPT))
+    move = min(want, can)
+    if move > 0:
+        rest, moved = stratified_split(splits.train, move / n_train, seed + 7919)
+        splits = Splits(splits.classes, rest,
+                        Split(list(splits.val.items) + list(moved.items), list(splits.val.labels) + list(moved.labels)),
+                        splits.test, splits.skipped)
+    n_after = len(splits.val)
+    se_after = accuracy_se(p, n_after)
+    criterion = "val_accuracy" if se_after <= MAX_SE else "val_loss"
+    msg = (f"validation: {n_val} examples give a standard error of {se:.3f} at accuracy {p:.2f} (> {MAX_SE}); "
+           + (f"moved {n_after - n_val} training examples into it ({n_after}, standard error {se_after:.3f})"
+              if n_after > n_val else "the training split is too small to lend examples")
+           + ("" if criterion == "val_accuracy" else
+              "; still too noisy, so trials are ranked by validation loss instead of accuracy"))
+    return splits, ValPlan(n_val, n_after, n_after - n_val, p, se, se_after, criterion, msg)

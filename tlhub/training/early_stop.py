@@ -1,0 +1,47 @@
+"""Early stopping and best-epoch restore, decided on the validation split (as Keras, HF Trainer, Lightning).
+
+A phase's epochs are ranked by validation accuracy, ties broken by the lower validation loss (accuracy
+alone moves in steps of 1/n on a small split). Patience runs out only when neither the accuracy nor the
+loss has improved for ``early_stop`` epochs: a loss still falling means the model is still learning. ``Best`` is stored in every checkpoint (its numbers in
+``state.json``, the weights in ``best.safetensors``), so a resumed phase stops and restores exactly as
+an uninterrupted one would.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+
+
+@dataclass
+class Best:
+    epoch: int = 0                # 0: no epoch validated yet
+    accuracy: float = -1.0
+    loss: float = float("inf")
+    bad_epochs: int = 0           # epochs since the accuracy or the loss last improved
+    lowest_loss: float = float("inf")
+    stopped: bool = False         # the phase ended early (patience exhausted)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict | None) -> Best:
+        return cls(**d) if d else cls()
+
+    def update(self, epoch: int, accuracy: float, loss: float) -> bool:
+        """Record one epoch's validation scores; True when it is the best so far."""
+        better = (accuracy, -loss) > (self.accuracy, -self.loss)
+        self.bad_epochs = 0 if better or loss < self.lowest_loss else self.bad_epochs + 1
+        self.lowest_loss = min(self.lowest_loss, loss)
+        if better:
+            self.epoch, self.accuracy, self.loss = epoch, accuracy, loss
+        return better
+
+    def should_stop(self, patience: int) -> bool:
+        return bool(patience) and self.bad_epochs >= patience
+
+
+def snapshot(model) -> dict[str, torch.Tensor]:
+    """A CPU copy of the model's weights (the best epoch's, kept for ``restore_best``)."""
+    return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
