@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import statistics
+from pathlib import Path
 
 
 def _epoch_s(row: dict, phase_index: int) -> float:
@@ -152,3 +153,39 @@ def render(env, r, fmt_phase_table, phase_rows, ratio) -> str:
                                                     f"target <= 1.10)"))
     out += ["## Targets", ""] + targets + [""]
     return "\n".join(out)
+
+
+def keep_marked(old: str, text: str) -> str:
+    """``text`` plus the sections other scripts wrote between markers in the old RESULTS.md (kept as they are)."""
+    for name in ("onnx_throughput",):  # benchmarks/onnx_throughput.py
+        begin, end = f"<!-- BEGIN {name} -->", f"<!-- END {name} -->"
+        if begin in old and end in old:
+            text = text.rstrip("\n") + "\n\n" + old[old.index(begin):old.index(end) + len(end)] + "\n"
+    return text
+
+
+def plot_unfreeze(r: dict, path: Path) -> bool:
+    """Validation accuracy per epoch of the seed recipe with BatchNorm in eval vs train mode."""
+    if "seed_lite0" not in r or "seed_lite0_bn_train" not in r:
+        return False
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(7, 4), dpi=110)
+    for key, label, style in (("seed_lite0", 'bn = "eval" (tlhub\'s default)', "o-"),
+                              ("seed_lite0_bn_train", 'bn = "train"', "s--")):
+        h = r[key]["history"]
+        ax.plot(range(1, len(h) + 1), [x["val_accuracy"] for x in h], style,
+                label=f"{label}: test {r[key]['accuracy']:.3f}")
+    n1 = sum(1 for x in r["seed_lite0"]["history"] if x["phase_index"] == 0)
+    ax.axvline(n1 + 0.5, color="grey", ls=":")
+    ax.text(n1 / 2 + 0.5, 1.02, "phase 1: backbone frozen", ha="center", color="grey", transform=ax.get_xaxis_transform())
+    ax.text(n1 + 3, 1.02, "phase 2: from blocks.4 up", ha="center", color="grey", transform=ax.get_xaxis_transform())
+    ax.set(xlabel="epoch", ylabel="validation accuracy", ylim=(0, 1))
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower left")
+    fig.suptitle("Seed recipe with efficientnet_lite0 (MNIST-5k, 32 px): BatchNorm at the unfreeze", y=0.99)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return True

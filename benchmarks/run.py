@@ -383,45 +383,15 @@ def ratio(a: float, b: float) -> str:
     return f"{a / b:.1f}x" if b else "n/a"
 
 
-def plot_unfreeze(r: dict, path: Path) -> bool:
-    """Validation accuracy per epoch of the seed recipe with BatchNorm in eval vs train mode."""
-    if "seed_lite0" not in r or "seed_lite0_bn_train" not in r:
-        return False
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    fig, ax = plt.subplots(figsize=(7, 4), dpi=110)
-    for key, label, style in (("seed_lite0", 'bn = "eval" (tlhub\'s default)', "o-"),
-                              ("seed_lite0_bn_train", 'bn = "train"', "s--")):
-        h = r[key]["history"]
-        ax.plot(range(1, len(h) + 1), [x["val_accuracy"] for x in h], style,
-                label=f"{label}: test {r[key]['accuracy']:.3f}")
-    n1 = sum(1 for x in r["seed_lite0"]["history"] if x["phase_index"] == 0)
-    ax.axvline(n1 + 0.5, color="grey", ls=":")
-    ax.text(n1 / 2 + 0.5, 1.02, "phase 1: backbone frozen", ha="center", color="grey", transform=ax.get_xaxis_transform())
-    ax.text(n1 + 3, 1.02, "phase 2: from blocks.4 up", ha="center", color="grey", transform=ax.get_xaxis_transform())
-    ax.set(xlabel="epoch", ylabel="validation accuracy", ylim=(0, 1))
-    ax.grid(alpha=0.3)
-    ax.legend(loc="lower left")
-    fig.suptitle("Seed recipe with efficientnet_lite0 (MNIST-5k, 32 px): BatchNorm at the unfreeze", y=0.99)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return True
-
-
 def write_results(env: list[str], r: dict) -> None:
-    from report_md import render  # benchmarks/report_md.py: the tables and target checks
+    from report_md import keep_marked, plot_unfreeze, render  # benchmarks/report_md.py: tables, target checks
     text = render(env, r, fmt_phase_table, phase_rows, ratio)
     if plot_unfreeze(r, HERE / "unfreeze_bn.png"):
         text += "\n## BatchNorm at the unfreeze\n\n![validation accuracy, bn eval vs train](unfreeze_bn.png)\n"
     for recipe in (VISION, TEXT):  # what was measured, verbatim
         text += f"\n## Recipe measured: {recipe.relative_to(REPO)}\n\n```toml\n{recipe.read_text().strip()}\n```\n"
     old = (HERE / "RESULTS.md").read_text() if (HERE / "RESULTS.md").is_file() else ""
-    begin, end = "<!-- BEGIN onnx_throughput -->", "<!-- END onnx_throughput -->"
-    if begin in old and end in old:  # written by benchmarks/onnx_throughput.py: keep it
-        text = text.rstrip("\n") + "\n\n" + old[old.index(begin):old.index(end) + len(end)] + "\n"
-    (HERE / "RESULTS.md").write_text(text)
+    (HERE / "RESULTS.md").write_text(keep_marked(old, text))
     print(f"wrote {HERE / 'RESULTS.md'}")
 
 
