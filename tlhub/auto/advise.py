@@ -148,21 +148,18 @@ def skill(accuracy: float, chance: float) -> float:
 def pool_state(state: Any):
     """A state between groups as ``[batch, dim]``: mean over space (images) or over unmasked tokens (text)."""
     import torch
+    from tlhub.states import Pooled, TokenStates
+    if isinstance(state, Pooled):
+        return state.features.float()
+    if isinstance(state, TokenStates):
+        m = state.mask.unsqueeze(-1).to(state.hidden.dtype)
+        return (state.hidden * m).sum(1).float() / m.sum(1).clamp(min=1e-9).float()
     if isinstance(state, torch.Tensor):
-        if state.ndim == 4:
-            return state.float().mean(dim=(2, 3))
-        if state.ndim == 3:
-            return state.float().mean(dim=1)
+        if state.ndim in (3, 4):  # [B, C, H, W] feature maps, [B, T, D] tokens
+            return state.float().mean(dim=(2, 3) if state.ndim == 4 else 1)
         return state.float().reshape(len(state), -1)
-    if isinstance(state, dict):
-        state = tuple(state.values())
-    if isinstance(state, (tuple, list)) and state:
-        first = state[0]
-        if (len(state) == 2 and isinstance(first, torch.Tensor) and first.ndim == 3
-                and isinstance(state[1], torch.Tensor) and state[1].ndim == 2):
-            m = state[1].unsqueeze(-1).to(first.dtype)
-            return (first * m).sum(1).float() / m.sum(1).clamp(min=1e-9).float()
-        return pool_state(first)
+    if isinstance(state, (tuple, list)) and state:  # an older plugin's tuple state: its first tensor
+        return pool_state(state[0])
     raise TypeError(f"cannot pool a state of type {type(state).__name__}")
 
 
@@ -197,7 +194,7 @@ def _features(backbone, loader, probe_at: list[int]):
                 state = backbone.run_group(i, state)
                 if i in feats and i != n - 1:
                     feats[i].append(pool_state(state).cpu().numpy())
-            feats[n - 1].append(backbone.pool(state).float().cpu().numpy())
+            feats[n - 1].append(backbone.features(state).float().cpu().numpy())
             labels.append(np.asarray(y))
     return {i: np.concatenate(v) for i, v in feats.items()}, np.concatenate(labels)
 

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 
 from tlhub.artifacts import rundir
 from tlhub.errors import UserError
-from tlhub.model import TransferModel, apply_states, frozen_prefix
+from tlhub.model import RAW, Entry, TransferModel, apply_states, frozen_prefix
 from tlhub.training import checkpoint
 from tlhub.training.cache import CachedDataset, build_cache, cache_bytes
 from tlhub.training.optim import build_optimizer, build_scheduler
@@ -74,53 +74,43 @@ class RunContext:
     timings: list = field(default_factory=list)  # per phase: wall seconds, cache-filling seconds
 
 
-def _input_name(model, start: int) -> str:
-    return "raw" if start == 0 else ("pooled-cache" if start > model.n_groups else f"cache-after-{start}-groups")
-
-
 def _collate_of(ds, collate):
     return ds.collate if isinstance(ds, CachedDataset) else collate
 
 
-def _cached_start(model: TransferModel, audit) -> int:
-    """Where cached tensors enter the model: after the frozen prefix, or pooled features (n + 1)."""
-    k = frozen_prefix(audit)
-    return model.n_groups + 1 if k == model.n_groups else k
-
-
 def phase_inputs(accelerator, model, recipe, index, audit, datasets, collate, deterministic, run_dir):
-    """(train dataset, val dataset, start group of the training inputs, audit line) for one phase."""
+    """(train dataset, val dataset, entry of the training inputs, audit line) for one phase."""
     t = recipe.train
     k = frozen_prefix(audit)
     n = model.n_groups
     if not t.cache:
-        return datasets["train"], datasets["val"], 0, "cache: off (train.cache = false)"
+        return datasets["train"], datasets["val"], RAW, "cache: off (train.cache = false)"
     if k == 0:
-        return datasets["train"], datasets["val"], 0, "cache: none (the first group trains)"
-    start = _cached_start(model, audit)
-    what = "pooled features" if start > n else f"the state after {k} of {n} frozen groups ({audit[k - 1].name})"
+        return datasets["train"], datasets["val"], RAW, "cache: none (the first group trains)"
+    entry = Entry.after_frozen(k, n)
+    what = "pooled features" if entry.pooled else f"the state after {k} of {n} frozen groups ({audit[k - 1].name})"
     d = recipe.data
     kw = dict(batch_size=d.eval_batch_size or 2 * d.batch_size, store_dtype=t.cache_dtype,
               budget_mb=t.cache_memory_mb, show_progress=accelerator.is_local_main_process)
     t0 = time.time()
-    val = build_cache(model, datasets["val"], collate, (0, start), spill_path=run_dir / "cache" / f"phase{index}-val",
+    val = build_cache(model, datasets["val"], collate, entry, spill_path=run_dir / "cache" / f"phase{index}-val",
                       desc="caching val", **kw)
     if not deterministic:
-        return datasets["train"], val, 0, (f"cache: validation split caches {what}; training split NOT cached "
+        return datasets["train"], val, RAW, (f"cache: validation split caches {what}; training split NOT cached "
                                            f"(random augmentation changes the input every epoch)")
-    train = build_cache(model, datasets["train"], collate, (0, start),
+    train = build_cache(model, datasets["train"], collate, entry,
                         spill_path=run_dir / "cache" / f"phase{index}-train", desc="caching train", **kw)
     mb = (cache_bytes(train) + cache_bytes(val)) / 2**20
-    return train, val, start, (f"cache: {what}, {t.cache_dtype}, {mb:.1f} MB for train+val, filled in "
+    return train, val, entry, (f"cache: {what}, {t.cache_dtype}, {mb:.1f} MB for train+val, filled in "
                                f"{time.time() - t0:.1f} s; epochs train only the rest")
 
 
-def _save(ctx: RunContext, model, optimizer, scheduler, index, epochs_done, steps_done, accum, start) -> None:
+def _save(ctx: RunContext, model, optimizer, scheduler, index, epochs_done, steps_done, accum, entry) -> None:
     """Checkpoint position: ``epochs_done`` whole epochs of phase ``index`` plus ``steps_done`` batches."""
     if not ctx.accelerator.is_main_process:
         return
     state = {"phase_index": index, "epoch": epochs_done, "step": steps_done, "history": ctx.history,
-             "accum": accum, "identity": ctx.identity, "cache_key": {"phase": index, "start_group": start}}
+             "accum": accum, "identity": ctx.identity, "cache_key": {"phase": index, "entry": entry.label}}
     path = checkpoint.save(ctx.run_dir, ctx.accelerator.unwrap_model(model), optimizer, scheduler, state,
                            ctx.recipe.train.keep_checkpoints)
     log.debug("checkpoint %s", path)
@@ -141,7 +131,7 @@ def run_phase(ctx: RunContext, model: TransferModel, index: int, resume=None) ->
     d = recipe.data
     seed = recipe.train.seed + 1000 * index
     t_phase = time.time()
-    train_ds, val_ds, start, cache_note = phase_inputs(accelerator, model, recipe, index, audit, ctx.datasets,
+    train_ds, val_ds, entry, cache_note = phase_inputs(accelerator, model, recipe, index, audit, ctx.datasets,
                                                        ctx.collate, ctx.deterministic, ctx.run_dir)
     log.info("  %s", cache_note)
     cache_seconds = time.time() - t_phase
@@ -153,7 +143,7 @@ def run_phase(ctx: RunContext, model: TransferModel, index: int, resume=None) ->
     # so a resumed run shuffles exactly like an uninterrupted one.
     torch.manual_seed(seed)
     prepared, optimizer, train_loader, val_loader = accelerator.prepare(model, optimizer, train_loader, val_loader)
-    val_start = _cached_start(model, audit) if isinstance(val_ds, CachedDataset) else 0
+    val_entry = Entry.after_frozen(frozen_prefix(audit), model.n_groups) if isinstance(val_ds, CachedDataset) else RAW
     steps_per_epoch = math.ceil(len(train_loader) / recipe.train.grad_accum)
     scheduler = build_scheduler(optimizer, phase, steps_per_epoch * phase.epochs)
 
@@ -180,7 +170,7 @@ def run_phase(ctx: RunContext, model: TransferModel, index: int, resume=None) ->
                    total=len(train_loader), disable=None if accelerator.is_local_main_process else True, unit="batch")
         for step, (x, y) in enumerate(bar, start=skip):
             with accelerator.accumulate(prepared):
-                logits = prepared(x, start=start)
+                logits = prepared(x, entry=entry)
                 loss = F.cross_entropy(logits, y)
                 if not torch.isfinite(loss):
                     raise UserError(f"phase {phase.name!r} epoch {epoch} step {step + 1}: the loss is {loss.item()}; "
@@ -199,7 +189,7 @@ def run_phase(ctx: RunContext, model: TransferModel, index: int, resume=None) ->
             if done < len(train_loader) and accelerator.sync_gradients and \
                     (ctx.stop.signum or (every and done % every == 0)):
                 _save(ctx, prepared, optimizer, scheduler, index, epoch - 1, done,
-                      [float(loss_sum), int(correct), int(seen)], start)
+                      [float(loss_sum), int(correct), int(seen)], entry)
                 if ctx.stop.signum:
                     name = signal.Signals(ctx.stop.signum).name
                     raise Interrupted(f"interrupted by {name} in phase {phase.name!r}, epoch {epoch}, step {done}; "
@@ -209,13 +199,13 @@ def run_phase(ctx: RunContext, model: TransferModel, index: int, resume=None) ->
         train_seconds = time.time() - t0
         totals = accelerator.reduce(torch.stack([loss_sum, correct.double(), seen.double()]).to(accelerator.device),
                                     reduction="sum").cpu()
-        val = evaluate_loader(accelerator, prepared, val_loader, start=val_start)
+        val = evaluate_loader(accelerator, prepared, val_loader, entry=val_entry)
         row = {"phase": phase.name, "phase_index": index, "epoch": epoch,
                "train_loss": float(totals[0] / totals[2]), "train_accuracy": float(totals[1] / totals[2]),
                "val_loss": val["loss"], "val_accuracy": val["accuracy"],
                "lr": optimizer.param_groups[-1]["lr"], "seconds": round(time.time() - t0, 3),
                "train_seconds": round(train_seconds, 3), "steps": len(train_loader),
-               "examples": int(totals[2]), "val_examples": val["n"], "train_input": _input_name(model, start)}
+               "examples": int(totals[2]), "val_examples": val["n"], "train_input": entry.label}
         ctx.history.append(row)
         if accelerator.is_main_process:
             rundir.append_jsonl(ctx.run_dir / "history.jsonl", row)
@@ -225,14 +215,14 @@ def run_phase(ctx: RunContext, model: TransferModel, index: int, resume=None) ->
         log.info("  %s epoch %d/%d: train loss %.4f acc %.4f | val loss %.4f acc %.4f | %.1f s",
                  phase.name, epoch, phase.epochs, row["train_loss"], row["train_accuracy"], row["val_loss"],
                  row["val_accuracy"], row["seconds"])
-        _save(ctx, prepared, optimizer, scheduler, index, epoch, 0, None, start)
+        _save(ctx, prepared, optimizer, scheduler, index, epoch, 0, None, entry)
         if ctx.stop.signum:
             name = signal.Signals(ctx.stop.signum).name
             raise Interrupted(f"interrupted by {name} after phase {phase.name!r} epoch {epoch}; checkpoint written "
                               f"in {ctx.run_dir / 'checkpoints'}. Resume with:\n  {ctx.resume_command}",
                               128 + ctx.stop.signum)
     ctx.timings.append({"phase": phase.name, "seconds": round(time.time() - t_phase, 3),
-                        "cache_seconds": round(cache_seconds, 3), "train_input": _input_name(model, start),
+                        "cache_seconds": round(cache_seconds, 3), "train_input": entry.label,
                         "resumed": resume is not None})
     model = accelerator.unwrap_model(prepared)
     del train_ds, val_ds, train_loader, val_loader
@@ -249,13 +239,13 @@ def _loader(ds, batch_size, shuffle, collate, workers, seed):
 
 
 @torch.no_grad()
-def predict_loader(accelerator, model, loader, start: int = 0):
+def predict_loader(accelerator, model, loader, entry: Entry = RAW):
     """(logits, labels) over the whole split, gathered across processes without padding duplicates."""
     was_training = model.training
     model.eval()
     all_logits, all_labels = [], []
     for x, y in loader:
-        logits = model(x, start=start)
+        logits = model(x, entry=entry)
         logits, y = accelerator.gather_for_metrics((logits.float(), y))
         all_logits.append(logits.cpu())
         all_labels.append(y.cpu())
@@ -263,7 +253,7 @@ def predict_loader(accelerator, model, loader, start: int = 0):
     return torch.cat(all_logits), torch.cat(all_labels)
 
 
-def evaluate_loader(accelerator, model, loader, start: int = 0) -> dict:
-    logits, labels = predict_loader(accelerator, model, loader, start)
+def evaluate_loader(accelerator, model, loader, entry: Entry = RAW) -> dict:
+    logits, labels = predict_loader(accelerator, model, loader, entry)
     return {"loss": float(F.cross_entropy(logits, labels)),
             "accuracy": float((logits.argmax(-1) == labels).float().mean()), "n": len(labels)}
