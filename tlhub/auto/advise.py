@@ -133,8 +133,8 @@ class Advice:
 
 
 def stop_margin(accuracy: float, n_eval: int) -> float:
-    """How much better an earlier group must probe: ``STOP_MARGIN`` or one standard error of the final
-    probe's accuracy on ``n_eval`` examples, whichever is larger (small validation sets are noisy)."""
+    """How much better an earlier group must probe: ``STOP_MARGIN`` or one standard error of the final probe's
+    accuracy on ``n_eval`` examples, whichever is larger (small validation sets are noisy)."""
     return max(STOP_MARGIN, (accuracy * (1 - accuracy) / max(1, n_eval)) ** 0.5)
 
 
@@ -149,7 +149,7 @@ def pool_state(state: Any):
     """A state between groups as ``[batch, dim]``: mean over space (images) or over unmasked tokens (text)."""
     import torch
     from tlhub.states import Pooled, TokenStates
-    if isinstance(state, Pooled):
+    if isinstance(state, Pooled):  # a pooler group's output
         return state.features.float()
     if isinstance(state, TokenStates):
         m = state.mask.unsqueeze(-1).to(state.hidden.dtype)
@@ -183,13 +183,14 @@ def _features(backbone, loader, probe_at: list[int]):
     """{group index: [n, dim] array} of pooled activations; the last index holds ``backbone.pool``."""
     import numpy as np
     import torch
+    from tlhub.states import to
     n = len(backbone.groups())
     feats: dict[int, list] = {i: [] for i in probe_at}
-    labels = []
-    backbone.eval()
+    labels: list = []
+    backbone.eval().to("cuda" if torch.cuda.is_available() else "cpu")  # probes run on a GPU when there is one
     with torch.inference_mode():
         for x, y in loader:
-            state = x
+            state = to(x, next(backbone.parameters()).device)  # where the weights are
             for i in range(n):
                 state = backbone.run_group(i, state)
                 if i in feats and i != n - 1:

@@ -8,8 +8,10 @@ file in the run directory beyond it; token states (text of varying length) are k
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 from pathlib import Path
+from typing import Callable, ContextManager
 
 import numpy as np
 import torch
@@ -78,10 +80,15 @@ class CachedDataset(torch.utils.data.Dataset):
 
 @torch.no_grad()
 def build_cache(model, dataset, collate, entry: Entry, *, batch_size: int, store_dtype: str, budget_mb: float,
-                spill_path: Path, desc: str, show_progress: bool) -> CachedDataset:
-    """Run ``dataset`` once through the model up to ``entry`` (a frozen prefix, or pooled features)."""
+                spill_path: Path, desc: str, show_progress: bool,
+                autocast: Callable[[], ContextManager] = contextlib.nullcontext) -> CachedDataset:
+    """Run ``dataset`` once through the model up to ``entry`` (a frozen prefix, or pooled features).
+
+    Batches go to the device of the model's weights and run under ``autocast`` (the run's mixed
+    precision); the states are stored on the CPU as ``store_dtype``."""
     from tqdm.auto import tqdm
 
+    device = next(model.parameters()).device
     was_training = model.training
     model.eval()
     loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=collate)
@@ -89,7 +96,9 @@ def build_cache(model, dataset, collate, entry: Entry, *, batch_size: int, store
     rows: StateArrays | list | None = None
     pos, n = 0, len(dataset)
     for x, y in tqdm(loader, desc=desc, leave=False, disable=None if show_progress else True, unit="batch"):
-        state = states.map_floats(states.to(model.prefix(x, entry), "cpu"), lambda t: t.to(store))
+        with autocast():
+            state = model.prefix(states.to(x, device), entry)
+        state = states.map_floats(states.to(state, "cpu"), lambda t: t.to(store))
         if rows is None:
             rows = StateArrays.allocate(n, state, budget_mb, spill_path) if states.fixed_shape(state) else []
         if isinstance(rows, StateArrays):

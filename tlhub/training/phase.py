@@ -91,7 +91,8 @@ def phase_inputs(accelerator, model, recipe, index, audit, datasets, collate, de
     what = "pooled features" if entry.pooled else f"the state after {k} of {n} frozen groups ({audit[k - 1].name})"
     d = recipe.data
     kw = dict(batch_size=d.eval_batch_size or 2 * d.batch_size, store_dtype=t.cache_dtype,
-              budget_mb=t.cache_memory_mb, show_progress=accelerator.is_local_main_process)
+              budget_mb=t.cache_memory_mb, show_progress=accelerator.is_local_main_process,
+              autocast=accelerator.autocast)
     t0 = time.time()
     val = build_cache(model, datasets["val"], collate, entry, spill_path=run_dir / "cache" / f"phase{index}-val",
                       desc="caching val", **kw)
@@ -131,6 +132,7 @@ def run_phase(ctx: RunContext, model: TransferModel, index: int, resume=None) ->
     d = recipe.data
     seed = recipe.train.seed + 1000 * index
     t_phase = time.time()
+    model.to(accelerator.device)  # before the cache fill, which runs where the weights are (prepare moves it too)
     train_ds, val_ds, entry, cache_note = phase_inputs(accelerator, model, recipe, index, audit, ctx.datasets,
                                                        ctx.collate, ctx.deterministic, ctx.run_dir)
     log.info("  %s", cache_note)

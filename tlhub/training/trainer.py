@@ -138,6 +138,8 @@ def run(recipe_or_path, overrides=(), overwrite: bool = False, quiet: bool = Fal
     registry = get_registry()
     # Under torchrun on a machine without GPUs, Accelerate picks gloo only when told it is on CPU.
     cpu_ddp = int(os.environ.get("WORLD_SIZE", "1")) > 1 and not torch.cuda.is_available()
+    from accelerate.state import AcceleratorState
+    AcceleratorState._reset_state()  # mixed precision is per run: one process may run several recipes
     accelerator = Accelerator(cpu=cpu_ddp, mixed_precision=recipe.train.mixed_precision,
                               gradient_accumulation_steps=recipe.train.grad_accum,
                               log_with=recipe.train.log_with or None, project_dir=".",
