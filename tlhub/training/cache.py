@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, ContextManager
 
@@ -28,6 +29,7 @@ class StateArrays:
 
     def __init__(self, kind: type, arrays: list[np.ndarray]):
         self.kind, self.arrays = kind, arrays
+        self.paths = [Path(a.filename) for a in arrays if isinstance(a, np.memmap)]  # spill files, removed by the phase
 
     @classmethod
     def allocate(cls, n: int, state, budget_mb: float, spill: Path) -> StateArrays:
@@ -44,9 +46,10 @@ class StateArrays:
         return cls(type(state), [np.lib.format.open_memmap(str(p), mode="w+", dtype=d, shape=s)
                            for p, s, d in zip(paths, shapes, dtypes)])
 
-    def write(self, pos: int, state) -> None:
+    def write(self, idx: list[int], state) -> None:
+        rows = slice(idx[0], idx[-1] + 1) if idx == list(range(idx[0], idx[-1] + 1)) else idx
         for arr, part in zip(self.arrays, states.tensors(state)):
-            arr[pos: pos + len(part)] = part.numpy()
+            arr[rows] = part.numpy()
 
     def __getitem__(self, i: int):
         return states.rebuild(self.kind, [torch.from_numpy(np.asarray(a[i])) for a in self.arrays])
@@ -78,36 +81,70 @@ class CachedDataset(torch.utils.data.Dataset):
         return sum(t.numel() * t.element_size() for row in self.rows for t in states.tensors(row))
 
 
+@dataclass(frozen=True)
+class Shard:
+    """This process's part of a cache fill: it runs batches ``rank::world`` of the split, then ``gather``
+    (a list from every process, concatenated in rank order) gives every process the whole cache: each
+    process trains on other examples every epoch (a new shuffle), so each needs all of them."""
+
+    rank: int = 0
+    world: int = 1
+    gather: Callable[[list], list] | None = None
+
+
 @torch.no_grad()
 def build_cache(model, dataset, collate, entry: Entry, *, batch_size: int, store_dtype: str, budget_mb: float,
                 spill_path: Path, desc: str, show_progress: bool,
-                autocast: Callable[[], ContextManager] = contextlib.nullcontext) -> CachedDataset:
+                autocast: Callable[[], ContextManager] = contextlib.nullcontext, shard: Shard = Shard(),
+                group_by_length: bool = False) -> CachedDataset:
     """Run ``dataset`` once through the model up to ``entry`` (a frozen prefix, or pooled features).
 
     Batches go to the device of the model's weights and run under ``autocast`` (the run's mixed
-    precision); the states are stored on the CPU as ``store_dtype``."""
+    precision); the states are stored on the CPU as ``store_dtype``, in the dataset's order. With
+    ``group_by_length`` (text datasets have ``lengths``) batches hold examples of similar length."""
     from tqdm.auto import tqdm
 
+    from tlhub.data.batching import by_length, in_order
+
+    n = len(dataset)
+    lengths = getattr(dataset, "lengths", None)
+    batches = by_length(lengths, batch_size) if group_by_length and lengths is not None else in_order(n, batch_size)
+    mine = batches[shard.rank::shard.world]
+    if shard.world > 1:  # spill files per process: no two processes write one file
+        spill_path = spill_path.with_name(f"{spill_path.name}.rank{shard.rank}")
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()
-    loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=collate)
+    loader = torch.utils.data.DataLoader(dataset, batch_sampler=mine, collate_fn=collate)
     store = STORE_DTYPES[store_dtype]
     rows: StateArrays | list | None = None
-    pos, n = 0, len(dataset)
-    for x, y in tqdm(loader, desc=desc, leave=False, disable=None if show_progress else True, unit="batch"):
+    local = []
+    for idx, (x, _) in zip(mine, tqdm(loader, desc=desc, leave=False, disable=None if show_progress else True,
+                                      unit="batch")):
         with autocast():
             state = model.prefix(states.to(x, device), entry)
         state = states.map_floats(states.to(state, "cpu"), lambda t: t.to(store))
-        if rows is None:
-            rows = StateArrays.allocate(n, state, budget_mb, spill_path) if states.fixed_shape(state) else []
-        if isinstance(rows, StateArrays):
-            rows.write(pos, state)
+        if shard.world > 1:
+            local.append((idx, state))
         else:
-            rows.extend(model.backbone.split_state(state))
-        pos += len(y)
+            rows = _put(rows, n, idx, state, model.backbone, budget_mb, spill_path)
+    if shard.world > 1:
+        for idx, state in shard.gather(local):
+            rows = _put(rows, n, idx, state, model.backbone, budget_mb, spill_path)
     model.train(was_training)
     return CachedDataset(model.backbone, getattr(dataset, "labels"), rows if rows is not None else [])
+
+
+def _put(rows, n: int, idx: list[int], state, backbone, budget_mb: float, spill: Path):
+    """Store a batch's states at their examples' positions (allocating the store on the first batch)."""
+    if rows is None:
+        rows = StateArrays.allocate(n, state, budget_mb, spill) if states.fixed_shape(state) else [None] * n
+    if isinstance(rows, StateArrays):
+        rows.write(idx, state)
+    else:
+        for i, item in zip(idx, backbone.split_state(state)):
+            rows[i] = item
+    return rows
 
 
 def cache_bytes(ds: CachedDataset) -> int:

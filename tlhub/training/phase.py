@@ -16,7 +16,7 @@ from tlhub.artifacts import rundir
 from tlhub.errors import UserError
 from tlhub.model import RAW, Entry, TransferModel, apply_states, frozen_prefix
 from tlhub.training import checkpoint
-from tlhub.training.cache import CachedDataset, build_cache, cache_bytes
+from tlhub.training.cache import CachedDataset, Shard, build_cache, cache_bytes
 from tlhub.training.optim import build_optimizer, build_scheduler
 
 log = logging.getLogger("tlhub")
@@ -78,6 +78,14 @@ def _collate_of(ds, collate):
     return ds.collate if isinstance(ds, CachedDataset) else collate
 
 
+def _shard(accelerator) -> Shard:
+    """Each process fills its share of the cache; the shares are gathered (see ``Shard``)."""
+    if accelerator.num_processes == 1:
+        return Shard()
+    from accelerate.utils import gather_object
+    return Shard(accelerator.process_index, accelerator.num_processes, gather_object)
+
+
 def phase_inputs(accelerator, model, recipe, index, audit, datasets, collate, deterministic, run_dir):
     """(train dataset, val dataset, entry of the training inputs, audit line) for one phase."""
     t = recipe.train
@@ -92,7 +100,7 @@ def phase_inputs(accelerator, model, recipe, index, audit, datasets, collate, de
     d = recipe.data
     kw = dict(batch_size=d.eval_batch_size or 2 * d.batch_size, store_dtype=t.cache_dtype,
               budget_mb=t.cache_memory_mb, show_progress=accelerator.is_local_main_process,
-              autocast=accelerator.autocast)
+              autocast=accelerator.autocast, shard=_shard(accelerator))
     t0 = time.time()
     val = build_cache(model, datasets["val"], collate, entry, spill_path=run_dir / "cache" / f"phase{index}-val",
                       desc="caching val", **kw)
@@ -227,10 +235,10 @@ def run_phase(ctx: RunContext, model: TransferModel, index: int, resume=None) ->
                         "cache_seconds": round(cache_seconds, 3), "train_input": entry.label,
                         "resumed": resume is not None})
     model = accelerator.unwrap_model(prepared)
+    spilled = [p for ds in (train_ds, val_ds) for p in getattr(getattr(ds, "rows", None), "paths", ())]
     del train_ds, val_ds, train_loader, val_loader
-    if accelerator.is_main_process:  # spilled cache files are only valid for this phase
-        for f in (ctx.run_dir / "cache").glob(f"phase{index}-*.bin"):
-            f.unlink()
+    for f in spilled:  # each process removes its own spill files: they are only valid for this phase
+        f.unlink(missing_ok=True)
     accelerator.free_memory()  # the next phase re-wraps: DDP must see the new requires_grad (pytorch #22049)
     return model
 
