@@ -75,6 +75,11 @@ class CachedDataset(torch.utils.data.Dataset):
         return self.backbone.collate_state([b[0] for b in batch]), torch.tensor([b[1] for b in batch])
 
     @property
+    def lengths(self) -> list[int] | None:
+        """Tokens per cached example (token states vary in length; fixed-shape states have none)."""
+        return None if isinstance(self.rows, StateArrays) else [len(states.tensors(r)[0]) for r in self.rows]
+
+    @property
     def nbytes(self) -> int:
         if isinstance(self.rows, StateArrays):
             return self.rows.nbytes

@@ -100,7 +100,7 @@ def phase_inputs(accelerator, model, recipe, index, audit, datasets, collate, de
     d = recipe.data
     kw = dict(batch_size=d.eval_batch_size or 2 * d.batch_size, store_dtype=t.cache_dtype,
               budget_mb=t.cache_memory_mb, show_progress=accelerator.is_local_main_process,
-              autocast=accelerator.autocast, shard=_shard(accelerator))
+              autocast=accelerator.autocast, shard=_shard(accelerator), group_by_length=d.group_by_length)
     t0 = time.time()
     val = build_cache(model, datasets["val"], collate, entry, spill_path=run_dir / "cache" / f"phase{index}-val",
                       desc="caching val", **kw)
@@ -145,9 +145,10 @@ def run_phase(ctx: RunContext, model: TransferModel, index: int, resume=None) ->
                                                        ctx.collate, ctx.deterministic, ctx.run_dir)
     log.info("  %s", cache_note)
     cache_seconds = time.time() - t_phase
-    train_loader = _loader(train_ds, d.batch_size, True, _collate_of(train_ds, ctx.collate), d.workers, seed)
+    train_loader = _loader(train_ds, d.batch_size, True, _collate_of(train_ds, ctx.collate), d.workers, seed,
+                           d.group_by_length)
     val_loader = _loader(val_ds, d.eval_batch_size or 2 * d.batch_size, False, _collate_of(val_ds, ctx.collate),
-                         d.workers, seed)
+                         d.workers, seed, d.group_by_length)
     optimizer = build_optimizer(model, phase, plan.lrs)
     # Accelerate's seedable sampler takes torch's initial seed when prepared: make it the phase's own,
     # so a resumed run shuffles exactly like an uninterrupted one.
@@ -243,9 +244,16 @@ def run_phase(ctx: RunContext, model: TransferModel, index: int, resume=None) ->
     return model
 
 
-def _loader(ds, batch_size, shuffle, collate, workers, seed):
-    return torch.utils.data.DataLoader(ds, batch_size=batch_size, shuffle=shuffle, collate_fn=collate,
-                                       num_workers=workers, generator=torch.Generator().manual_seed(seed))
+def _loader(ds, batch_size, shuffle, collate, workers, seed, group_by_length=False):
+    """Batches in random (``shuffle``) or dataset order; text (datasets with ``lengths``) grouped by length
+    when asked. A length-grouped evaluation loader's ``order`` is the example order it yields."""
+    lengths = getattr(ds, "lengths", None) if group_by_length else None
+    if lengths is None:
+        return torch.utils.data.DataLoader(ds, batch_size=batch_size, shuffle=shuffle, collate_fn=collate,
+                                           num_workers=workers, generator=torch.Generator().manual_seed(seed))
+    from tlhub.data.batching import LengthGroupedBatches, by_length
+    batches = LengthGroupedBatches(lengths, batch_size, seed) if shuffle else by_length(lengths, batch_size)
+    return torch.utils.data.DataLoader(ds, batch_sampler=batches, collate_fn=collate, num_workers=workers)
 
 
 @torch.no_grad()
