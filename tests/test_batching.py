@@ -51,11 +51,11 @@ def test_evaluation_batches_cover_the_split_longest_first():
 def test_length_grouped_evaluation_keeps_the_split_order(tmp_path):
     """The same model scores the same test split with and without grouping: same predictions, in order."""
     from accelerate import Accelerator
+    from tlhub_text.testing import WORDS, save_tiny_model
 
     from tlhub.data.text import TextDataset
     from tlhub.plugins import get_registry
     from tlhub.training.trainer import evaluate_split
-    from tlhub_text.testing import WORDS, save_tiny_model
 
     spec = get_registry().get("backbones", "hf")
     folder = save_tiny_model(tmp_path / "bert", "bert")
@@ -78,8 +78,9 @@ def test_length_grouped_evaluation_keeps_the_split_order(tmp_path):
 
 
 def test_group_by_length_is_validated():
-    from tlhub.recipe import load_and_validate
     from pathlib import Path
+
+    from tlhub.recipe import load_and_validate
     recipe = Path(__file__).parent / "recipes" / "tiny.toml"
     assert load_and_validate(recipe).data.group_by_length is True
     with pytest.raises(UserError) as err:

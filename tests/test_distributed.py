@@ -1,7 +1,6 @@
 """Two CPU processes under torchrun (gloo): identical weights, gathered metrics, rank 0 writes."""
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil

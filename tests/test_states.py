@@ -12,12 +12,13 @@ from hypothesis import strategies as st
 
 pytest.importorskip("tlhub_text")
 
-from tlhub.interfaces import Pooled, TokenStates  # noqa: E402
-from tlhub.model import RAW, Entry, TransferModel  # noqa: E402
-from tlhub.options import resolve_options  # noqa: E402
-from tlhub.plugins import get_registry  # noqa: E402
-from tlhub.training.cache import StateArrays, build_cache  # noqa: E402
-from tlhub_text.testing import WORDS, save_tiny_model  # noqa: E402
+from tlhub_text.testing import WORDS, save_tiny_model
+
+from tlhub.interfaces import Pooled, TokenStates
+from tlhub.model import RAW, Entry, TransferModel
+from tlhub.options import resolve_options
+from tlhub.plugins import get_registry
+from tlhub.training.cache import StateArrays, build_cache
 
 IMAGE = ["resnet18", "resnet50", "mobilenet_v2", "mobilenet_v3_small", "mobilenet_v3_large", "efficientnet_lite0"]
 TEXT = [("minilm-l6", None, "mean"), ("minilm-l6", None, "cls"), ("hf", "bert", "cls"), ("hf", "bert", "mean"),

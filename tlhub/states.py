@@ -11,8 +11,9 @@ tuples of tensors older plugins pass between groups.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import torch
 

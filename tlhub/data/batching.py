@@ -10,7 +10,7 @@ are put back in place), so they sort the whole split by length.
 """
 from __future__ import annotations
 
-from typing import Iterator, Sequence
+from collections.abc import Iterator, Sequence
 
 import torch
 

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, ContextManager
+from typing import ContextManager
 
 import numpy as np
 import torch
@@ -137,7 +138,7 @@ def build_cache(model, dataset, collate, entry: Entry, *, batch_size: int, store
         for idx, state in shard.gather(local):
             rows = _put(rows, n, idx, state, model.backbone, budget_mb, spill_path)
     model.train(was_training)
-    return CachedDataset(model.backbone, getattr(dataset, "labels"), rows if rows is not None else [])
+    return CachedDataset(model.backbone, dataset.labels, rows if rows is not None else [])
 
 
 def _put(rows, n: int, idx: list[int], state, backbone, budget_mb: float, spill: Path):
