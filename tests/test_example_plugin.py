@@ -58,27 +58,27 @@ def run(args, env, cwd=None, timeout=300):
 def test_listed_by_tlhub_plugins_and_list_backbones(example):
     env, _ = example
     lines = run(tlhub_cmd() + ["plugins"], env).splitlines()
-    timm_line = [ln for ln in lines if ln.split()[0] == "timm"]
+    timm_line = [ln for ln in lines if ln.split()[0] == "timm-example"]
     assert timm_line, lines
     assert "tlhub-timm-example 0.1.0" in timm_line[0] and "register_backbones" in timm_line[0]
     assert "FAILED" not in "\n".join(lines)
     backbones = {ln.split()[0]: ln.split()[1] for ln in run(tlhub_cmd() + ["list", "backbones"], env).splitlines()}
-    assert backbones.get("timm") == "timm"
+    assert backbones.get("timm-example") == "timm-example"
 
 
 def test_not_visible_outside(example):
     """The shared environment is untouched: this process does not see the example's entry point."""
-    assert "timm" not in {ep.name for ep in metadata.entry_points(group="tlhub")}
+    assert "timm-example" not in {ep.name for ep in metadata.entry_points(group="tlhub")}
 
 
-def test_tlhub_run_with_the_timm_backbone(example, tmp_path):
+def test_tlhub_run_with_the_example_backbone(example, tmp_path):
     env, _ = example
     if "synthetic" not in run(tlhub_cmd() + ["list", "data-sources"], env):
         pytest.skip("the tiny test plugin (tests/plugins/tlhub-tiny) is not installed")
     recipe = tmp_path / "timm_synthetic.toml"
     recipe.write_text(f"""# The example plugin's timm backbone on the tiny plugin's synthetic squares.
 [model]
-backbone = "timm"
+backbone = "timm-example"
 weights = "none"
 backbone_options = {{ model = "resnet10t" }}
 head = "linear"
@@ -117,7 +117,7 @@ dir = "{tmp_path / 'run'}"
 
 def test_the_example_plugins_own_tests_pass(example):
     env, src = example
-    # the in-process training test is deselected: test_tlhub_run_with_the_timm_backbone trains already
+    # the in-process training test is deselected: test_tlhub_run_with_the_example_backbone trains already
     args = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-x", "-k", "not trains_in_process"]
     registered = any(ep.value == "tlhub.pytest_plugin" for ep in metadata.entry_points(group="pytest11"))
     if not registered:  # before tlhub declares its pytest11 entry point

@@ -32,7 +32,7 @@ def groups_trained(model, trainable):
     ("none", {}, ["stem", "block1", "block2", "head_conv"]),
     ("top_k", {"k": 1}, ["head_conv"]),
     ("top_k", {"k": 3}, ["block1", "block2", "head_conv"]),
-    ("top_k", {"k": 9}, ["stem", "block1", "block2", "head_conv"]),
+    ("top_k", {"k": 4}, ["stem", "block1", "block2", "head_conv"]),
     ("from_group", {"group": "block2"}, ["block2", "head_conv"]),
 ])
 def test_group_policies(name, options, expected):

@@ -99,10 +99,16 @@ def test_block_and_allow_lists(monkeypatch):
     assert "tiny-cnn" not in reg.names("backbones") and "mlp" in reg.names("heads")  # built-ins always load
 
 
-def test_unknown_name_suggests_and_names_provider():
-    reg = Registry()
-    with pytest.raises(UserError, match="tlhub-vision"):
-        reg.get("backbones", "resnet50")
+def test_unknown_name_suggests_and_names_provider(monkeypatch):
+    with pytest.raises(UserError) as bare:  # a registry with no unloaded plugins to ask names no provider
+        Registry().get("backbones", "resnet50")
+    assert "unknown backbone 'resnet50'" in str(bare.value) and "provided by" not in str(bare.value)
+    monkeypatch.setenv("TLHUB_BLOCK_PLUGINS", "vision")
+    plugins.reset()
+    with pytest.raises(UserError, match=r"installed plugin vision \(tlhub-vision\), which is not loaded"):
+        plugins.get_registry().get("backbones", "resnet50")
+    plugins.reset()
+    monkeypatch.delenv("TLHUB_BLOCK_PLUGINS")
     reg = plugins.get_registry()
     with pytest.raises(UserError, match="did you mean 'tiny-cnn'"):
         reg.get("backbones", "tiny-cn")

@@ -23,7 +23,7 @@ from tlhub.training.cache import StateArrays, build_cache
 IMAGE = ["resnet18", "resnet50", "mobilenet_v2", "mobilenet_v3_small", "mobilenet_v3_large", "efficientnet_lite0"]
 TEXT = [("minilm-l6", None, "mean"), ("minilm-l6", None, "cls"), ("hf", "bert", "cls"), ("hf", "bert", "mean"),
         ("hf", "distilbert", "mean"), ("hf", "roberta", "cls")]
-CASES = [(name, None, None) for name in IMAGE] + TEXT
+CASES = [(name, None, None) for name in IMAGE] + [("timm", "resnet10t", None)] + TEXT
 
 
 def _sentence(i: int) -> str:
@@ -57,7 +57,9 @@ def _model(case, tiny_dirs) -> TransferModel:
         name, arch, pooling = case
         spec = get_registry().get("backbones", name)
         given = {} if pooling is None else {"pooling": pooling, "max_length": 16}
-        if arch:
+        if name == "timm":  # a small timm architecture, random init
+            given["model"] = arch
+        elif arch:
             given["model"] = str(tiny_dirs[arch])
         opts, errors = resolve_options("model.backbone_options", given, spec.options)
         assert not errors, errors

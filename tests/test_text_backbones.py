@@ -181,7 +181,7 @@ def test_offline_uncached_id_fails_fast(monkeypatch, offline_env):
         monkeypatch.setenv("HF_HUB_OFFLINE", offline_env)
     else:
         no_offline_env(monkeypatch)
-        monkeypatch.setattr("tlhub_text.hub.hub_reachable", lambda timeout=3.0: False)
+        monkeypatch.setattr("tlhub.data.hfhub.hub_reachable", lambda timeout=3.0: False)
     t = time.time()
     with pytest.raises(UserError) as exc:
         build("hf", model="tlhub-test-nonexistent/bert-tiny-xyz")
@@ -195,7 +195,7 @@ def test_probe_is_bounded_in_time(monkeypatch):
     """A server that accepts the connection and never answers: the probe gives up on time."""
     import socket
 
-    from tlhub_text import hub
+    from tlhub.data import hfhub as hub
     server = socket.socket()
     server.bind(("127.0.0.1", 0))
     server.listen(4)
@@ -222,7 +222,7 @@ def test_cached_id_loads_without_network(tiny_dirs, tmp_path, monkeypatch):
 
     def no_probe(*args, **kwargs):
         raise AssertionError("the Hub was probed although the model is cached")
-    monkeypatch.setattr("tlhub_text.hub.hub_reachable", no_probe)
+    monkeypatch.setattr("tlhub.data.hfhub.hub_reachable", no_probe)
     bb = build("hf", model="tlhub-test/tiny-bert", pooling="mean")
     assert bb.group_names == ["embeddings", "layer.0", "layer.1"]
     with pytest.raises(AssertionError, match="probed"):  # and an id that is not cached does probe

@@ -54,6 +54,11 @@ def test_existing_run_dir_not_overwritten(tiny_recipe, tmp_path):
     with pytest.raises(UserError, match="--overwrite"):
         tlhub.run(tiny_recipe, ["phases.0.epochs=1"], quiet=True)
     assert (run / "precious.txt").read_text() == "keep me"
+    with pytest.raises(UserError, match="not a tlhub run directory"):  # --overwrite replaces only runs
+        tlhub.run(tiny_recipe, ["phases.0.epochs=1"], overwrite=True, quiet=True)
+    assert (run / "precious.txt").read_text() == "keep me"
+    (run / "precious.txt").unlink()
+    tlhub.run(tiny_recipe, ["phases.0.epochs=1", "phases.1.epochs=1"], quiet=True)
     result = tlhub.run(tiny_recipe, ["phases.0.epochs=1", "phases.1.epochs=1"], overwrite=True, quiet=True)
     assert (result.run_dir / "metrics.json").is_file()
 

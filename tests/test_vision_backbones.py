@@ -19,7 +19,8 @@ VISION = {"resnet18": 512, "resnet50": 2048, "mobilenet_v2": 1280, "mobilenet_v3
 def build(name, weights="none"):
     """As the core does: declared option defaults resolved, then build."""
     spec = plugins.get_registry().get("backbones", name)
-    options, errors = resolve_options("model.backbone_options", {}, spec.options)
+    given = {"model": "resnet10t"} if name == "timm" else {}  # timm needs a model name; the smallest here
+    options, errors = resolve_options("model.backbone_options", given, spec.options)
     assert not errors
     return spec.build(weights, options)
 

@@ -45,6 +45,10 @@ class Backbone(nn.Module):
     modality: str = "image"
     feature_dim: int = 0
     preprocessing: ImagePreprocessing | TextPreprocessing | None = None
+    # False when the state between groups is not a real intermediate (e.g. the input passed through
+    # until the last group runs the whole network): the frozen-prefix cache then only caches pooled
+    # features of a fully frozen backbone, since a partial prefix would save no compute.
+    staged: bool = True
 
     @property
     def group_names(self) -> list[str]:

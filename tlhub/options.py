@@ -1,8 +1,10 @@
 """Declared options of a component (backbone, head, policy, data source) and their validation."""
 from __future__ import annotations
 
+import math
+import sys
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 from tlhub.errors import did_you_mean
 
@@ -12,13 +14,17 @@ _TYPE_NAMES = {str: "a string", int: "an integer", float: "a number", bool: "tru
 
 @dataclass(frozen=True)
 class Opt:
-    """One option: its name, type, default (``REQUIRED`` if none) and a one-line meaning."""
+    """One option: its name, type, default (``REQUIRED`` if none) and a one-line meaning.
+
+    ``check``: for a value of the right type, '' when it is allowed, else why not ("must be in [0, 1)").
+    """
 
     name: str
     type: type
     default: Any
     help: str
     choices: tuple | None = None
+    check: Callable[[Any], str] | None = None
 
 
 REQUIRED = object()
@@ -31,6 +37,10 @@ def check_value(path: str, value: Any, typ: type, choices: tuple | None = None) 
         ok = True
     if not ok:
         return [f"{path}: expected {_TYPE_NAMES.get(typ, typ.__name__)}, got {value!r}"]
+    if typ is float and not math.isfinite(value):
+        return [f"{path}: expected a finite number, got {value!r}"]
+    if typ is int and abs(value) > sys.maxsize:  # TOML's own limit; beyond it torch and range() overflow
+        return [f"{path}: out of range (at most {sys.maxsize} in size), got {value!r}"]
     if choices is not None and value not in choices:
         return [f"{path}: must be one of {', '.join(map(repr, choices))}, got {value!r}"
                 + did_you_mean(str(value), [str(c) for c in choices])]
@@ -48,7 +58,9 @@ def resolve_options(path: str, given: dict, declared: tuple[Opt, ...]) -> tuple[
             errors.append(f"{path}.{key}: unknown option{did_you_mean(key, by_name)} (known: {known})")
             continue
         opt = by_name[key]
-        errors += check_value(f"{path}.{key}", value, opt.type, opt.choices)
+        errs = check_value(f"{path}.{key}", value, opt.type, opt.choices)
+        why = opt.check(value) if opt.check is not None and not errs else ""
+        errors += errs + ([f"{path}.{key}: {why}, got {value!r}"] if why else [])
         out[key] = float(value) if opt.type is float and not isinstance(value, bool) and isinstance(value, (int, float)) else value
     for opt in declared:
         if opt.name not in out and opt.name not in given:

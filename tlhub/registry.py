@@ -68,16 +68,6 @@ KINDS = {
 KIND_SINGULAR = {"backbones": "backbone", "heads": "head", "freeze-policies": "freeze policy",
                  "data-sources": "data source"}
 
-# Names a user may expect, with the plugin that provides them when it is not installed.
-KNOWN_ELSEWHERE = {
-    "backbones": {n: "tlhub-vision" for n in ("resnet18", "resnet50", "mobilenet_v2", "mobilenet_v3_small",
-                                              "mobilenet_v3_large", "efficientnet_lite0")}
-    | {"minilm-l6": "tlhub-text", "hf": "tlhub-text"},
-    "data-sources": {n: "tlhub-vision" for n in ("mnist", "mnist-5k", "digits", "cifar10", "image-folder")}
-    | {n: "tlhub-text" for n in ("text-files", "csv", "tsv", "jsonl", "hf")},
-}
-
-
 @dataclass(frozen=True)
 class PluginInfo:
     """A loaded (or failed) plugin: entry-point name, distribution, version, implemented hooks."""
@@ -95,6 +85,9 @@ class Registry:
 
     items: dict[str, dict[str, Any]] = field(default_factory=lambda: {k: {} for k in KINDS})
     plugins: list[PluginInfo] = field(default_factory=list)
+    # Installed plugins that were not loaded (blocked or not allowed), asked only when a name is unknown:
+    # ``provider(kind, name) -> plugin name or None``. The core keeps no table of other plugins' names.
+    provider: Callable[[str, str], str | None] | None = None
 
     def add(self, kind: str, spec: Any, plugin: str) -> None:
         expected = KINDS[kind]
@@ -111,7 +104,7 @@ class Registry:
         table = self.items[kind]
         if name in table:
             return table[name]
-        raise UserError(unknown_message(kind, name, table))
+        raise UserError(unknown_message(kind, name, table, self.provider))
 
     def names(self, kind: str) -> list[str]:
         return sorted(self.items[kind])
@@ -126,11 +119,13 @@ class Registry:
         return spec, opts
 
 
-def unknown_message(kind: str, name: str, table: dict) -> str:
+def unknown_message(kind: str, name: str, table: dict,
+                    provider: Callable[[str, str], str | None] | None = None) -> str:
     msg = f"unknown {KIND_SINGULAR[kind]} {name!r}{did_you_mean(name, table)}"
-    provider = KNOWN_ELSEWHERE.get(kind, {}).get(name)
-    if provider:
-        msg += f"; it is provided by the plugin {provider!r}, which is not installed or is blocked"
+    plugin = provider(kind, name) if provider is not None else None
+    if plugin:
+        msg += (f"; it is provided by the installed plugin {plugin}, which is not loaded "
+                "(TLHUB_BLOCK_PLUGINS / TLHUB_PLUGINS)")
     elif table:
         msg += f" (available: {', '.join(sorted(table))})"
     return msg

@@ -330,7 +330,10 @@ FIELD_HELP = {
     "choices": "allowed values, or `None` for any value of the type",
 }
 FIELD_HELP_BY_CLASS = {"Opt": {"name": "the key in the component's options table, e.g. `k` in "
-                                       "`freeze_options = { k = 2 }`"}}
+                                       "`freeze_options = { k = 2 }`",
+                                "check": "optional `check(value) -> str`: '' when a value of the right type is "
+                                         "allowed, else why not (e.g. \"must be in [0, 1)\"); reported by "
+                                         "`tlhub validate`"}}
 DESCRIPTORS = ("BackboneSpec", "HeadSpec", "FreezePolicySpec", "DataSourceSpec")
 CONTRACTS = (("tlhub.interfaces", "Backbone"), ("tlhub.interfaces", "SequentialBackbone"),
              ("tlhub.interfaces", "ImagePreprocessing"), ("tlhub.interfaces", "TextPreprocessing"),

@@ -55,22 +55,27 @@ def write_model(model_dir: Path, recipe, model, classes: list[str]) -> None:
     rundir.write_atomic(model_dir / "recipe.toml", to_toml(recipe))
 
 
-def pick_samples(labels, preds, n: int = 9) -> list[int]:
-    """Indices of up to ``n`` test examples, mistakes first."""
-    wrong = [i for i in range(len(labels)) if labels[i] != preds[i]]
-    right = [i for i in range(len(labels)) if labels[i] == preds[i]]
+def pick_samples(labels, preds, losses=None, n: int = 9) -> list[int]:
+    """Indices of up to ``n`` test examples: mistakes first, each part highest loss first (fastai's top losses)."""
+    order = sorted(range(len(labels)), key=lambda i: -losses[i]) if losses is not None else range(len(labels))
+    wrong = [i for i in order if labels[i] != preds[i]]
+    right = [i for i in order if labels[i] == preds[i]]
     return (wrong + right)[:n]
 
 
 def write_samples(run_dir: Path, model, splits, preds, probs, image_size: int) -> None:
     labels = [int(y) for y in splits.test.labels]
     preds = [int(p) for p in preds]
-    idx = pick_samples(labels, preds)
+    # Cross-entropy of each test example: -log p(true class).
+    p_true = probs.detach().float().cpu()[torch.arange(len(labels)), labels] if labels else torch.zeros(0)
+    losses = (-p_true.clamp_min(1e-12).log()).tolist()
+    idx = pick_samples(labels, preds, losses)
     text = isinstance(model.backbone.preprocessing, TextPreprocessing)
     items = []
     for i in idx:
         row = {"index": i, "true": splits.classes[labels[i]], "pred": splits.classes[preds[i]],
-               "prob": round(float(probs[i, preds[i]]), 4)}
+               "prob": round(float(probs[i, preds[i]]), 4), "prob_true": round(float(probs[i, labels[i]]), 4),
+               "loss": round(losses[i], 4)}
         if text:
             row["text"] = str(splits.test.items[i])
         items.append(row)

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import sys
 
 import click
 
@@ -20,21 +19,27 @@ from tlhub.errors import UserError
 @click.option("--device", default="cpu", show_default=True, help=DEVICE_HELP)
 @user_errors
 def predict(model, inputs, as_json, top, batch_size, device):
-    """Predict with a trained MODEL (a run directory or its model/ folder).
+    """Predict with a trained MODEL (a run directory or its model/ folder, or an exported model.onnx or
+    the folder holding it: then ONNX Runtime runs it, and image models need no PyTorch).
 
     INPUTS: image files or folders of images for an image model, texts for a text model; `-` reads
     one input per line from stdin (paths or texts).
     """
     from tlhub.use.evaluate import collect_images
-    from tlhub.use.load import load
+    from tlhub.use.onnx import OnnxPredictor, find_onnx
 
-    predictor = load(model, device=device)
+    onnx_file = find_onnx(model)
+    if onnx_file is not None:
+        if device != "cpu":
+            click.echo(f"note: {onnx_file} runs on ONNX Runtime's CPU provider; --device {device} is ignored",
+                       err=True)
+        predictor = OnnxPredictor(onnx_file)
+    else:
+        from tlhub.use.load import load
+        predictor = load(model, device=device)
     items: list[str] = []
     for arg in inputs:
-        if arg == "-":
-            items += [line.rstrip("\r\n") for line in sys.stdin if line.strip()]
-        else:
-            items.append(arg)
+        items += read_stdin() if arg == "-" else [arg]
     if predictor.modality == "image":
         items = collect_images(items)
     if not items:
@@ -51,3 +56,20 @@ def predict(model, inputs, as_json, top, batch_size, device):
     for s, p in zip(shown, preds):
         ranked = sorted(p.probs.items(), key=lambda kv: -kv[1])[:top]
         click.echo(f"{s:<{width}}  " + "  ".join(f"{c:<{lw}}  {v:>6.4f}" for c, v in ranked))
+
+
+def read_stdin() -> list[str]:
+    """One input per line of stdin, which must be UTF-8; blank lines are skipped, and counted aloud."""
+    lines, blank = [], 0
+    for n, raw in enumerate(click.get_binary_stream("stdin"), 1):
+        try:
+            line = raw.decode("utf-8").rstrip("\r\n")
+        except UnicodeDecodeError as exc:
+            raise UserError(f"stdin line {n}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+        if line.strip():
+            lines.append(line)
+        else:
+            blank += 1
+    if blank:
+        click.echo(f"note: skipped {blank} blank line(s) of stdin", err=True)
+    return lines

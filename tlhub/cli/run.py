@@ -9,7 +9,7 @@ from tlhub.cli.base import user_errors
 @click.command()
 @click.argument("recipe", type=click.Path(dir_okay=False))
 @click.argument("overrides", nargs=-1)
-@click.option("--overwrite", is_flag=True, help="Replace the contents of an existing output.dir.")
+@click.option("--overwrite", is_flag=True, help="Replace the run in output.dir; the new run is built beside it and swapped in when it finishes.")
 @click.option("--resume", is_flag=False, flag_value="latest", default=None, metavar="[RUN_DIR]",
               help="Continue from the newest whole checkpoint of RUN_DIR (default: output.dir, or the newest "
                    "runs/<recipe>-* with checkpoints).")
@@ -22,3 +22,6 @@ def run(recipe, overrides, overwrite, resume, quiet):
     acc = result.metrics.get("accuracy")
     if acc is not None:
         click.echo(f"test accuracy {acc:.4f}; results in {result.run_dir}")
+    page = result.run_dir / "report.html"
+    if page.is_file():
+        click.echo(f"report: {page}")

@@ -1,32 +1,12 @@
 """Images to tensors: 3 channels, the recipe's size, the backbone's normalization, optional augmentation."""
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
-import numpy as np
 import torch
-from PIL import Image
 
+from tlhub.data.decode import to_pil
 from tlhub.interfaces import ImagePreprocessing
-
-
-def to_pil(item: Any) -> Image.Image:
-    """A PIL RGB image from a PIL image, an array (HxW or HxWxC) or a path."""
-    if isinstance(item, Image.Image):
-        img = item
-    elif isinstance(item, (str, Path)):
-        with Image.open(item) as f:
-            img = f.copy()
-    else:
-        arr = np.asarray(item)
-        if arr.dtype != np.uint8:
-            hi = float(arr.max()) if arr.size else 1.0
-            arr = (arr * (255.0 / hi if hi > 1.0 else 255.0)).clip(0, 255).astype(np.uint8)
-        if arr.ndim == 3 and arr.shape[0] in (1, 3) and arr.shape[-1] not in (1, 3):
-            arr = arr.transpose(1, 2, 0)
-        img = Image.fromarray(arr.squeeze(-1) if arr.ndim == 3 and arr.shape[-1] == 1 else arr)
-    return img.convert("RGB")
 
 
 def augment_is_random(augment) -> bool:

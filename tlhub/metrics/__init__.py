@@ -1,9 +1,10 @@
 """Metrics through ``evaluate``: tlhub's own modules load by path (offline); other names go to the Hub."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
-from tlhub.errors import UserError
+from tlhub.errors import UserError, did_you_mean
 
 HERE = Path(__file__).parent
 CORE = ("accuracy", "f1", "precision", "recall", "confusion_matrix")
@@ -23,6 +24,40 @@ def load_metric(name: str):
                                 f"({type(exc).__name__}: {str(exc).splitlines()[0][:200]}); tlhub's offline "
                                 f"metrics are {', '.join(CORE)}") from None
     return _LOADED[name]
+
+
+def _evaluate_module_cache() -> Path:
+    """Where ``evaluate`` keeps metric scripts it has loaded (its config's rule, without importing it)."""
+    home = os.environ.get("HF_HOME") or os.path.join(os.environ.get("XDG_CACHE_HOME", "~/.cache"), "huggingface")
+    modules = os.environ.get("HF_MODULES_CACHE") or os.path.join(home, "modules")
+    return Path(modules).expanduser() / "evaluate_modules" / "metrics"
+
+
+def local_metrics() -> list[str]:
+    """Metric names that load without the network: tlhub's own and those in evaluate's module cache."""
+    names = [m for m in CORE if m != "confusion_matrix"]
+    cache = _evaluate_module_cache()
+    if cache.is_dir():
+        for d in sorted(cache.iterdir()):
+            owner, sep, metric = d.name.partition("--")
+            if sep and d.is_dir() and any(len(h.name) == 64 and (h / f"{metric}.py").is_file() for h in d.iterdir()):
+                names.append(metric if owner.startswith("evaluate-") else f"{owner}/{metric}")
+    return list(dict.fromkeys(names))
+
+
+def _is_script(name: str) -> bool:
+    """A metric given by path: a script, or a folder holding a script of the folder's name (evaluate's rule)."""
+    p = Path(name).expanduser()
+    return (p.suffix == ".py" and p.is_file()) or (p / f"{p.name}.py").is_file()
+
+
+def metric_errors(names) -> list[str]:
+    """Errors for ``eval.metrics`` names that cannot be loaded here, found without going to the Hub."""
+    known = local_metrics()
+    bad = [n for n in names if n not in known and n != "confusion_matrix" and not _is_script(n)]
+    return [f"eval.metrics: unknown metric {n!r}{did_you_mean(n, known)}; metrics that load offline: "
+            f"{', '.join(known)} (another evaluate metric must be in evaluate's cache -- load it once with "
+            f"the network -- or be given as the path of its script)" for n in bad]
 
 
 def compute_metrics(names, predictions, references, num_classes: int) -> dict:

@@ -39,6 +39,7 @@ class GroupLayout:
     params: dict[str, int]  # parameter name -> numel, in named_parameters() order
     bn_layers: int
     bn_params: frozenset[str]
+    staged: bool = True  # the backbone's ``staged``: False makes only a fully frozen backbone cacheable
 
 
 def group_layouts(backbone) -> list[GroupLayout]:
@@ -49,7 +50,8 @@ def group_layouts(backbone) -> list[GroupLayout]:
     for gname, module in backbone.groups():
         bns = [m for m in module.modules() if isinstance(m, _BN)]
         bn_params = frozenset(owner[id(p)] for m in bns for p in m.parameters(recurse=False))
-        out.append(GroupLayout(gname, {owner[id(p)]: p.numel() for p in module.parameters()}, len(bns), bn_params))
+        out.append(GroupLayout(gname, {owner[id(p)]: p.numel() for p in module.parameters()}, len(bns), bn_params,
+                               bool(getattr(backbone, "staged", True))))
     return out
 
 

@@ -33,6 +33,34 @@ def _env_list(var: str) -> set[str] | None:
     return {p.strip() for p in raw.split(",") if p.strip()}
 
 
+def _skipped(blocked: set[str] | None, allowed: set[str] | None) -> list[str]:
+    """Entry-point plugins that are installed but will not be loaded under these switches."""
+    blocked = (_env_list("TLHUB_BLOCK_PLUGINS") or set()) if blocked is None else set(blocked)
+    allowed = _env_list("TLHUB_PLUGINS") if allowed is None else set(allowed)
+    return sorted(ep.name for ep in metadata.entry_points(group=GROUP)
+                  if ep.name in blocked or (allowed is not None and ep.name not in allowed))
+
+
+def _dist_of(plugin: str) -> str:
+    for ep in metadata.entry_points(group=GROUP, name=plugin):
+        return ep.dist.metadata["Name"] if getattr(ep, "dist", None) is not None else "?"
+    return "?"
+
+
+def _provider_lookup(skipped: list[str]):
+    """Which skipped plugin registers ``name``: asked of the plugins themselves, only when a name is unknown."""
+    def provider(kind: str, name: str) -> str | None:
+        for plugin in skipped:
+            try:
+                registry = build_registry(*make_plugin_manager(blocked=set(), allowed={plugin}))
+            except Exception:  # a plugin that cannot even register gives no hint
+                continue
+            if name in registry.items[kind]:
+                return f"{plugin} ({_dist_of(plugin)})"
+        return None
+    return provider
+
+
 def make_plugin_manager(extra: Iterable[Any] = (), blocked: set[str] | None = None,
                         allowed: set[str] | None = None) -> tuple[pluggy.PluginManager, list[PluginInfo]]:
     """A fresh plugin manager: built-ins, installed entry points (minus ``blocked``; only ``allowed`` when
@@ -90,7 +118,11 @@ def make_registry(extra: Iterable[Any] = (), blocked: set[str] | None = None,
                   allowed: set[str] | None = None) -> Registry:
     """A registry built from scratch (see ``make_plugin_manager`` for the arguments)."""
     pm, infos = make_plugin_manager(extra, blocked, allowed)
-    return build_registry(pm, infos)
+    registry = build_registry(pm, infos)
+    skipped = _skipped(blocked, allowed)
+    if skipped:
+        registry.provider = _provider_lookup(skipped)
+    return registry
 
 
 get_plugin_manager = make_plugin_manager  # the name plugin authors' tests know

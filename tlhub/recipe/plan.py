@@ -86,18 +86,24 @@ def learning_rates(phase, states: list[GroupState]) -> dict[str, float]:
     return lrs
 
 
-def cache_entry(recipe, states: list[GroupState]) -> CacheEntry:
+def cache_entry(recipe, states: list[GroupState], staged: bool = True) -> CacheEntry:
     k, n = frozen_prefix(states), len(states)
     if not recipe.train.cache:
         return CacheEntry(0, False, "off (train.cache = false)")
     if k == 0:
         return CacheEntry(0, False, "none (the first group trains)")
+    if k < n and not staged:
+        return CacheEntry(0, False, NOT_STAGED)
     pooled = Entry.after_frozen(k, n).pooled
     what = "pooled features" if pooled else f"the state after {k} of {n} frozen groups ({states[k - 1].name})"
     if recipe_augments(recipe):
         return CacheEntry(k, pooled, f"{what} for the validation split; the training split is not cached "
                                      f"(random augmentation changes the input every epoch)")
     return CacheEntry(k, pooled, f"{what}, computed once per phase; epochs train only the rest")
+
+
+NOT_STAGED = ("none (this backbone runs its groups in one pass, so a frozen prefix saves no compute; only a "
+              "fully frozen backbone is cached)")
 
 
 def recipe_augments(recipe) -> bool:
@@ -134,7 +140,7 @@ def plan_phase(recipe, registry, index: int, phase, layouts: list[GroupLayout], 
     states, train_names = resolve_groups(layouts, set(trainable), phase.bn,
                                          {k: v for k, v in phase.bn_groups.items() if k in names})
     return PhasePlan(index, phase.name, phase.freeze, opts, phase.epochs, tuple(states), frozenset(train_names),
-                     learning_rates(phase, states), cache_entry(recipe, states))
+                     learning_rates(phase, states), cache_entry(recipe, states, all(g.staged for g in layouts)))
 
 
 _LAYOUTS: dict[tuple, list[GroupLayout]] = {}

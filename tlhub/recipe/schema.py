@@ -200,7 +200,7 @@ def apply_overrides(raw: dict, overrides: list[str]) -> dict:
 
 
 def _index(node: list, part: str, path: str) -> int:
-    if part.lstrip("-").isdigit() and -len(node) <= int(part) < len(node):
+    if part.isdigit() and int(part) < len(node):  # from 0, as the message says: no negative indexes
         return int(part)
     for i, item in enumerate(node):  # phases by name
         if isinstance(item, dict) and item.get("name") == part:
@@ -320,8 +320,14 @@ def _check_values(r: Recipe) -> list[str]:
     for key in ("eval_batch_size", "workers", "limit", "image_size"):
         if getattr(d, key) < 0:
             e.append(f"data.{key}: must be >= 0, got {getattr(d, key)}")
+    for key in ("crop_padding", "rotation", "color_jitter"):  # negative would silently mean "off"
+        if getattr(d.augment, key) < 0:
+            e.append(f"data.augment.{key}: must be >= 0 (0: off), got {getattr(d.augment, key)}")
     if d.test is not None and not d.test.source:
         e.append("data.test.source: required when [data.test] is given")
+    for key, seed in (("train.seed", r.train.seed), ("data.split_seed", d.split_seed)):
+        if not 0 <= seed < 2**32:  # what numpy's and torch's seeding accept
+            e.append(f"{key}: must be in [0, 2**32), got {seed}")
     if r.train.grad_accum < 1:
         e.append(f"train.grad_accum: must be >= 1, got {r.train.grad_accum}")
     if r.train.checkpoint_steps < 0:

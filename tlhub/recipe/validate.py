@@ -4,15 +4,14 @@ from __future__ import annotations
 from pathlib import Path
 
 from tlhub.errors import UserError
+from tlhub.options import resolve_options
+from tlhub.plugins import get_registry
 from tlhub.recipe.schema import Recipe, apply_overrides, load_toml, parse_recipe
+from tlhub.registry import unknown_message
 
 
 def validate(recipe: Recipe, registry=None) -> list[str]:
     """Errors from resolving component names and their options against the registry."""
-    from tlhub.options import resolve_options
-    from tlhub.plugins import get_registry
-    from tlhub.registry import unknown_message
-
     reg = registry or get_registry()
     errors: list[str] = []
 
@@ -21,7 +20,7 @@ def validate(recipe: Recipe, registry=None) -> list[str]:
             return None
         table = reg.items[kind]
         if name not in table:
-            errors.append(f"{where}: {unknown_message(kind, name, table)}")
+            errors.append(f"{where}: {unknown_message(kind, name, table, reg.provider)}")
             return None
         errors.extend(resolve_options(opts_where, opts, table[name].options)[1])
         return table[name]
@@ -42,6 +41,7 @@ def validate(recipe: Recipe, registry=None) -> list[str]:
                       f"{recipe.model.backbone!r} takes {bb.modality} input")
     if bb is not None and not any(e.startswith("model.backbone") for e in errors):
         errors += _plan_errors(recipe, reg)
+    errors += _setup_errors(recipe)
     return list(dict.fromkeys(errors))  # the plan may repeat a name error found above
 
 
@@ -51,13 +51,45 @@ def _plan_errors(recipe: Recipe, registry) -> list[str]:
     from tlhub.recipe.plan import build_plan, cached_layouts
     try:
         layouts = cached_layouts(ModelSpec.from_recipe(recipe), registry)
-    except UserError:  # the architecture cannot be built here (e.g. offline): the run reports why
-        return []
+    except UserError as exc:  # the architecture cannot be built here (e.g. offline): the run reports why,
+        # but a bad backbone option (an unknown timm model, a missing model folder) is the recipe's mistake
+        return [m for m in (exc.errors or [str(exc)]) if m.startswith("model.backbone_options")]
     try:
         build_plan(recipe, registry, layouts)
     except UserError as exc:
         return exc.errors or [str(exc)]
     return []
+
+
+def _setup_errors(recipe: Recipe) -> list[str]:
+    """What the run would otherwise find only at setup: output folder, trackers, metrics."""
+    from tlhub.artifacts.rundir import check_output_dir
+    from tlhub.metrics import metric_errors
+    errors = check_output_dir(recipe.output.dir) if recipe.output.dir else []
+    errors += tracker_errors(recipe.train.log_with)
+    if all(isinstance(m, str) for m in recipe.eval.metrics):  # else reported by the schema
+        errors += metric_errors(recipe.eval.metrics)
+    return errors
+
+
+def tracker_errors(names) -> list[str]:
+    """Accelerate's tracker names, and only those installed here (Accelerate raises on the others)."""
+    from accelerate.tracking import LOGGER_TYPE_TO_CLASS
+    from accelerate.tracking import get_available_trackers
+    from tlhub.errors import did_you_mean
+    known = ["all", *LOGGER_TYPE_TO_CLASS]
+    available = [str(getattr(t, "value", t)) for t in get_available_trackers()]
+    errors = []
+    for name in names:
+        if not isinstance(name, str):
+            continue  # reported by the schema
+        if name not in known:
+            errors.append(f"train.log_with: unknown tracker {name!r}{did_you_mean(name, known)} "
+                          f"(Accelerate's trackers: {', '.join(known)})")
+        elif name != "all" and name not in available:
+            errors.append(f"train.log_with: tracker {name!r} is not installed (installed: "
+                          f"{', '.join(available) or 'none'}); install its package or remove it")
+    return errors
 
 
 def load_and_validate(path: str | Path, overrides=()) -> Recipe:

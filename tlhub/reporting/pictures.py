@@ -86,6 +86,7 @@ def confusion_matrix_png(metrics: dict, path: Path) -> Path:
 
 
 def learning_curves_png(history: list[dict], path: Path) -> Path:
+    from matplotlib.ticker import MaxNLocator
     plt = _pyplot()
     rows = sorted(history, key=lambda r: (r.get("phase_index", 0), r.get("epoch", 0)))
     phases: list[tuple[str, int, int]] = []  # (name, first x, last x)
@@ -107,6 +108,7 @@ def learning_curves_png(history: list[dict], path: Path) -> Path:
                 ax.axvline(first - 0.5, color="gray", linestyle=":", linewidth=1)
             ax.text((first + last) / 2, 1.01, name, transform=ax.get_xaxis_transform(),
                     ha="center", va="bottom", fontsize=9, color="dimgray")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole numbers
         ax.set_xlabel("epoch (all phases)")
         ax.set_ylabel(metric)
         ax.set_xlim(0.5, len(xs) + 0.5)

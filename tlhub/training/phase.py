@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from tlhub.artifacts import rundir
 from tlhub.errors import UserError
 from tlhub.model import RAW, Entry, TransferModel, apply_states, frozen_prefix
+from tlhub.recipe.plan import NOT_STAGED
 from tlhub.training import checkpoint
 from tlhub.training.cache import CachedDataset, Shard, build_cache, cache_bytes
 from tlhub.training.optim import build_optimizer, build_scheduler
@@ -95,6 +96,8 @@ def phase_inputs(accelerator, model, recipe, index, audit, datasets, collate, de
         return datasets["train"], datasets["val"], RAW, "cache: off (train.cache = false)"
     if k == 0:
         return datasets["train"], datasets["val"], RAW, "cache: none (the first group trains)"
+    if k < n and not model.backbone.staged:
+        return datasets["train"], datasets["val"], RAW, f"cache: {NOT_STAGED}"
     entry = Entry.after_frozen(k, n)
     what = "pooled features" if entry.pooled else f"the state after {k} of {n} frozen groups ({audit[k - 1].name})"
     d = recipe.data
@@ -247,6 +250,7 @@ def run_phase(ctx: RunContext, model: TransferModel, index: int, resume=None) ->
 def _loader(ds, batch_size, shuffle, collate, workers, seed, group_by_length=False):
     """Batches in random (``shuffle``) or dataset order; text (datasets with ``lengths``) grouped by length
     when asked. A length-grouped evaluation loader's ``order`` is the example order it yields."""
+    batch_size = min(batch_size, max(1, len(ds)))  # same batches; a huge batch_size would overflow the sampler
     lengths = getattr(ds, "lengths", None) if group_by_length else None
     if lengths is None:
         return torch.utils.data.DataLoader(ds, batch_size=batch_size, shuffle=shuffle, collate_fn=collate,

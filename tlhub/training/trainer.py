@@ -100,6 +100,9 @@ def find_resume_dir(recipe: Recipe, resume: str) -> Path:
         path = Path(resume)
     elif recipe.output.dir:
         path = Path(recipe.output.dir).expanduser()
+        staged = rundir.staged_runs(path)
+        if staged:  # an interrupted --overwrite of output.dir: continue it (it replaces the old run at the end)
+            path = staged[-1]
     else:
         runs = sorted(Path("runs").glob(f"{recipe.stem}-*/checkpoints"), key=lambda p: p.stat().st_mtime)
         if not runs:
@@ -123,6 +126,19 @@ def run(recipe_or_path, overrides=(), overwrite: bool = False, quiet: bool = Fal
 
     ``resume``: a run directory (or "latest") to continue from its newest whole checkpoint.
     """
+    from tlhub.training.phase import Interrupted
+    staged: list[rundir.RunDir] = []  # set by the main process when --overwrite builds the run beside the old
+    try:
+        return _run(recipe_or_path, overrides, overwrite, quiet, resume, staged)
+    except BaseException as exc:
+        # Keep an interrupted one (it has a checkpoint to resume) and one that a --resume continues.
+        if staged and resume is None and not isinstance(exc, Interrupted):
+            rundir.discard(staged[0])
+            log.info("overwrite: the new run failed; %s still holds the old run", staged[0].final)
+        raise
+
+
+def _run(recipe_or_path, overrides, overwrite, quiet, resume, staged) -> RunResult:
     from accelerate import Accelerator
     from accelerate.utils import (
         DataLoaderConfiguration,
@@ -155,13 +171,16 @@ def run(recipe_or_path, overrides=(), overwrite: bool = False, quiet: bool = Fal
             broadcast_object_list(plan)
         recipe = expand_auto(recipe, plan[0])
 
-    holder = [None]
+    holder = [None, None]
     if main:
-        path = find_resume_dir(recipe, resume) if resume is not None else rundir.choose_run_dir(recipe, overwrite)
-        holder[0] = str(rundir.make_run_dir(path))
+        rd = (rundir.resumed_run_dir(find_resume_dir(recipe, resume)) if resume is not None
+              else rundir.choose_run_dir(recipe, overwrite))
+        holder[:] = [str(rundir.make_run_dir(rd.path)), str(rd.final)]
+        if rd.staged:
+            staged.append(rd)
     if accelerator.num_processes > 1:
         broadcast_object_list(holder)
-    run_dir = Path(holder[0])
+    run_dir, final_dir = Path(holder[0]), Path(holder[1])
     setup_logging(run_dir, main, quiet)
     ckpt = checkpoint.newest(run_dir) if resume is not None else None
     if resume is not None and ckpt is None:
@@ -199,6 +218,9 @@ def run(recipe_or_path, overrides=(), overwrite: bool = False, quiet: bool = Fal
         log.info("resume: from checkpoint %s (phase %d, %d epoch(s) and %d step(s) done)", ckpt.path.name,
                  ckpt.position[0] + 1, ckpt.position[1], ckpt.position[2])
     if main:
+        from tlhub.artifacts.environment import describe_environment
+        rundir.write_json(run_dir / "environment.json", describe_environment(
+            accelerator.device, accelerator.num_processes, threads, recipe.train.mixed_precision, registry))
         rundir.write_atomic(run_dir / "recipe.toml", f"# resolved recipe of {recipe.path}\n" + to_toml(recipe))
         rundir.write_atomic(run_dir / "history.jsonl", "".join(json.dumps(r) + "\n" for r in history))
         if splits.skipped:
@@ -257,12 +279,27 @@ def run(recipe_or_path, overrides=(), overwrite: bool = False, quiet: bool = Fal
         accelerator.end_training()
     elapsed = time.time() - t_start
     log.info("test: %s (%d examples) in %.0f s total", format_scores(metrics), len(splits.test), elapsed)
-    log.info("results: %s (metrics.json, history.jsonl, model/, confusion_matrix.png, learning_curves.png, "
-             "samples)", run_dir)
     accelerator.wait_for_everyone()
     if main:
         rundir.write_json(run_dir / "timings.json", {"phases": ctx.timings, "total_seconds": round(elapsed, 3)})
-    return RunResult(run_dir, metrics, history, splits.classes, model, ctx.timings)
+        write_page(run_dir)
+        if staged:
+            rundir.commit(staged[0])
+            log.info("overwrite: the new run replaced the old one in %s", final_dir)
+    log.info("results: %s (report.html, metrics.json, history.jsonl, model/, confusion_matrix.png, "
+             "learning_curves.png, samples)", final_dir)
+    accelerator.wait_for_everyone()
+    return RunResult(final_dir, metrics, history, splits.classes, model, ctx.timings)
+
+
+def write_page(run_dir: Path) -> None:
+    """report.html last, from the files above; every result is already on disk, so a failure here only warns."""
+    from tlhub.reporting.html import write_html_report
+    try:
+        log.info("report: %s", write_html_report(run_dir))
+    except Exception as exc:  # noqa: BLE001 - the run's results are written; `tlhub report` can retry
+        log.warning("report: report.html not written (%s: %s); `tlhub report %s` retries", type(exc).__name__,
+                    exc, run_dir)
 
 
 def evaluate_split(accelerator, model, dataset, collate, recipe, splits):

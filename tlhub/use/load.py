@@ -120,6 +120,7 @@ class Predictor:
             bad = [type(t).__name__ for t in items if not isinstance(t, str)]
             if bad:
                 raise UserError(f"this model takes text (strings); got {bad[0]}")
+            _check_texts(items)
             return items
         if isinstance(inputs, (str, Path)) or _is_pil(inputs):
             return [inputs]
@@ -141,9 +142,10 @@ class Predictor:
         from tlhub.data.images import to_pil
         if _is_tensor(item):
             return self._tensor_image(item)
+        from PIL import Image
         try:
             img = to_pil(item)
-        except (OSError, ValueError, TypeError) as exc:  # missing file, not an image, odd array
+        except (OSError, ValueError, TypeError, Image.DecompressionBombError) as exc:  # missing, not an image, ...
             what = str(item) if isinstance(item, (str, Path)) else type(item).__name__
             raise UserError(f"{what}: cannot read the image ({type(exc).__name__}: {exc})") from None
         return self._transform(img)
@@ -174,6 +176,21 @@ class Predictor:
         for row, e in enumerate(ids):
             mask[row, : len(e)] = 1
         return {"input_ids": batch.to(self.device), "attention_mask": mask.to(self.device)}
+
+
+def _check_texts(items: list[str]) -> None:
+    """Refuse what a text model would label anyway without reading it: blank or undecodable text."""
+    errors = []
+    for i, t in enumerate(items):
+        if not t.strip():
+            errors.append(f"input {i + 1}: empty or blank text; a text model has nothing to label")
+        else:
+            try:
+                t.encode("utf-8")
+            except UnicodeEncodeError:  # bytes that were not UTF-8, kept by Python as lone surrogates
+                errors.append(f"input {i + 1}: not valid UTF-8 text ({t.encode('utf-8', 'replace')[:40]!r})")
+    if errors:
+        raise UserError(errors=errors)
 
 
 def _is_tensor(x: Any) -> bool:
@@ -224,7 +241,33 @@ def read_config(model_dir: Path) -> dict:
     missing = [k for k in ("backbone", "head", "classes", "preprocessing") if k not in config]
     if not isinstance(config, dict) or missing:
         raise UserError(f"{path}: not a tlhub model config (missing {', '.join(missing) or 'a JSON object'})")
+    problems = _preprocessing_problems(config["preprocessing"])
+    if problems:
+        raise UserError(errors=[f"{path}: preprocessing: {p}" for p in problems])
     return config
+
+
+def _preprocessing_problems(prep: Any) -> list[str]:
+    """What ``Predictor`` needs from ``config.json``'s preprocessing table and does not find."""
+    if not isinstance(prep, dict):
+        return [f"expected a table, got {prep!r}"]
+    modality = prep.get("modality", "image")
+    if modality == "text":
+        ml = prep.get("max_length", 512)
+        return [] if isinstance(ml, int) and not isinstance(ml, bool) and ml > 0 else \
+            [f"max_length must be a positive integer, got {ml!r}"]
+    if modality != "image":
+        return [f"modality must be 'image' or 'text', got {modality!r}"]
+    out = []
+    size = prep.get("image_size")
+    if not (isinstance(size, int) and not isinstance(size, bool) and size > 0):
+        out.append("image_size is missing" if size is None else f"image_size must be a positive integer, "
+                                                                  f"got {size!r}")
+    for key in ("mean", "std"):
+        v = prep.get(key)
+        if not (isinstance(v, list) and len(v) == 3 and all(isinstance(x, (int, float)) for x in v)):
+            out.append(f"{key} must be a list of 3 numbers, got {v!r}")
+    return out
 
 
 def build_model(config: dict, model_dir: Path, registry=None):

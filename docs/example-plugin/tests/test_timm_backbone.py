@@ -19,14 +19,14 @@ torch.set_num_threads(1)
 def test_registered_without_building_anything():
     import subprocess
     import sys
-    code = ("import sys, tlhub.plugins as p; r = p.get_registry(); s = r.get('backbones', 'timm'); "
+    code = ("import sys, tlhub.plugins as p; r = p.get_registry(); s = r.get('backbones', 'timm-example'); "
             "print(s.plugin, s.modality, 'timm' in sys.modules, 'torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert out.split() == ["timm", "image", "False", "False"]
+    assert out.split() == ["timm-example", "image", "False", "False"]
 
 
 def test_default_model_passes_the_contract():
-    bb = check_backbone("timm")  # weights="none": random init, no network
+    bb = check_backbone("timm-example")  # weights="none": random init, no network
     assert bb.group_names == ["stem", "blocks.1", "blocks.2", "blocks.3", "blocks.4"]
     assert bb.feature_dim == 512 and bb.preprocessing.size == 176
 
@@ -34,14 +34,14 @@ def test_default_model_passes_the_contract():
 @pytest.mark.parametrize("model, args", [("mobilenetv3_small_050", {}), ("test_convnext", {}),
                                          ("test_vit", {"img_size": 64})])
 def test_other_architectures_pass_the_contract(model, args):
-    bb = check_backbone("timm", options={"model": model, "model_args": args})
+    bb = check_backbone("timm-example", options={"model": model, "model_args": args})
     assert bb.group_names[0] == "stem" and len(bb.group_names) >= 3
 
 
 def test_groups_are_views_not_copies():
     """Parameter names stay model.<timm name>, once each; the state dict has no duplicates."""
     import timm
-    bb = check_backbone("timm")
+    bb = check_backbone("timm-example")
     reference = timm.create_model("resnet10t", num_classes=0)
     assert sorted(bb.state_dict()) == sorted(f"model.{k}" for k in reference.state_dict())
 
@@ -111,7 +111,7 @@ def test_a_recipe_trains_in_process(tlhub_tiny_source, tlhub_run_dir, tmp_path):
     recipe = tmp_path / "timm.toml"
     recipe.write_text(f'''
 [model]
-backbone = "timm"
+backbone = "timm-example"
 weights = "none"
 backbone_options = {{ model = "resnet10t" }}
 

@@ -1,4 +1,7 @@
-"""The ``tlhub`` entry point of tlhub-timm-example: registers the ``timm`` backbone.
+"""The ``tlhub`` entry point of tlhub-timm-example: registers the ``timm-example`` backbone.
+
+tlhub-vision has a built-in ``timm`` backbone; this plugin is the template for third-party plugins,
+so its backbone has its own name.
 
 Only the descriptor lives here. torch and timm are imported by ``build``, so ``tlhub list`` and
 ``tlhub plugins`` stay fast and never build a model.
@@ -21,7 +24,7 @@ def build(weights: str, options: dict):
 @hookimpl
 def register_backbones(register):
     register(BackboneSpec(
-        "timm", "any timm image model by name (option model); groups from timm's group_matcher",
+        "timm-example", "any timm image model by name (option model); groups from timm's group_matcher",
         "image", build, default_weights="pretrained", options=(
             Opt("model", str, DEFAULT_MODEL, "timm model name, e.g. 'resnet10t', 'efficientnet_b0', "
                                              "'convnext_atto' (python -c \"import timm; print(timm.list_models())\")"),

@@ -41,6 +41,16 @@ def register_backbones(register):
                           "features; groups stem, blocks.0..6, conv_head); ImageNet weights embedded "
                           "(pip package, works offline)", modality="image",
                           build=_lazy("backbones", "build_lite0"), default_weights="imagenet"))
+    register(BackboneSpec("timm", "any timm image model by name (option model); groups from timm's "
+                          "group_matcher; weights from the Hugging Face Hub (cached) or a local file",
+                          modality="image", build=_lazy("timm_models", "build_timm"), default_weights="imagenet",
+                          options=(
+                              Opt("model", str, REQUIRED, "timm model name, e.g. 'convnext_tiny', "
+                                                          "'efficientnet_b0', 'vit_small_patch16_224' "
+                                                          "(timm.list_models())"),
+                              Opt("model_args", dict, {}, "extra keyword arguments of timm.create_model, "
+                                                          "e.g. {drop_path_rate = 0.1} or {img_size = 64}"),
+                          )))
 
 
 _ROOT = Opt("root", str, "", "folder holding the files (or to download into); empty: $TLHUB_DATA "
@@ -69,3 +79,20 @@ def register_data_sources(register):
                             options=(Opt("path", str, REQUIRED, "the folder (relative paths: to the recipe)"),
                                      Opt("extensions", list, [".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp",
                                                               ".tif", ".tiff"], "image file extensions"))))
+    register(DataSourceSpec("hf-images", "image classification from Hugging Face datasets: an id (needs the "
+                            "network once), a save_to_disk folder, or the imagefolder builder on a local folder",
+                            "image", _lazy("hfimages", "load_hf_images"), options=(
+                                Opt("dataset", str, "", "Hugging Face dataset id, e.g. 'uoft-cs/cifar10'"),
+                                Opt("config", str, "", "dataset configuration"),
+                                Opt("path", str, "", "a folder written by Dataset(Dict).save_to_disk, instead "
+                                                     "of an id"),
+                                Opt("folder", str, "", "a local folder read by the datasets imagefolder builder "
+                                                       "(class sub-folders, optional train/validation/test)"),
+                                Opt("train_split", str, "train", "training split name"),
+                                Opt("val_split", str, "auto", "validation split: 'auto' (validation/valid/dev/val "
+                                                              "if present and labelled), a name, or '' to carve "
+                                                              "it from train"),
+                                Opt("test_split", str, "auto", "test split: 'auto' (test if present and labelled), "
+                                                               "a name, or '' to carve it from train"),
+                                Opt("image_column", str, "image", "image column"),
+                                Opt("label_column", str, "label", "label column"))))

@@ -30,14 +30,25 @@ class PatternPolicy(FreezePolicy):
             raise UserError(f"freeze pattern {regex!r} is not a valid regular expression: {exc}") from None
 
     def trainable(self, groups):
-        return {p for _, params in groups for p in params if self.regex.search(p)}
+        found = {p for _, params in groups for p in params if self.regex.search(p)}
+        if not found:  # a typo would otherwise freeze the whole backbone without a word
+            raise UserError(f"freeze_options.regex: {self.regex.pattern!r} matches no parameter name (groups: "
+                            f"{', '.join(n for n, _ in groups)}; names look like "
+                            f"{next((p for _, ps in groups for p in ps), '?')!r})")
+        return found
 
 
 def _top_k(options):
     k = options["k"]
-    if k < 0:
-        raise UserError(f"freeze_options.k: must be >= 0, got {k}")
-    return GroupPolicy(lambda n, names: range(max(n - k, 0), n))
+    if k < 1:
+        raise UserError(f"freeze_options.k: must be >= 1, got {k} (freeze = \"frozen\" trains no group)")
+
+    def select(n, names):
+        if k > n:  # would silently train everything
+            raise UserError(f"freeze_options.k: the backbone has {n} groups ({', '.join(names)}), got k = {k}; "
+                            f"freeze = \"none\" trains them all")
+        return range(n - k, n)
+    return GroupPolicy(select)
 
 
 def _from_group(options):
@@ -58,7 +69,7 @@ def register_freeze_policies(register):
     register(FreezePolicySpec("none", "every backbone parameter trains (full fine-tuning)",
                               lambda options: GroupPolicy(lambda n, names: range(n))))
     register(FreezePolicySpec("top_k", "the last k parameter groups train, the rest stay frozen", _top_k,
-                              options=(Opt("k", int, REQUIRED, "number of top groups to train"),)))
+                              options=(Opt("k", int, REQUIRED, "number of top groups to train (1 .. the number of groups)"),)))
     register(FreezePolicySpec("from_group", "the named parameter group and every group after it train",
                               _from_group, options=(Opt("group", str, REQUIRED, "first trainable group"),)))
     register(FreezePolicySpec("pattern", "parameters whose name matches a regular expression train",

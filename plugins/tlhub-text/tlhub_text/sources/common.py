@@ -1,4 +1,4 @@
-"""Helpers shared by the file-based text sources: decoding with useful errors, label mapping."""
+"""Helpers shared by the file-based text sources: decoding with useful errors, line splitting."""
 from __future__ import annotations
 
 import codecs
@@ -33,27 +33,3 @@ def split_lines(text: str) -> list[str]:
     if lines and lines[-1] == "":
         lines.pop()  # the final newline ends the last line; it does not start an empty one
     return [ln[:-1] if ln.endswith("\r") else ln for ln in lines]
-
-
-def class_names(values) -> list[str]:
-    """Sorted class names of raw labels: numerically when every label is an integer, else as text."""
-    names = {label_name(v) for v in values}
-    try:
-        return sorted(names, key=int)
-    except ValueError:
-        return sorted(names)
-
-
-def label_name(v) -> str:
-    if isinstance(v, bool):
-        return str(v).lower()
-    if isinstance(v, float) and v.is_integer():
-        return str(int(v))
-    return str(v).strip()
-
-
-def check_classes(classes: list[str], source: str) -> None:
-    if len(classes) < 2:
-        found = f"only {classes[0]!r}" if classes else "none"
-        raise UserError(f"data: source {source!r} gives {len(classes)} class ({found}); classification needs at "
-                        f"least 2 -- check the label column / the files")

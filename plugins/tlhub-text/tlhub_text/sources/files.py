@@ -3,10 +3,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from tlhub.data.labels import check_classes
 from tlhub.errors import UserError
 from tlhub.interfaces import DataContext, SourceData, Split
 
-from .common import check_classes, read_text, split_lines
+from .common import read_text, split_lines
 
 TEXT_SUFFIXES = {".txt", ".text", ".lst", ".lines"}
 

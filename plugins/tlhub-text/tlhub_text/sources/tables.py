@@ -6,10 +6,11 @@ import io
 import json
 from pathlib import Path
 
+from tlhub.data.labels import check_classes, class_names, label_name
 from tlhub.errors import UserError
 from tlhub.interfaces import DataContext, SourceData, Split
 
-from .common import check_classes, class_names, label_name, read_text, split_lines
+from .common import read_text, split_lines
 
 SPLIT_KEYS = (("train", "path"), ("val", "val_path"), ("test", "test_path"))
 

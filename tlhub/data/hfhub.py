@@ -1,5 +1,5 @@
-"""Is the Hugging Face Hub reachable? Asked before any download so that an offline machine fails
-in seconds with a clear message instead of hanging on retries (transformers #10379)."""
+"""Is the Hugging Face Hub reachable (models and data sets)? Asked before any download so that an
+offline machine fails in seconds with a clear message instead of hanging on retries (transformers #10379)."""
 from __future__ import annotations
 
 import os

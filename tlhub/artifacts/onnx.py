@@ -1,0 +1,130 @@
+"""``tlhub export RUN --format onnx``: the fine-tuned model as ``model.onnx``, ready for ONNX Runtime.
+
+The graph takes what the model takes after preprocessing - ``pixel_values`` ``[batch, 3, S, S]``
+float32 (resized, scaled to 0..1, normalized) for images, ``input_ids`` + ``attention_mask``
+``[batch, sequence]`` int64 for text - with dynamic batch (and sequence) axes, and gives ``logits``
+and ``probabilities``. The file's ``metadata_props`` carry what a server needs to use it: the label
+names (``tlhub.classes``), the preprocessing (``tlhub.preprocessing``: size, mean, std, resize and
+layout, or the max length and tokenizer folder) and the training config (``tlhub.config``). A text
+model's tokenizer is saved beside the file.
+
+After writing, the file is run once with ONNX Runtime on the export batch and compared with PyTorch;
+the largest probability difference is reported (and a difference above 1e-3 is an error).
+"""
+from __future__ import annotations
+
+import json
+import logging
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+from tlhub import __version__
+from tlhub.errors import UserError
+
+log = logging.getLogger("tlhub")
+OPSET = 17
+TOLERANCE = 1e-3  # a graph that differs more than this from PyTorch is broken, not rounded differently
+
+
+@dataclass(frozen=True)
+class OnnxExport:
+    path: Path
+    modality: str
+    inputs: list[str]
+    max_prob_diff: float  # ONNX Runtime vs PyTorch on the export batch
+
+
+def _wrapped(model, modality: str):
+    import torch
+
+    class Probabilities(torch.nn.Module):
+        """(logits, probabilities) from the tensors ONNX passes in."""
+
+        def __init__(self):
+            super().__init__()
+            self.model = model
+
+        def forward(self, *inputs):
+            x = inputs[0] if modality == "image" else {"input_ids": inputs[0], "attention_mask": inputs[1]}
+            logits = self.model(x).float()
+            return logits, logits.softmax(-1)
+
+    return Probabilities().eval()
+
+
+def _example_inputs(predictor) -> dict:
+    """A small batch of the right shapes; text with padding, so the traced graph keeps the masked path."""
+    import torch
+    if predictor.modality == "image":
+        g = torch.Generator().manual_seed(0)
+        return {"pixel_values": torch.randn(2, 3, predictor.image_size, predictor.image_size, generator=g)}
+    return predictor._tokenize(["an example sentence for the export", "short"])
+
+
+def metadata(predictor) -> dict[str, str]:
+    config = predictor.config
+    prep = dict(config["preprocessing"])
+    if predictor.modality == "image":
+        prep.update(input="pixel_values", layout="NCHW", color="RGB", resize="bilinear (PIL)", scale=1 / 255)
+    else:
+        prep.update(inputs=["input_ids", "attention_mask"], tokenizer="tokenizer", padding="right")
+    return {"tlhub.classes": json.dumps(predictor.classes), "tlhub.preprocessing": json.dumps(prep),
+            "tlhub.config": json.dumps(config), "tlhub.version": __version__,
+            "tlhub.outputs": json.dumps(["logits", "probabilities"])}
+
+
+def export_onnx(path: str | Path, output: str | Path | None = None) -> OnnxExport:
+    """Write ``model.onnx`` for the run (or model folder) at ``path`` into ``output`` (default RUN/onnx)."""
+    try:
+        import onnx
+        import onnxruntime as ort
+    except ImportError:
+        raise UserError("exporting to ONNX needs onnx and onnxruntime (pip install 'tlhub[onnx]')") from None
+    import numpy as np
+    import torch
+
+    from tlhub.use.load import find_model_dir, load
+
+    model_dir = find_model_dir(path)
+    run_dir = model_dir.parent if model_dir.name == "model" else model_dir
+    out_dir = Path(output) if output else run_dir / "onnx"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    predictor = load(model_dir)
+    model = predictor.model.to(memory_format=torch.contiguous_format)  # NCHW in the graph
+    inputs = _example_inputs(predictor)
+    names = list(inputs)
+    axes = {n: ({0: "batch"} if predictor.modality == "image" else {0: "batch", 1: "sequence"}) for n in names}
+    axes.update(logits={0: "batch"}, probabilities={0: "batch"})
+    target = out_dir / "model.onnx"
+    with warnings.catch_warnings(), torch.no_grad():
+        # the TorchScript-based exporter: it needs no onnxscript and keeps dynamic axes for BERT-style masks
+        warnings.simplefilter("ignore")
+        torch.onnx.export(_wrapped(model, predictor.modality), tuple(inputs.values()), str(target), dynamo=False,
+                          input_names=names, output_names=["logits", "probabilities"], dynamic_axes=axes,
+                          opset_version=OPSET)
+        reference = _wrapped(model, predictor.modality)(*inputs.values())[1].numpy()
+    proto = onnx.load(str(target))
+    for key, value in metadata(predictor).items():
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = key, value
+    proto.producer_name, proto.producer_version = "tlhub", __version__
+    proto.doc_string = f"tlhub {config_summary(predictor.config)}"
+    onnx.checker.check_model(proto)
+    onnx.save(proto, str(target))
+    if predictor.modality == "text":
+        predictor.tokenizer.save_pretrained(str(out_dir / "tokenizer"))
+    session = ort.InferenceSession(str(target), providers=["CPUExecutionProvider"])
+    got = session.run(["probabilities"], {k: v.numpy() for k, v in inputs.items()})[0]
+    diff = float(np.abs(got - reference).max())
+    if diff > TOLERANCE:
+        raise UserError(f"{target}: ONNX Runtime's probabilities differ from PyTorch's by {diff:.2g} "
+                        f"(more than {TOLERANCE:g}); this backbone does not export faithfully")
+    log.info("onnx: wrote %s (%s, inputs %s); ONNX Runtime vs PyTorch on the export batch: max |dp| = %.2g",
+             target, predictor.modality, ", ".join(names), diff)
+    return OnnxExport(target, predictor.modality, names, diff)
+
+
+def config_summary(config: dict) -> str:
+    return (f"{config['backbone']} + {config['head']}, {len(config['classes'])} classes "
+            f"({config['preprocessing'].get('modality', '?')})")

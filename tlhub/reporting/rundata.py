@@ -1,0 +1,118 @@
+"""A finished run directory read into one typed object, for the report page and ``tlhub compare``.
+
+Only files are read (never the model), and a missing optional file leaves its field empty, so runs
+written by older versions still give a page.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import tomllib
+
+from tlhub.artifacts.rundir import read_jsonl, staged_target
+from tlhub.errors import UserError
+
+
+def _json(path: Path):
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise UserError(f"{path}: not valid JSON ({exc.msg}, line {exc.lineno})") from None
+
+
+@dataclass
+class RunFiles:
+    """What a run directory holds; see README's run-directory description."""
+
+    path: Path
+    metrics: dict
+    history: list[dict] = field(default_factory=list)
+    plan: dict | None = None
+    timings: dict | None = None
+    recipe_text: str = ""
+    recipe: dict = field(default_factory=dict)
+    samples: dict | None = None
+    environment: dict | None = None
+    config: dict | None = None  # model/config.json
+
+    @property
+    def name(self) -> str:
+        path = self.path.resolve()  # a staged --overwrite is named after the run it will replace
+        return (staged_target(path) or path).name
+
+    @property
+    def classes(self) -> list[str]:
+        return [str(c) for c in self.metrics.get("classes") or (self.config or {}).get("classes") or []]
+
+    @property
+    def modality(self) -> str:
+        prep = (self.config or {}).get("preprocessing") or {}
+        return prep.get("modality") or (self.samples or {}).get("modality") or "unknown"
+
+    @property
+    def recipe_source(self) -> str:
+        """The recipe file the run was started from (the resolved recipe's first comment line)."""
+        first = self.recipe_text.splitlines()[0] if self.recipe_text else ""
+        return first.removeprefix("# resolved recipe of ").strip() if first.startswith("# resolved") else ""
+
+    @property
+    def total_seconds(self) -> float | None:
+        return (self.timings or {}).get("total_seconds")
+
+    def scalar_metrics(self) -> dict[str, float]:
+        """The test split's single-number scores (accuracy, f1, ...), in metrics.json's order."""
+        return {k: float(v) for k, v in self.metrics.items()
+                if isinstance(v, (int, float)) and not isinstance(v, bool) and k != "test_examples"}
+
+
+def load_run(path: str | Path) -> RunFiles:
+    """Read a finished run directory; ``UserError`` when it is not one."""
+    path = Path(path)
+    if not path.is_dir():
+        raise UserError(f"{path}: no such run directory")
+    metrics = _json(path / "metrics.json")
+    if metrics is None:
+        raise UserError(f"{path}: not a finished tlhub run directory (no metrics.json)")
+    recipe_text = (path / "recipe.toml").read_text(encoding="utf-8") if (path / "recipe.toml").is_file() else ""
+    try:
+        recipe = tomllib.loads(recipe_text)
+    except tomllib.TOMLDecodeError as exc:
+        raise UserError(f"{path / 'recipe.toml'}: not valid TOML ({exc})") from None
+    return RunFiles(path, metrics, read_jsonl(path / "history.jsonl"), _json(path / "plan.json"),
+                    _json(path / "timings.json"), recipe_text, recipe, _json(path / "samples.json"),
+                    _json(path / "environment.json"), _json(path / "model" / "config.json"))
+
+
+@dataclass(frozen=True)
+class ClassScore:
+    name: str
+    support: int  # true examples of the class in the test split
+    predicted: int
+    precision: float
+    recall: float
+    f1: float
+
+
+def per_class_scores(run: RunFiles) -> list[ClassScore]:
+    """Precision, recall and F1 of every class from the confusion matrix (rows true, columns predicted),
+    worst F1 first; a class never predicted (or never present) scores 0 where the ratio is undefined."""
+    cm = run.metrics.get("confusion_matrix") or []
+    names = run.classes or [str(i) for i in range(len(cm))]
+    out = []
+    for i, row in enumerate(cm):
+        tp, support = row[i], sum(row)
+        predicted = sum(r[i] for r in cm)
+        p = tp / predicted if predicted else 0.0
+        r = tp / support if support else 0.0
+        f1 = 2 * p * r / (p + r) if p + r else 0.0
+        out.append(ClassScore(names[i] if i < len(names) else str(i), support, predicted, p, r, f1))
+    return sorted(out, key=lambda s: (s.f1, s.recall, s.name))
+
+
+def epoch_rows(run: RunFiles) -> list[dict]:
+    """history.jsonl in training order (phase, then epoch)."""
+    return sorted(run.history, key=lambda r: (r.get("phase_index", 0), r.get("epoch", 0)))

@@ -1,0 +1,107 @@
+"""Serve an exported ``model.onnx`` with ONNX Runtime: ``tlhub predict`` on the file or its folder.
+
+Everything needed is in the file's metadata (``tlhub.classes``, ``tlhub.preprocessing``, written by
+``tlhub.artifacts.onnx``). Image models need only onnxruntime, PIL and numpy - torch is never
+imported; text models also need the tokenizer saved beside the file (``tokenizer/``, transformers).
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Sequence
+
+from tlhub.errors import UserError
+from tlhub.use.load import Prediction
+
+ONNX_FILE = "model.onnx"
+
+
+def find_onnx(path: str | Path) -> Path | None:
+    """The ONNX file for ``path`` (a ``.onnx`` file, or a folder holding ``model.onnx``), else None."""
+    p = Path(path).expanduser()
+    if p.suffix == ".onnx":
+        if not p.is_file():
+            raise UserError(f"{path}: no such ONNX file")
+        return p
+    if p.is_dir() and (p / ONNX_FILE).is_file() and not (p / "config.json").is_file():
+        return p / ONNX_FILE
+    return None
+
+
+class OnnxPredictor:
+    """Predictions from an exported ONNX model, with the same outputs as ``tlhub.use.load.Predictor``."""
+
+    def __init__(self, path: Path, threads: int = 0):
+        try:
+            import onnxruntime as ort
+        except ImportError:
+            raise UserError(f"{path}: predicting with an ONNX model needs onnxruntime "
+                            "(pip install 'tlhub[onnx]')") from None
+        options = ort.SessionOptions()
+        if threads:
+            options.intra_op_num_threads = threads
+        try:
+            self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        except Exception as exc:  # InvalidProtobuf, Fail, ...: a truncated or foreign file
+            raise UserError(f"{path}: not a readable ONNX model ({type(exc).__name__}: "
+                            f"{str(exc).splitlines()[0] if str(exc) else ''})") from None
+        meta = self.session.get_modelmeta().custom_metadata_map
+        if "tlhub.classes" not in meta or "tlhub.preprocessing" not in meta:
+            raise UserError(f"{path}: an ONNX model without tlhub metadata (export it with tlhub export)")
+        self.path = Path(path)
+        self.classes: list[str] = [str(c) for c in json.loads(meta["tlhub.classes"])]
+        self.preprocessing: dict = json.loads(meta["tlhub.preprocessing"])
+        self.modality: str = self.preprocessing["modality"]
+        self.tokenizer = self._tokenizer() if self.modality == "text" else None
+
+    def __repr__(self) -> str:
+        return f"OnnxPredictor({len(self.classes)} classes, {self.modality}, from {str(self.path)!r})"
+
+    def _tokenizer(self) -> Any:
+        folder = self.path.parent / self.preprocessing.get("tokenizer", "tokenizer")
+        if not folder.is_dir():
+            raise UserError(f"{self.path}: a text model needs its tokenizer folder {folder} (written by tlhub export)")
+        from transformers import AutoTokenizer
+        return AutoTokenizer.from_pretrained(str(folder))
+
+    def predict(self, inputs: Any, batch_size: int = 64) -> list[Prediction]:
+        probs = self.predict_proba(inputs, batch_size)
+        out = []
+        for row in probs:
+            best = int(row.argmax())
+            out.append(Prediction(self.classes[best], float(row[best]),
+                                  {c: float(p) for c, p in zip(self.classes, row)}))
+        return out
+
+    def predict_proba(self, inputs: Any, batch_size: int = 64):
+        """Class probabilities as a float32 array ``[n_inputs, n_classes]``."""
+        import numpy as np
+        if batch_size < 1:
+            raise UserError(f"batch_size: must be >= 1, got {batch_size}")
+        items = [inputs] if isinstance(inputs, (str, Path)) else list(inputs)
+        rows = [self.session.run(["probabilities"], self.feed(items[i:i + batch_size]))[0]
+                for i in range(0, len(items), batch_size)]
+        return np.concatenate(rows).astype(np.float32) if rows else np.zeros((0, len(self.classes)), np.float32)
+
+    def feed(self, items: Sequence) -> dict:
+        """The session's inputs for a batch of raw items (image paths/arrays/PIL images, or texts)."""
+        import numpy as np
+        if self.modality == "text":
+            bad = [type(t).__name__ for t in items if not isinstance(t, str)]
+            if bad:
+                raise UserError(f"this model takes text (strings); got {bad[0]}")
+            enc = self.tokenizer(list(items), truncation=True, max_length=int(self.preprocessing["max_length"]),
+                                 padding=True, return_tensors="np")
+            return {"input_ids": enc["input_ids"].astype(np.int64),
+                    "attention_mask": enc["attention_mask"].astype(np.int64)}
+        from tlhub.data.decode import to_chw, to_pil
+        p = self.preprocessing
+        batch = []
+        for item in items:
+            try:
+                img = to_pil(item)
+            except (OSError, ValueError, TypeError) as exc:
+                what = str(item) if isinstance(item, (str, Path)) else type(item).__name__
+                raise UserError(f"{what}: cannot read the image ({type(exc).__name__}: {exc})") from None
+            batch.append(to_chw(img, int(p["image_size"]), p["mean"], p["std"]))
+        return {"pixel_values": np.stack(batch)}
