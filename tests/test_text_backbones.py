@@ -112,7 +112,7 @@ def test_staged_groups_equal_the_model(backbone):
         ref = backbone.hf(**x)
         state = backbone.run_groups(x, 0, 2)  # the cached-prefix path: run some groups, then the rest
         state = backbone.run_groups(state, 2, n + 1)
-        torch.testing.assert_close(state[0], ref.last_hidden_state, atol=1e-5, rtol=1e-4)
+        torch.testing.assert_close(state.hidden, ref.last_hidden_state, atol=1e-5, rtol=1e-4)
         feats = backbone(x)
     if backbone.pooler is not None:
         torch.testing.assert_close(feats, ref.pooler_output, atol=1e-5, rtol=1e-4)
@@ -259,8 +259,8 @@ def test_split_state_trims_padding(tiny_dirs):
         state = bb.run_groups(x, 0, 2)
         items = bb.split_state(state)
         lengths = x["attention_mask"].sum(1).tolist()
-        assert [len(h) for h, _ in items] == lengths and all(m.all() for _, m in items)
-        assert items[0][0].untyped_storage().nbytes() < state[0].untyped_storage().nbytes()  # a copy, not a view
+        assert [len(it.hidden) for it in items] == lengths and all(it.mask.all() for it in items)
+        assert items[0].hidden.untyped_storage().nbytes() < state.hidden.untyped_storage().nbytes()  # a copy
         torch.testing.assert_close(bb.pool(bb.run_groups(bb.collate_state(items), 2)), bb(x))
 
 

@@ -12,7 +12,9 @@ from typing import Any, Callable, Sequence
 import torch
 from torch import nn
 
+from tlhub import states
 from tlhub.policy import FreezePolicy  # noqa: F401  (re-exported)
+from tlhub.states import Pooled, TokenStates  # noqa: F401  (re-exported)
 
 
 @dataclass(frozen=True)
@@ -67,22 +69,24 @@ class Backbone(nn.Module):
             state = self.run_group(i, state)
         return state
 
+    def features(self, state: Any) -> torch.Tensor:
+        """``[batch, feature_dim]`` features of the state after the last group: ``Pooled`` states (a pooler
+        group's output, or pooled features from the cache) are already pooled; others go through ``pool``."""
+        return state.features if isinstance(state, Pooled) else self.pool(state)
+
     def forward(self, x: Any) -> torch.Tensor:
-        return self.pool(self.run_groups(x))
+        return self.features(self.run_groups(x))
 
     # Frozen-prefix caching stores the state after a prefix of groups per example and batches it again.
     def split_state(self, state: Any) -> list[Any]:
-        """One entry per example of a batched state (a tensor or a tuple of tensors)."""
-        if isinstance(state, torch.Tensor):
-            return list(state.unbind(0))
-        return list(zip(*[s.unbind(0) for s in state]))
+        """One state per example of a batched state (a tensor, ``TokenStates``, ``Pooled`` or a tuple of
+        tensors); see ``tlhub.states.split``."""
+        return states.split(state)
 
     def collate_state(self, items: list[Any]) -> Any:
         """Inverse of ``split_state``; per-example tensors of unequal length are zero-padded along dim 0
-        (for text states that pads the attention mask with zeros, i.e. masked out)."""
-        if isinstance(items[0], torch.Tensor):
-            return _stack(items)
-        return tuple(_stack([it[j] for it in items]) for j in range(len(items[0])))
+        (for ``TokenStates`` that pads the attention mask with zeros, i.e. masked out)."""
+        return states.collate(items)
 
     def save_extras(self, folder: Path) -> dict:
         """Write what a saved model needs besides its weights into ``folder`` (e.g. a tokenizer and the
@@ -153,8 +157,3 @@ class DataContext:
         p = Path(p).expanduser()
         return p if p.is_absolute() else (self.base_dir / p)
 
-
-def _stack(tensors: list[torch.Tensor]) -> torch.Tensor:
-    if all(t.shape == tensors[0].shape for t in tensors):
-        return torch.stack(tensors)
-    return torch.nn.utils.rnn.pad_sequence(tensors, batch_first=True)

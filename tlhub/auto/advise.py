@@ -134,8 +134,8 @@ class Advice:
 
 
 def stop_margin(accuracy: float, n_eval: int) -> float:
-    """How much better an earlier group must probe: ``STOP_MARGIN`` or one standard error of the final
-    probe's accuracy on ``n_eval`` examples, whichever is larger (small validation sets are noisy)."""
+    """How much better an earlier group must probe: ``STOP_MARGIN`` or one standard error of the final probe's
+    accuracy on ``n_eval`` examples, whichever is larger (small validation sets are noisy)."""
     return max(STOP_MARGIN, (accuracy * (1 - accuracy) / max(1, n_eval)) ** 0.5)
 
 
@@ -149,21 +149,18 @@ def skill(accuracy: float, chance: float) -> float:
 def pool_state(state: Any):
     """A state between groups as ``[batch, dim]``: mean over space (images) or over unmasked tokens (text)."""
     import torch
+    from tlhub.states import Pooled, TokenStates
+    if isinstance(state, Pooled):  # a pooler group's output
+        return state.features.float()
+    if isinstance(state, TokenStates):
+        m = state.mask.unsqueeze(-1).to(state.hidden.dtype)
+        return (state.hidden * m).sum(1).float() / m.sum(1).clamp(min=1e-9).float()
     if isinstance(state, torch.Tensor):
-        if state.ndim == 4:
-            return state.float().mean(dim=(2, 3))
-        if state.ndim == 3:
-            return state.float().mean(dim=1)
+        if state.ndim in (3, 4):  # [B, C, H, W] feature maps, [B, T, D] tokens
+            return state.float().mean(dim=(2, 3) if state.ndim == 4 else 1)
         return state.float().reshape(len(state), -1)
-    if isinstance(state, dict):
-        state = tuple(state.values())
-    if isinstance(state, (tuple, list)) and state:
-        first = state[0]
-        if (len(state) == 2 and isinstance(first, torch.Tensor) and first.ndim == 3
-                and isinstance(state[1], torch.Tensor) and state[1].ndim == 2):
-            m = state[1].unsqueeze(-1).to(first.dtype)
-            return (first * m).sum(1).float() / m.sum(1).clamp(min=1e-9).float()
-        return pool_state(first)
+    if isinstance(state, (tuple, list)) and state:  # an older plugin's tuple state: its first tensor
+        return pool_state(state[0])
     raise TypeError(f"cannot pool a state of type {type(state).__name__}")
 
 
@@ -187,18 +184,19 @@ def _features(backbone, loader, probe_at: list[int]):
     """{group index: [n, dim] array} of pooled activations; the last index holds ``backbone.pool``."""
     import numpy as np
     import torch
+    from tlhub.states import to
     n = len(backbone.groups())
     feats: dict[int, list] = {i: [] for i in probe_at}
-    labels = []
-    backbone.eval()
+    labels: list = []
+    backbone.eval().to("cuda" if torch.cuda.is_available() else "cpu")  # probes run on a GPU when there is one
     with torch.inference_mode():
         for x, y in loader:
-            state = x
+            state = to(x, next(backbone.parameters()).device)  # where the weights are
             for i in range(n):
                 state = backbone.run_group(i, state)
                 if i in feats and i != n - 1:
                     feats[i].append(pool_state(state).cpu().numpy())
-            feats[n - 1].append(backbone.pool(state).float().cpu().numpy())
+            feats[n - 1].append(backbone.features(state).float().cpu().numpy())
             labels.append(np.asarray(y))
     return {i: np.concatenate(v) for i, v in feats.items()}, np.concatenate(labels)
 

@@ -75,12 +75,12 @@ def _lr_centre(runner: trials.TrialRunner, k: int, base, name: str, out: Path, s
     d = recipe.data
     train, _, first, _ = phase_inputs(runner.accelerator, runner.model, recipe, index, audit, runner.datasets,
                                       runner.collate, runner.deterministic, ctx.run_dir, runner.shared_cache)
-    collate = train.collate if hasattr(train, "collate") and first else runner.collate
+    collate = train.collate if hasattr(train, "collate") and first.cached else runner.collate
     torch.manual_seed(recipe.train.seed)
     loader = _loader(train, d.batch_size, True, collate, d.workers, recipe.train.seed)
     opt = build_optimizer(runner.model, recipe.phases[index], plan.lrs)
     try:
-        found = lr_find.range_test(runner.model, loader, opt, start=first,
+        found = lr_find.range_test(runner.model, loader, opt, entry=first,
                                    steps=steps)
     except ValueError as exc:
         return None, f"{exc}; the grid is centred on the phase's lr / 10"

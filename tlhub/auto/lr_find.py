@@ -7,7 +7,7 @@ by 10 (fastai's ``minimum`` rule: the minimum itself is already too hot to train
 descent is reported beside it. Model and optimizer are restored afterwards: the test trains nothing.
 
 Written by hand rather than with ``torch-lr-finder``: tlhub's model takes cached frozen-prefix
-tensors (``model(x, start=k)``), which that library's loop cannot pass.
+tensors (``model(x, entry=...)``), which that library's loop cannot pass.
 """
 from __future__ import annotations
 
@@ -19,6 +19,8 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+
+from tlhub import states
 
 LR_MIN, LR_MAX, STEPS, BETA, DIVERGE = 1e-7, 1.0, 100, 0.98, 4.0
 MIN_DROP = 0.02  # the smoothed loss must fall by this fraction somewhere, or the sweep found no descent
@@ -62,7 +64,7 @@ def suggest(lrs: list[float], losses: list[float], beta: float = BETA) -> tuple[
     return smoothed, lrs[lo] / 10, steep, lrs[lo]
 
 
-def range_test(model, loader, optimizer, start: int = 0, lr_min: float = LR_MIN, lr_max: float = LR_MAX,
+def range_test(model, loader, optimizer, entry=None, lr_min: float = LR_MIN, lr_max: float = LR_MAX,
                steps: int = STEPS, diverge: float = DIVERGE) -> LRFind:
     """Sweep ``optimizer``'s learning rates (their ratios kept) over ``steps`` batches of ``loader``."""
     model_state = copy.deepcopy(model.state_dict())
@@ -73,6 +75,7 @@ def range_test(model, loader, optimizer, start: int = 0, lr_min: float = LR_MIN,
     gamma = (lr_max / lr_min) ** (1 / max(1, steps - 1))
     lrs, losses, stopped = [], [], ""
     was_training = model.training
+    device = next(model.parameters()).device
     model.train()
     batches = itertools.islice(itertools.cycle(loader), steps) if len(loader) else iter(())
     try:
@@ -80,7 +83,8 @@ def range_test(model, loader, optimizer, start: int = 0, lr_min: float = LR_MIN,
             lr = lr_min * gamma ** i
             for g, r in zip(optimizer.param_groups, ratio):
                 g["lr"] = lr * r
-            loss = F.cross_entropy(model(x, start=start), y)
+            x, y = states.to(x, device), y.to(device)  # the loader is not prepared by Accelerate here
+            loss = F.cross_entropy(model(x) if entry is None else model(x, entry=entry), y)
             if not torch.isfinite(loss.detach()):
                 stopped = f"loss not finite at lr {lr:.1e}"
                 break

@@ -15,6 +15,7 @@ class TextDataset(torch.utils.data.Dataset):
         self.truncated = sum(len(ids) > prep.max_length for ids in enc)
         enc = tok(list(texts), truncation=True, max_length=prep.max_length)["input_ids"]
         self.ids = [torch.tensor(ids, dtype=torch.long) for ids in enc]
+        self.lengths = [len(ids) for ids in enc]  # tokens per text: batches grouped by length use them
         self.labels = list(labels)
         self.pad_id = tok.pad_token_id or 0
 

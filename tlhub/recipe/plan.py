@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass
 
 from tlhub.errors import UserError, did_you_mean
 from tlhub.model.assemble import ModelSpec, backbone_layouts
+from tlhub.model.transfer import Entry
 from tlhub.model.freezing import GroupLayout, GroupState, format_audit, frozen_prefix, resolve_groups
 
 
@@ -25,9 +26,10 @@ class CacheEntry:
     pooled: bool
     note: str
 
-    def start(self, n_groups: int) -> int:
-        """The model's ``start`` argument for cached inputs (``n_groups + 1`` means pooled features)."""
-        return n_groups + 1 if self.pooled else self.groups
+    @property
+    def entry(self) -> Entry:
+        """Where the model takes the cached inputs (``TransferModel.forward``'s ``entry``)."""
+        return Entry(self.groups, self.pooled)
 
 
 @dataclass(frozen=True)
@@ -92,11 +94,12 @@ def cache_entry(recipe, states: list[GroupState], staged: bool = True) -> CacheE
         return CacheEntry(0, False, "none (the first group trains)")
     if k < n and not staged:
         return CacheEntry(0, False, NOT_STAGED)
-    what = "pooled features" if k == n else f"the state after {k} of {n} frozen groups ({states[k - 1].name})"
+    pooled = Entry.after_frozen(k, n).pooled
+    what = "pooled features" if pooled else f"the state after {k} of {n} frozen groups ({states[k - 1].name})"
     if recipe_augments(recipe):
-        return CacheEntry(k, k == n, f"{what} for the validation split; the training split is not cached "
+        return CacheEntry(k, pooled, f"{what} for the validation split; the training split is not cached "
                                      f"(random augmentation changes the input every epoch)")
-    return CacheEntry(k, k == n, f"{what}, computed once per phase; epochs train only the rest")
+    return CacheEntry(k, pooled, f"{what}, computed once per phase; epochs train only the rest")
 
 
 NOT_STAGED = ("none (this backbone runs its groups in one pass, so a frozen prefix saves no compute; only a "

@@ -53,6 +53,9 @@ class DataCfg:
     eval_batch_size: int = field(default=0, metadata={"help": "evaluation batch size (0: 2x batch_size)"})
     workers: int = field(default=0, metadata={"help": "DataLoader worker processes"})
     limit: int = field(default=0, metadata={"help": "use at most this many training examples (0: all)"})
+    group_by_length: bool = field(default=True, metadata={
+        "help": "text: batch examples of similar length together (less padding; training batches still in random "
+                "order, see tlhub/data/batching.py); images ignore it"})
     augment: AugmentCfg = field(default_factory=AugmentCfg, metadata={"help": "random augmentation (images)"})
     test: TestSourceCfg | None = field(default=None, metadata={"help": "a separate source for the test split"})
 

@@ -214,7 +214,7 @@ def check_backbone(spec_or_name: BackboneSpec | str, weights: str = "none", opti
                 state = bb.run_groups(x, 0, k)
                 if k and hasattr(bb, "split_state") and hasattr(bb, "collate_state"):
                     state = bb.collate_state(bb.split_state(state))  # what a cache stores and batches again
-                out = bb.pool(bb.run_groups(state, k))
+                out = bb.features(bb.run_groups(state, k))
             except NotImplementedError as exc:
                 _fail(what, f"run_groups(x, 0, {k}) then run_groups(state, {k}) raised NotImplementedError "
                             f"({exc}); every split point must work (frozen-prefix caching stops after any group)")

@@ -14,10 +14,10 @@ import torch.nn.functional as F
 
 from tlhub.artifacts import rundir
 from tlhub.errors import UserError
-from tlhub.model import TransferModel, apply_states, frozen_prefix
+from tlhub.model import RAW, Entry, TransferModel, apply_states, frozen_prefix
 from tlhub.recipe.plan import NOT_STAGED
 from tlhub.training import checkpoint
-from tlhub.training.cache import CachedDataset, build_cache, cache_bytes
+from tlhub.training.cache import CachedDataset, Shard, build_cache, cache_bytes
 from tlhub.training.early_stop import Best, snapshot
 from tlhub.training.optim import build_optimizer, build_scheduler
 
@@ -77,64 +77,63 @@ class RunContext:
     timings: list = field(default_factory=list)  # per phase: wall seconds, cache-filling seconds
 
 
-def _input_name(model, start: int) -> str:
-    return "raw" if start == 0 else ("pooled-cache" if start > model.n_groups else f"cache-after-{start}-groups")
-
-
 def _collate_of(ds, collate):
     return ds.collate if isinstance(ds, CachedDataset) else collate
 
 
-def _cached_start(model: TransferModel, audit) -> int:
-    """Where cached tensors enter the model: after the frozen prefix, or pooled features (n + 1)."""
-    k = frozen_prefix(audit)
-    return model.n_groups + 1 if k == model.n_groups else k
+def _shard(accelerator) -> Shard:
+    """Each process fills its share of the cache; the shares are gathered (see ``Shard``)."""
+    if accelerator.num_processes == 1:
+        return Shard()
+    from accelerate.utils import gather_object
+    return Shard(accelerator.process_index, accelerator.num_processes, gather_object)
 
 
 def phase_inputs(accelerator, model, recipe, index, audit, datasets, collate, deterministic, run_dir,
                  shared: dict | None = None):
-    """(train dataset, val dataset, start group of the training inputs, audit line) for one phase.
+    """(train dataset, val dataset, entry of the training inputs, audit line) for one phase.
 
-    ``shared``: caches by entry point kept across phases whose frozen prefix is known to be the same
-    weights (the trials of one ``freeze = "auto"`` search); None: built for this phase only.
+    ``shared``: caches by entry kept across phases whose frozen prefix is known to be the same weights
+    (the trials of one ``freeze = "auto"`` search); None: built for this phase only.
     """
     t = recipe.train
     k = frozen_prefix(audit)
     n = model.n_groups
     if not t.cache:
-        return datasets["train"], datasets["val"], 0, "cache: off (train.cache = false)"
+        return datasets["train"], datasets["val"], RAW, "cache: off (train.cache = false)"
     if k == 0:
-        return datasets["train"], datasets["val"], 0, "cache: none (the first group trains)"
+        return datasets["train"], datasets["val"], RAW, "cache: none (the first group trains)"
     if k < n and not model.backbone.staged:
-        return datasets["train"], datasets["val"], 0, f"cache: {NOT_STAGED}"
-    start = _cached_start(model, audit)
-    what = "pooled features" if start > n else f"the state after {k} of {n} frozen groups ({audit[k - 1].name})"
+        return datasets["train"], datasets["val"], RAW, f"cache: {NOT_STAGED}"
+    entry = Entry.after_frozen(k, n)
+    what = "pooled features" if entry.pooled else f"the state after {k} of {n} frozen groups ({audit[k - 1].name})"
     d = recipe.data
     kw = dict(batch_size=d.eval_batch_size or 2 * d.batch_size, store_dtype=t.cache_dtype,
-              budget_mb=t.cache_memory_mb, show_progress=accelerator.is_local_main_process)
+              budget_mb=t.cache_memory_mb, show_progress=accelerator.is_local_main_process,
+              autocast=accelerator.autocast, shard=_shard(accelerator), group_by_length=d.group_by_length)
     t0 = time.time()
-    tag = f"phase{index}" if shared is None else f"shared-start{start}"
-    if shared is not None and (start, deterministic) in shared:
-        train, val = shared[(start, deterministic)]
-        return (train if deterministic else datasets["train"]), val, (start if deterministic else 0), \
+    tag = f"phase{index}" if shared is None else f"shared-{entry.label}"
+    if shared is not None and (entry, deterministic) in shared:
+        train, val = shared[(entry, deterministic)]
+        return (train if deterministic else datasets["train"]), val, (entry if deterministic else RAW), \
             f"cache: {what}, reused from an earlier trial"
-    val = build_cache(model, datasets["val"], collate, (0, start), spill_path=run_dir / "cache" / f"{tag}-val",
+    val = build_cache(model, datasets["val"], collate, entry, spill_path=run_dir / "cache" / f"{tag}-val",
                       desc="caching val", **kw)
     if not deterministic:
         if shared is not None:
-            shared[(start, deterministic)] = (None, val)
-        return datasets["train"], val, 0, (f"cache: validation split caches {what}; training split NOT cached "
-                                           f"(random augmentation changes the input every epoch)")
-    train = build_cache(model, datasets["train"], collate, (0, start),
+            shared[(entry, deterministic)] = (None, val)
+        return datasets["train"], val, RAW, (f"cache: validation split caches {what}; training split NOT cached "
+                                             f"(random augmentation changes the input every epoch)")
+    train = build_cache(model, datasets["train"], collate, entry,
                         spill_path=run_dir / "cache" / f"{tag}-train", desc="caching train", **kw)
     if shared is not None:
-        shared[(start, deterministic)] = (train, val)
+        shared[(entry, deterministic)] = (train, val)
     mb = (cache_bytes(train) + cache_bytes(val)) / 2**20
-    return train, val, start, (f"cache: {what}, {t.cache_dtype}, {mb:.1f} MB for train+val, filled in "
+    return train, val, entry, (f"cache: {what}, {t.cache_dtype}, {mb:.1f} MB for train+val, filled in "
                                f"{time.time() - t0:.1f} s; epochs train only the rest")
 
 
-def _save(ctx: RunContext, model, optimizer, scheduler, index, epochs_done, steps_done, accum, start,
+def _save(ctx: RunContext, model, optimizer, scheduler, index, epochs_done, steps_done, accum, entry,
           best: Best | None = None, best_weights: dict | None = None, done: bool = False) -> None:
     """Checkpoint position: ``epochs_done`` whole epochs of phase ``index`` plus ``steps_done`` batches.
 
@@ -143,7 +142,7 @@ def _save(ctx: RunContext, model, optimizer, scheduler, index, epochs_done, step
     if not ctx.accelerator.is_main_process:
         return
     state = {"phase_index": index, "epoch": epochs_done, "step": steps_done, "history": ctx.history,
-             "accum": accum, "identity": ctx.identity, "cache_key": {"phase": index, "start_group": start},
+             "accum": accum, "identity": ctx.identity, "cache_key": {"phase": index, "entry": entry.label},
              "best": best.to_dict() if best else None, "done": done}
     path = checkpoint.save(ctx.run_dir, ctx.accelerator.unwrap_model(model), optimizer, scheduler, state,
                            ctx.recipe.train.keep_checkpoints, best=best_weights)
@@ -165,22 +164,24 @@ def run_phase(ctx: RunContext, model: TransferModel, index: int, resume=None) ->
     d = recipe.data
     seed = recipe.train.seed + 1000 * index
     t_phase = time.time()
-    train_ds, val_ds, start, cache_note = phase_inputs(accelerator, model, recipe, index, audit, ctx.datasets,
+    model.to(accelerator.device)  # before the cache fill, which runs where the weights are (prepare moves it too)
+    train_ds, val_ds, entry, cache_note = phase_inputs(accelerator, model, recipe, index, audit, ctx.datasets,
                                                        ctx.collate, ctx.deterministic, ctx.run_dir,
                                                        ctx.shared_cache)
     log.info("  %s", cache_note)
     cache_seconds = time.time() - t_phase
-    train_loader = _loader(train_ds, d.batch_size, True, _collate_of(train_ds, ctx.collate), d.workers, seed)
+    train_loader = _loader(train_ds, d.batch_size, True, _collate_of(train_ds, ctx.collate), d.workers, seed,
+                           d.group_by_length)
     val_loader = _loader(val_ds, d.eval_batch_size or 2 * d.batch_size, False, _collate_of(val_ds, ctx.collate),
-                         d.workers, seed)
+                         d.workers, seed, d.group_by_length)
     optimizer = build_optimizer(model, phase, plan.lrs)
     if phase.lr_find and resume is None:  # a resumed phase keeps the lr it measured (in the optimizer state)
-        _measure_lr(ctx, model, optimizer, train_loader, start, index)
+        _measure_lr(ctx, model, optimizer, train_loader, entry, index)
     # Accelerate's seedable sampler takes torch's initial seed when prepared: make it the phase's own,
     # so a resumed run shuffles exactly like an uninterrupted one.
     torch.manual_seed(seed)
     prepared, optimizer, train_loader, val_loader = accelerator.prepare(model, optimizer, train_loader, val_loader)
-    val_start = _cached_start(model, audit) if isinstance(val_ds, CachedDataset) else 0
+    val_entry = Entry.after_frozen(frozen_prefix(audit), model.n_groups) if isinstance(val_ds, CachedDataset) else RAW
     steps_per_epoch = math.ceil(len(train_loader) / recipe.train.grad_accum)
     scheduler = build_scheduler(optimizer, phase, steps_per_epoch * phase.epochs)
 
@@ -210,7 +211,7 @@ def run_phase(ctx: RunContext, model: TransferModel, index: int, resume=None) ->
                    total=len(train_loader), disable=None if accelerator.is_local_main_process else True, unit="batch")
         for step, (x, y) in enumerate(bar, start=skip):
             with accelerator.accumulate(prepared):
-                logits = prepared(x, start=start)
+                logits = prepared(x, entry=entry)
                 loss = F.cross_entropy(logits, y)
                 if not torch.isfinite(loss):
                     raise UserError(f"phase {phase.name!r} epoch {epoch} step {step + 1}: the loss is {loss.item()}; "
@@ -229,7 +230,7 @@ def run_phase(ctx: RunContext, model: TransferModel, index: int, resume=None) ->
             if done < len(train_loader) and accelerator.sync_gradients and \
                     (ctx.stop.signum or (every and done % every == 0)):
                 _save(ctx, prepared, optimizer, scheduler, index, epoch - 1, done,
-                      [float(loss_sum), int(correct), int(seen)], start, best, best_weights)
+                      [float(loss_sum), int(correct), int(seen)], entry, best, best_weights)
                 if ctx.stop.signum:
                     name = signal.Signals(ctx.stop.signum).name
                     raise Interrupted(f"interrupted by {name} in phase {phase.name!r}, epoch {epoch}, step {done}; "
@@ -239,13 +240,13 @@ def run_phase(ctx: RunContext, model: TransferModel, index: int, resume=None) ->
         train_seconds = time.time() - t0
         totals = accelerator.reduce(torch.stack([loss_sum, correct.double(), seen.double()]).to(accelerator.device),
                                     reduction="sum").cpu()
-        val = evaluate_loader(accelerator, prepared, val_loader, start=val_start)
+        val = evaluate_loader(accelerator, prepared, val_loader, entry=val_entry)
         row = {"phase": phase.name, "phase_index": index, "epoch": epoch,
                "train_loss": float(totals[0] / totals[2]), "train_accuracy": float(totals[1] / totals[2]),
                "val_loss": val["loss"], "val_accuracy": val["accuracy"],
                "lr": optimizer.param_groups[-1]["lr"], "seconds": round(time.time() - t0, 3),
                "train_seconds": round(train_seconds, 3), "steps": len(train_loader),
-               "examples": int(totals[2]), "val_examples": val["n"], "train_input": _input_name(model, start)}
+               "examples": int(totals[2]), "val_examples": val["n"], "train_input": entry.label}
         ctx.history.append(row)
         if accelerator.is_main_process:
             rundir.append_jsonl(ctx.run_dir / "history.jsonl", row)
@@ -259,7 +260,7 @@ def run_phase(ctx: RunContext, model: TransferModel, index: int, resume=None) ->
         if best.update(epoch, row["val_accuracy"], row["val_loss"]) and phase.restore_best:
             best_weights = snapshot(accelerator.unwrap_model(prepared))
         best.stopped = best.should_stop(phase.early_stop) and epoch < phase.epochs
-        _save(ctx, prepared, optimizer, scheduler, index, epoch, 0, None, start, best, best_weights,
+        _save(ctx, prepared, optimizer, scheduler, index, epoch, 0, None, entry, best, best_weights,
               done=best.stopped)
         if best.stopped:
             log.info("  early stop: no better validation score for %d epoch(s) since epoch %d (val acc %.4f)",
@@ -274,20 +275,20 @@ def run_phase(ctx: RunContext, model: TransferModel, index: int, resume=None) ->
         accelerator.unwrap_model(prepared).load_state_dict(best_weights)
         log.info("  restore_best: weights of epoch %d (val acc %.4f, loss %.4f) instead of epoch %d", best.epoch,
                  best.accuracy, best.loss, last_epoch)
-        _save(ctx, prepared, optimizer, scheduler, index, last_epoch, 0, None, start, best, best_weights, done=True)
+        _save(ctx, prepared, optimizer, scheduler, index, last_epoch, 0, None, entry, best, best_weights, done=True)
     ctx.timings.append({"phase": phase.name, "seconds": round(time.time() - t_phase, 3),
-                        "cache_seconds": round(cache_seconds, 3), "train_input": _input_name(model, start),
+                        "cache_seconds": round(cache_seconds, 3), "train_input": entry.label,
                         "resumed": resume is not None})
     model = accelerator.unwrap_model(prepared)
+    spilled = [p for ds in (train_ds, val_ds) for p in getattr(getattr(ds, "rows", None), "paths", ())]
     del train_ds, val_ds, train_loader, val_loader
-    if accelerator.is_main_process:  # spilled cache files are only valid for this phase
-        for f in (ctx.run_dir / "cache").glob(f"phase{index}-*.bin"):
-            f.unlink()
+    for f in spilled:  # each process removes its own spill files: they are only valid for this phase
+        f.unlink(missing_ok=True)
     accelerator.free_memory()  # the next phase re-wraps: DDP must see the new requires_grad (pytorch #22049)
     return model
 
 
-def _measure_lr(ctx: RunContext, model, optimizer, loader, start: int, index: int) -> None:
+def _measure_lr(ctx: RunContext, model, optimizer, loader, entry: Entry, index: int) -> None:
     """``lr = "auto"``: the lr range test (tlhub.auto.lr_find) sets the phase's learning rates, their
     ratios (lr_mult, layer_decay) kept; the main process's result is used by every process."""
     from tlhub.auto import lr_find
@@ -295,7 +296,7 @@ def _measure_lr(ctx: RunContext, model, optimizer, loader, start: int, index: in
     found, lr = None, phase.lr
     if ctx.accelerator.is_main_process:
         try:
-            found = lr_find.range_test(model, loader, optimizer, start=start,
+            found = lr_find.range_test(model, loader, optimizer, entry=entry,
                                        steps=lr_find.STEPS)
             lr = found.suggestion if found.descent else phase.lr
             lr_find.plot(found, ctx.run_dir / f"lr_find-{phase.name}.png", title=f"lr range test: phase {phase.name!r}")
@@ -313,20 +314,27 @@ def _measure_lr(ctx: RunContext, model, optimizer, loader, start: int, index: in
                  ctx.run_dir / f"lr_find-{phase.name}.png")
 
 
-def _loader(ds, batch_size, shuffle, collate, workers, seed):
+def _loader(ds, batch_size, shuffle, collate, workers, seed, group_by_length=False):
+    """Batches in random (``shuffle``) or dataset order; text (datasets with ``lengths``) grouped by length
+    when asked. A length-grouped evaluation loader's ``order`` is the example order it yields."""
     batch_size = min(batch_size, max(1, len(ds)))  # same batches; a huge batch_size would overflow the sampler
-    return torch.utils.data.DataLoader(ds, batch_size=batch_size, shuffle=shuffle, collate_fn=collate,
-                                       num_workers=workers, generator=torch.Generator().manual_seed(seed))
+    lengths = getattr(ds, "lengths", None) if group_by_length else None
+    if lengths is None:
+        return torch.utils.data.DataLoader(ds, batch_size=batch_size, shuffle=shuffle, collate_fn=collate,
+                                           num_workers=workers, generator=torch.Generator().manual_seed(seed))
+    from tlhub.data.batching import LengthGroupedBatches, by_length
+    batches = LengthGroupedBatches(lengths, batch_size, seed) if shuffle else by_length(lengths, batch_size)
+    return torch.utils.data.DataLoader(ds, batch_sampler=batches, collate_fn=collate, num_workers=workers)
 
 
 @torch.no_grad()
-def predict_loader(accelerator, model, loader, start: int = 0):
+def predict_loader(accelerator, model, loader, entry: Entry = RAW):
     """(logits, labels) over the whole split, gathered across processes without padding duplicates."""
     was_training = model.training
     model.eval()
     all_logits, all_labels = [], []
     for x, y in loader:
-        logits = model(x, start=start)
+        logits = model(x, entry=entry)
         logits, y = accelerator.gather_for_metrics((logits.float(), y))
         all_logits.append(logits.cpu())
         all_labels.append(y.cpu())
@@ -334,7 +342,7 @@ def predict_loader(accelerator, model, loader, start: int = 0):
     return torch.cat(all_logits), torch.cat(all_labels)
 
 
-def evaluate_loader(accelerator, model, loader, start: int = 0) -> dict:
-    logits, labels = predict_loader(accelerator, model, loader, start)
+def evaluate_loader(accelerator, model, loader, entry: Entry = RAW) -> dict:
+    logits, labels = predict_loader(accelerator, model, loader, entry)
     return {"loss": float(F.cross_entropy(logits, labels)),
             "accuracy": float((logits.argmax(-1) == labels).float().mean()), "n": len(labels)}

@@ -154,6 +154,8 @@ def _run(recipe_or_path, overrides, overwrite, quiet, resume, staged) -> RunResu
     registry = get_registry()
     # Under torchrun on a machine without GPUs, Accelerate picks gloo only when told it is on CPU.
     cpu_ddp = int(os.environ.get("WORLD_SIZE", "1")) > 1 and not torch.cuda.is_available()
+    from accelerate.state import AcceleratorState
+    AcceleratorState._reset_state()  # mixed precision is per run: one process may run several recipes
     accelerator = Accelerator(cpu=cpu_ddp, mixed_precision=recipe.train.mixed_precision,
                               gradient_accumulation_steps=recipe.train.grad_accum,
                               log_with=recipe.train.log_with or None, project_dir=".",
@@ -316,8 +318,12 @@ def evaluate_split(accelerator, model, dataset, collate, recipe, splits):
     from tlhub.metrics import compute_metrics
     from tlhub.training.phase import _loader, predict_loader
     d = recipe.data
-    loader = accelerator.prepare(_loader(dataset, d.eval_batch_size or 2 * d.batch_size, False, collate, d.workers, 0))
-    logits, labels = predict_loader(accelerator, model, loader)
+    plain = _loader(dataset, d.eval_batch_size or 2 * d.batch_size, False, collate, d.workers, 0, d.group_by_length)
+    logits, labels = predict_loader(accelerator, model, accelerator.prepare(plain))
+    if plain.batch_size is None:  # batches grouped by length: put predictions back in the split's order
+        from tlhub.data.batching import flat
+        order = torch.tensor(flat(plain.batch_sampler))
+        logits[order], labels[order] = logits.clone(), labels.clone()
     probs = logits.softmax(-1)
     preds = probs.argmax(-1)
     metrics = compute_metrics(recipe.eval.metrics, preds.tolist(), labels.tolist(), len(splits.classes))

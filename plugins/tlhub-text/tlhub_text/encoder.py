@@ -1,9 +1,9 @@
 """A BERT-family Hugging Face encoder as a tlhub ``Backbone`` of ordered parameter groups.
 
 Groups: ``embeddings``, ``layer.0`` ... ``layer.{N-1}``, then ``pooler`` when the model's pretrained
-pooler is used. The state passed between groups is a tuple of tensors: ``(hidden, attention_mask)``
-with the 2-D mask (the 4-D mask each layer needs is rebuilt the way the model's own forward
-does it, so it follows the model's attention implementation); after ``pooler`` it is ``(pooled,)``.
+pooler is used. The state passed between groups is ``TokenStates(hidden, mask)`` with the 2-D mask
+(the 4-D mask each layer needs is rebuilt the way the model's own forward does it, so it follows the
+model's attention implementation); after ``pooler`` it is ``Pooled(features)``.
 """
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from tlhub.errors import UserError
-from tlhub.interfaces import Backbone, TextPreprocessing
+from tlhub.interfaces import Backbone, Pooled, TextPreprocessing, TokenStates
 
 
 def find_layout(model: nn.Module) -> tuple[nn.Module, nn.ModuleList]:
@@ -71,12 +71,11 @@ class HFEncoder(Backbone):
     def run_group(self, index: int, state: Any) -> Any:
         if index == 0:
             ids, mask = state["input_ids"], state["attention_mask"]
-            return find_layout(self.hf)[0](input_ids=ids), mask
+            return TokenStates(find_layout(self.hf)[0](input_ids=ids), mask)
         if index <= len(self.layers):
-            hidden, mask = state
-            out = self.layers[index - 1](hidden, self._mask4d(hidden, mask))
-            return (out[0] if isinstance(out, tuple) else out), mask
-        return (self.pooler(state[0]),)  # BertPooler: tanh(dense(hidden[:, 0]))
+            out = self.layers[index - 1](state.hidden, self._mask4d(state.hidden, state.mask))
+            return TokenStates(out[0] if isinstance(out, tuple) else out, state.mask)
+        return Pooled(self.pooler(state.hidden))  # BertPooler: tanh(dense(hidden[:, 0]))
 
     def save_extras(self, folder) -> dict:
         """The tokenizer and the architecture's config in ``folder/tokenizer``: a rebuild needs no hub or cache."""
@@ -88,19 +87,10 @@ class HFEncoder(Backbone):
         self.hf.config.save_pretrained(str(target))
         return {"model": "tokenizer"}
 
-    def split_state(self, state: Any) -> list[Any]:
-        """Per example, cut to its last real token (frozen-prefix caching stores these; padding would
-        only cost memory) and copied, so one cached example does not keep its whole batch alive."""
-        if len(state) != 2:
-            return super().split_state(state)
-        hidden, mask = state
-        ends = [int(row.nonzero().max()) + 1 if row.any() else 1 for row in mask]
-        return [(hidden[i, :n].clone(), mask[i, :n].clone()) for i, n in enumerate(ends)]
-
     def pool(self, state: Any) -> torch.Tensor:
-        if len(state) == 1:  # already pooled by the pooler group
-            return state[0]
-        hidden, mask = state
+        if isinstance(state, Pooled):  # already pooled by the pooler group
+            return state.features
+        hidden, mask = state.hidden, state.mask
         if self.pooling == "cls":
             return hidden[:, 0]
         m = mask.unsqueeze(-1).to(hidden.dtype)

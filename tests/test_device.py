@@ -1,0 +1,99 @@
+"""Device placement, checked without a GPU: the run's device is PyTorch's "lazy" device (TorchScript's
+lazy-tensor backend, in every CPU build), where an op that meets a CPU tensor fails at once, and a
+TorchFunctionMode records the device of every tensor every op sees. Every tensor that meets the model
+(cache fill, training, validation, test scoring, predict) must be on the model's device."""
+from __future__ import annotations
+
+import pytest
+import torch
+from torch.overrides import TorchFunctionMode
+from torch.utils._pytree import tree_flatten
+
+import tlhub
+
+
+def _lazy_device():
+    try:
+        import torch._lazy.ts_backend
+        torch._lazy.ts_backend.init()
+        torch.zeros(1, device="lazy")
+    except Exception as exc:  # noqa: BLE001 - a torch build without the TorchScript lazy backend
+        pytest.skip(f"PyTorch's lazy-tensor backend is not available here: {exc}")
+    return torch.device("lazy")
+
+
+MOVES = {"to", "copy_", "set_", "_has_compatible_shallow_copy_type", "__set__", "__get__"}  # moving is not mixing
+
+
+class DeviceLog(TorchFunctionMode):
+    """Records the device types each op's tensors are on; mixing the model's device with a CPU tensor of
+    more than one element is an error (0-dim CPU scalars may meet any device, as in PyTorch)."""
+
+    def __init__(self, device: str):
+        super().__init__()
+        self.device, self.seen, self.mixed = device, {}, []
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        tensors = [t for t in tree_flatten((args, kwargs))[0] if isinstance(t, torch.Tensor)]
+        kinds = {t.device.type for t in tensors if t.dim() > 0 or t.device.type != "cpu"}
+        name = getattr(func, "__name__", str(func))
+        if len(kinds) > 1 and name not in MOVES:
+            self.mixed.append(f"{name}: {sorted(kinds)}")
+        self.seen.setdefault(name, set()).update(kinds)
+        return func(*args, **kwargs)
+
+
+@pytest.fixture
+def on_lazy(monkeypatch):
+    """Accelerate's device is the lazy device: prepare() moves the model and batches there."""
+    from accelerate import Accelerator
+    device = _lazy_device()
+    monkeypatch.setattr(Accelerator, "device", property(lambda self: device))
+    return device
+
+
+def test_every_tensor_meets_the_model_on_its_device(tiny_recipe, tmp_path, on_lazy, monkeypatch):
+    log = DeviceLog("lazy")
+    with log:
+        # phase 1 caches pooled features before the model is prepared, phase 2 the state after 2 groups
+        # with the model already on the device; the test split is scored after training.
+        result = tlhub.run(tiny_recipe, ["phases.head.epochs=1", "phases.top.epochs=1", "data.batch_size=32",
+                                         "eval.metrics=['accuracy']"], quiet=True)
+    assert not log.mixed, sorted(set(log.mixed))[:10]
+    assert [r["train_input"] for r in result.history] == ["pooled-cache", "cache-after-2-groups"]
+    # every convolution (the cache fills included) and the head ran on the device, never on the CPU
+    assert log.seen["conv2d"] == {"lazy"} and log.seen["linear"] == {"lazy"}
+    assert result.metrics["test_examples"] == 16
+
+    predictor = tlhub.load(result.run_dir, device="lazy")
+    monkeypatch.setattr(torch, "inference_mode", torch.no_grad)  # lazy tensors have no inference-mode views
+    with DeviceLog("lazy") as plog:
+        probs = predictor.predict_proba([torch.rand(3, 16, 16) for _ in range(3)])
+    assert probs.shape == (3, 4) and not plog.mixed and plog.seen["conv2d"] == {"lazy"}
+
+
+def test_mixed_precision_covers_the_cache_fill(tiny_recipe, monkeypatch):
+    """bf16 autocast (CPU) runs the frozen prefix during the cache fill; the cache stores train.cache_dtype."""
+    from tlhub.training import cache
+
+    dtypes, stored = [], []
+    real = cache.build_cache
+
+    def spy(model, *args, **kwargs):
+        hook = model.backbone.stages[0].register_forward_hook(lambda m, i, out: dtypes.append(out.dtype))
+        try:
+            ds = real(model, *args, **kwargs)
+        finally:
+            hook.remove()
+        first = ds[0][0]
+        stored.append(str(getattr(first, "features", first).dtype))
+        stored.extend(str(a.dtype) for a in getattr(getattr(ds, "rows", None), "arrays", ()))
+        return ds
+
+    monkeypatch.setattr("tlhub.training.phase.build_cache", spy)
+    result = tlhub.run(tiny_recipe, ["phases.head.epochs=1", "phases.top.epochs=1", "train.mixed_precision='bf16'",
+                                     "train.cache_dtype='float16'"], quiet=True)
+    assert dtypes and set(dtypes) == {torch.bfloat16}  # the frozen prefix ran under autocast
+    assert set(stored) == {"torch.float32", "float16"}  # stored float16, read back float32
+    assert all(r["train_loss"] == r["train_loss"] for r in result.history)  # finite, not nan
