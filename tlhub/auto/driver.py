@@ -5,10 +5,10 @@
 2. A too-small validation split is enlarged from the training split, or trials are ranked by loss
    (``validation``).
 3. The budget: ``auto_budget`` x the estimated cost of the *default plan* (a head phase, then the top
-   quarter of the groups for ``FINAL_EPOCHS`` epochs, the common hand-written recipe). The search may
-   spend ``auto_budget - 1`` of it; the rest is the winner's own training. ``auto_minutes`` caps it too.
+   quarter of the groups for ``FINAL_EPOCHS`` epochs, the common hand-written recipe) is what the search may
+   spend; the winner's remaining epochs come on top. ``auto_minutes`` caps the search too.
 4. A head phase on frozen features (shared by every candidate), an lr range test on the top half of
-   the groups (centres the lr grid), then successive halving over the candidates (``search``).
+   the groups (its loss minimum is the grid's top lr), then successive halving over the candidates (``search``).
 5. The auto phase is replaced by the head phase and the winner's phase; the winner's trial checkpoint
    becomes the run's, so the trainer continues it instead of starting over.
 """
@@ -138,7 +138,7 @@ def search_auto(accelerator, recipe, registry, backbone, rng_state, splits, run_
     quarter = max(1, round(n / 4))
     head_epochs = HEAD_EPOCHS if index == 0 else 0
     default = costs.phase(0, head_epochs) + costs.phase(quarter, FINAL_EPOCHS)
-    limit = (base.auto_budget - 1) * default
+    limit = base.auto_budget * default  # the search's own allowance; the winner's remaining epochs come on top
     capped = ""
     shutil.rmtree(Path(run_dir) / "auto", ignore_errors=True)  # trials of an interrupted search start over
     head_name, tune_name = _names(recipe, index)
@@ -179,7 +179,10 @@ def search_auto(accelerator, recipe, registry, backbone, rng_state, splits, run_
         lr_note = (f"no lr range test: {LR_STEPS_MIN} steps would take over a quarter of the budget left; the grid "
                    f"is centred on the phase's lr / 10")
     log.info("auto: %s", lr_note)
-    centre = found.suggestion if found else base.lr / 10
+    # The grid's top lr is the range test's loss minimum (the largest lr that still lowered the loss) and
+    # it spans one decade below it (centre / 3, x3): the minimum / 10 rule of a cold start is too timid for
+    # weights that are already good, and nothing above the minimum is worth a trial.
+    centre = found.minimum / 3 if found else base.lr / 10
     grid = trials.candidates(n, centre, base.lr, rule_k)
     chosen = trials.affordable(grid, costs, budget.limit - budget.spent)
     if len(chosen) < len(grid):

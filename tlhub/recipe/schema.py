@@ -89,8 +89,8 @@ class PhaseCfg:
                                                          "validation score (0: off)"})
     restore_best: bool = field(default=False, metadata={"help": "end the phase with the weights of its best "
                                                                 "validation epoch"})
-    auto_budget: float = field(default=2.0, metadata={"help": "freeze = 'auto': search plus final training may "
-                                                              "cost this many times the default plan (> 1 to search)"})
+    auto_budget: float = field(default=2.0, metadata={"help": "freeze = 'auto': the search may cost this many "
+                                                              "times the default plan; the winner's training comes on top"})
     auto_minutes: float = field(default=0.0, metadata={"help": "freeze = 'auto': also cap the search at this many "
                                                                "minutes (0: no cap)"})
 
