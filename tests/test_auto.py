@@ -114,6 +114,21 @@ def test_lr_range_test_suggests_a_sensible_lr_and_restores_the_model(tmp_path):
     assert png.stat().st_size > 5000
 
 
+def test_lr_edge_ignores_where_a_flat_curve_has_its_minimum():
+    """After a trained head the sweep is flat until it climbs: the minimum falls anywhere, the edge does not."""
+    lrs = [1e-7 * 10 ** (i * 7 / 99) for i in range(100)]
+    rise_from = next(i for i, lr in enumerate(lrs) if lr > 1e-3)
+    edges = []
+    for seed in range(5):
+        g = torch.Generator().manual_seed(seed)
+        noise = (torch.rand(100, generator=g) - 0.5).mul(0.3).tolist()  # +-15% per step
+        losses = [0.8 + n + (0 if i < rise_from else 0.4 * (i - rise_from)) for i, n in enumerate(noise)]
+        smoothed, _, _, lowest = lr_find.suggest(lrs, losses)
+        edges.append(lr_find.edge(lrs, smoothed))
+    assert all(3e-4 <= e <= 3e-3 for e in edges), edges  # within half a decade of where the climb starts
+    assert lr_find.edge(lrs[:50], [1.0] * 50) == lrs[49]  # never climbs: the sweep's last lr
+
+
 def test_lr_suggestion_from_a_known_curve():
     lrs = [10 ** (-6 + 6 * i / 99) for i in range(100)]  # 1e-6 .. 1
     losses = [2.0 if lr < 1e-3 else 2.0 - 0.5 * math.log10(lr / 1e-3) if lr <= 1e-1 else 1.0 + 50 * (lr - 0.1)

@@ -8,7 +8,7 @@
    quarter of the groups for ``FINAL_EPOCHS`` epochs, the common hand-written recipe) is what the search may
    spend; the winner's remaining epochs come on top. ``auto_minutes`` caps the search too.
 4. A head phase on frozen features (shared by every candidate), an lr range test on the top half of
-   the groups (its loss minimum is the grid's top lr), then successive halving over the candidates (``search``).
+   the groups (the lr where its loss starts to climb is the grid's top lr), then successive halving over the candidates (``search``).
 5. The auto phase is replaced by the head phase and the winner's phase; the winner's trial checkpoint
    becomes the run's, so the trainer continues it instead of starting over.
 """
@@ -85,8 +85,7 @@ def _lr_centre(runner: trials.TrialRunner, k: int, base, name: str, out: Path, s
     except ValueError as exc:
         return None, f"{exc}; the grid is centred on the phase's lr / 10"
     lr_find.plot(found, out, title=f"lr range test: top {k} groups after the head phase")
-    if not found.descent:
-        return None, f"{found.format()}; the grid is centred on the phase's lr / 10"
+    # The edge needs no descent: after a trained head the loss is flat until it climbs.
     return found, found.format()
 
 
@@ -179,10 +178,10 @@ def search_auto(accelerator, recipe, registry, backbone, rng_state, splits, run_
         lr_note = (f"no lr range test: {LR_STEPS_MIN} steps would take over a quarter of the budget left; the grid "
                    f"is centred on the phase's lr / 10")
     log.info("auto: %s", lr_note)
-    # The grid's top lr is the range test's loss minimum (the largest lr that still lowered the loss) and
-    # it spans one decade below it (centre / 3, x3): the minimum / 10 rule of a cold start is too timid for
-    # weights that are already good, and nothing above the minimum is worth a trial.
-    centre = found.minimum / 3 if found else base.lr / 10
+    # The grid's top lr is the range test's edge (the last lr before the loss climbs; where the minimum of
+    # a flat curve falls is noise) and it spans one decade below it (centre = edge / 3, x 1/3, 1, 3); never
+    # above the head's own lr. Without a range test: the usual "10x lower" of a second phase.
+    centre = min(found.edge, base.lr) / 3 if found else base.lr / 10
     grid = trials.candidates(n, centre, base.lr, rule_k)
     chosen = trials.affordable(grid, costs, budget.limit - budget.spent)
     if len(chosen) < len(grid):

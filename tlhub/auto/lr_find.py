@@ -24,6 +24,7 @@ from tlhub import states
 
 LR_MIN, LR_MAX, STEPS, BETA, DIVERGE = 1e-7, 1.0, 100, 0.98, 4.0
 MIN_DROP = 0.02  # the smoothed loss must fall by this fraction somewhere, or the sweep found no descent
+RISE = 0.10  # the edge: the last lr before the smoothed loss climbs this far above its minimum
 
 
 @dataclass
@@ -36,6 +37,7 @@ class LRFind:
     minimum: float      # lr at the smoothed minimum
     stopped: str = ""   # why the sweep ended early ('' when it ran all steps)
     descent: bool = True  # False: the smoothed loss never fell by MIN_DROP; the suggestion means little
+    edge: float = 0.0   # the last lr before the smoothed loss rose RISE above its minimum (see ``edge``)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -46,7 +48,8 @@ class LRFind:
                     f"loss never fell by {MIN_DROP:.0%}, so it suggests nothing; keep a written lr")
         return (f"lr range test: {len(self.lrs)} steps from {self.lrs[0]:.1e} to {self.lrs[-1]:.1e}"
                 f"{' (' + self.stopped + ')' if self.stopped else ''}; smoothed loss lowest at {self.minimum:.2e}, "
-                f"steepest descent at {self.steepest:.2e}; suggested lr {self.suggestion:.2e} (minimum / 10)")
+                f"steepest descent at {self.steepest:.2e}, rising {RISE:.0%} above the minimum after "
+                f"{self.edge:.2e}; suggested lr {self.suggestion:.2e} (minimum / 10)")
 
 
 def suggest(lrs: list[float], losses: list[float], beta: float = BETA) -> tuple[list[float], float, float, float]:
@@ -62,6 +65,18 @@ def suggest(lrs: list[float], losses: list[float], beta: float = BETA) -> tuple[
     grads = [(smoothed[i + 1] - smoothed[i]) / (logs[i + 1] - logs[i]) for i in range(skip, max(skip, lo))]
     steep = lrs[skip + min(range(len(grads)), key=lambda i: grads[i])] if grads else lrs[lo]
     return smoothed, lrs[lo] / 10, steep, lrs[lo]
+
+
+def edge(lrs: list[float], smoothed: list[float], rise: float = RISE) -> float:
+    """The last lr before the smoothed loss climbs ``rise`` above its minimum (the sweep's last lr if it never
+    does). On weights that are already good (a trained head) the curve is flat until it diverges: where on
+    the flat stretch the minimum falls is noise, where the climb starts is not."""
+    skip = min(len(lrs) // 10, 10)
+    lo = min(range(skip, len(smoothed)), key=lambda i: smoothed[i])
+    for i in range(lo + 1, len(smoothed)):
+        if smoothed[i] > smoothed[lo] * (1 + rise):
+            return lrs[i - 1]
+    return lrs[-1]
 
 
 def range_test(model, loader, optimizer, entry=None, lr_min: float = LR_MIN, lr_max: float = LR_MAX,
@@ -108,7 +123,7 @@ def range_test(model, loader, optimizer, entry=None, lr_min: float = LR_MIN, lr_
     smoothed, suggestion, steep, lo = suggest(lrs, losses)
     skip = min(len(lrs) // 10, 10)
     descent = min(smoothed[skip:]) <= smoothed[skip] * (1 - MIN_DROP)
-    return LRFind(lrs, losses, smoothed, suggestion, steep, lo, stopped, descent)
+    return LRFind(lrs, losses, smoothed, suggestion, steep, lo, stopped, descent, edge(lrs, smoothed))
 
 
 def plot(result: LRFind, path: str | Path, title: str = "lr range test") -> Path:
@@ -121,6 +136,8 @@ def plot(result: LRFind, path: str | Path, title: str = "lr range test") -> Path
     ax.plot(result.lrs, result.smoothed, color="#1565c0", lw=1.8, label="smoothed")
     ax.axvline(result.minimum, color="#888888", ls=":", label=f"minimum {result.minimum:.1e}")
     ax.axvline(result.suggestion, color="#c62828", ls="--", label=f"suggestion {result.suggestion:.1e}")
+    if result.edge:
+        ax.axvline(result.edge, color="#2e7d32", ls="-.", label=f"edge (+{RISE:.0%}) {result.edge:.1e}")
     ax.set_xscale("log")
     ax.set_xlabel("learning rate")
     ax.set_ylabel("training loss")
