@@ -182,6 +182,8 @@ def search_auto(accelerator, recipe, registry, backbone, rng_state, splits, run_
     # a flat curve falls is noise) and it spans one decade below it (centre = edge / 3, x 1/3, 1, 3); never
     # above the head's own lr. Without a range test: the usual "10x lower" of a second phase.
     centre = min(found.edge, base.lr) / 3 if found else base.lr / 10
+    log.info("auto: fine-tuning lrs centred on %.2g (%s)", centre,
+             f"the range test's edge {found.edge:.2g} / 3" if found else f"the head's lr {base.lr:g} / 10")
     grid = trials.candidates(n, centre, base.lr, rule_k)
     chosen = trials.affordable(grid, costs, budget.limit - budget.spent)
     if len(chosen) < len(grid):
