@@ -331,3 +331,84 @@ def test_policy_option_errors_carry_the_phase_and_fail_validate(tiny_recipe, tmp
     one_line_error(invoke("validate", bad), needle)
     one_line_error(invoke("run", tiny_recipe, *overrides, "--quiet"), needle)
     assert not (tmp_path / "run").exists()
+
+
+# ---------------------------------------------------------------- 6. smaller
+
+def test_resume_into_a_folder_that_is_not_a_run_writes_nothing(tiny_recipe, tmp_path):
+    stranger = tmp_path / "stranger"
+    stranger.mkdir()
+    (stranger / "notes.txt").write_text("mine")
+    one_line_error(invoke("run", tiny_recipe, "--resume", stranger, "--quiet"), "--resume: no whole checkpoint in")
+    assert sorted(p.name for p in stranger.iterdir()) == ["notes.txt"]  # no run.log left behind
+
+
+def _load_source(name, root, **options):
+    from tlhub.interfaces import DataContext
+    from tlhub.options import resolve_options
+    from tlhub.plugins import get_registry
+    spec = get_registry().get("data-sources", name)
+    opts, errors = resolve_options("data.options", options, spec.options)
+    assert not errors
+    logged: list[str] = []
+    return spec.load(opts, DataContext(root, 0, log=logged.append)), logged
+
+
+def test_blank_csv_rows_are_counted(tmp_path):
+    pytest.importorskip("tlhub_text")
+    (tmp_path / "t.csv").write_text("text,label\ngood,pos\n\n,\nbad,neg\n , \nfine,pos\n", encoding="utf-8")
+    data, logged = _load_source("csv", tmp_path, path="t.csv")
+    assert list(data.train.items) == ["good", "bad", "fine"]
+    assert sorted(data.skipped) == [f"{tmp_path / 't.csv'}:{n}: blank row" for n in (3, 4, 6)]
+    assert any("skipped 3 row(s)" in m for m in logged), logged
+
+
+def test_same_column_for_text_and_label_says_so(tmp_path, tiny_recipe):
+    pytest.importorskip("tlhub_text")
+    (tmp_path / "t.csv").write_text("text,label\ngood,pos\nbad,neg\n", encoding="utf-8")
+    with pytest.raises(UserError, match="text_column and label_column are the same column"):
+        _load_source("csv", tmp_path, path="t.csv", text_column="label", label_column="label")
+    with pytest.raises(UserError, match="are the same column of"):  # a name and an index of one column
+        _load_source("csv", tmp_path, path="t.csv", text_column="text", label_column=0)
+
+
+@pytest.mark.parametrize("content", [None, "[model\nx = 1\n"])
+def test_file_errors_name_the_file_once(tmp_path, content):
+    path = tmp_path / "r.toml"
+    if content is not None:
+        path.write_text(content)
+    res = invoke("validate", path)
+    one_line_error(res, "no such recipe file" if content is None else "malformed TOML")
+    assert res.output.count(str(path)) == 1, res.output
+
+
+@pytest.mark.parametrize("override, needles", [
+    ("phases.0.freeze=auto_", ["phases.0.freeze: unknown freeze policy 'auto_' (did you mean 'auto'",
+                               "available: auto, from_group"]),
+    ("phases.tpo.lr=1", ["override phases.tpo: no item 'tpo' (did you mean 'top'?)", "names: head, top"]),
+    ("phases.finetun.lr=1", ["no item 'finetun'", "names: head, top"]),
+])
+def test_freeze_and_phase_names_get_suggestions(tiny_recipe, override, needles):
+    res = invoke("show", tiny_recipe, override)
+    one_line_error(res, *needles)
+    assert len(res.output.strip().splitlines()) == 1, res.output
+
+
+def test_predict_on_a_folder_skips_a_bad_file(trained_image_model, tmp_path):
+    from PIL import Image
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    Image.new("RGB", (16, 16), (200, 10, 10)).save(folder / "good.png")
+    (folder / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    res = CliRunner().invoke(cli, ["predict", str(trained_image_model), str(folder), "--json"])
+    assert res.exit_code == 0, res.output
+    assert "warning: skipped 1 file(s) that are not readable images" in res.output and "broken.png" in res.output
+    assert [Path(r["input"]).name for r in json.loads(res.output[res.output.index("["):])] == ["good.png"]
+    one_line_error(invoke("predict", trained_image_model, folder / "broken.png"), "broken.png: cannot read the image")
+
+
+def test_top_zero_is_an_error(trained_image_model, tmp_path):
+    from PIL import Image
+    Image.new("RGB", (16, 16)).save(tmp_path / "x.png")
+    res = CliRunner().invoke(cli, ["predict", str(trained_image_model), str(tmp_path / "x.png"), "--top", "0"])
+    one_line_error(res, "--top", "0 is not in the range x>=1")

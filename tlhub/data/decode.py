@@ -46,6 +46,16 @@ def to_pil(item: Any) -> Image.Image:
     return img.convert("RGB")
 
 
+def decode_error(path: str | Path) -> str | None:
+    """None when the image file decodes fully, else why not (how training and predict skip bad files)."""
+    try:
+        with Image.open(path) as im:
+            im.load()
+        return None
+    except Exception as exc:  # PIL raises several types for bad files (and DecompressionBombError)
+        return f"{type(exc).__name__}: {exc}"
+
+
 def to_uint8(arr: np.ndarray) -> np.ndarray:
     """8-bit values from any numeric array, scaled by the range its type implies.
 

@@ -216,7 +216,10 @@ def _index(node: list, part: str, path: str) -> int:
     for i, item in enumerate(node):  # phases by name
         if isinstance(item, dict) and item.get("name") == part:
             return i
-    raise UserError(f"override {path}: no item {part!r} (there are {len(node)}, indexed from 0, or by name)")
+    names = [item["name"] for item in node if isinstance(item, dict) and isinstance(item.get("name"), str)]
+    listing = f"; names: {', '.join(names)}" if names else ""
+    raise UserError(f"override {path}: no item {part!r}{did_you_mean(part, names)} (there are {len(node)}, "
+                    f"indexed from 0, or by name){listing}")
 
 
 def _child(node: Any, part: str, create: bool, path: str) -> Any:

@@ -20,7 +20,9 @@ def validate(recipe: Recipe, registry=None) -> list[str]:
             return None
         table = reg.items[kind]
         if name not in table:
-            errors.append(f"{where}: {unknown_message(kind, name, table, reg.provider)}")
+            from tlhub.recipe.plan import unknown_freeze_policy
+            errors.append(f"{where}: " + (unknown_freeze_policy(name, reg) if kind == "freeze-policies"
+                                          else unknown_message(kind, name, table, reg.provider)))
             return None
         errors.extend(resolve_options(opts_where, opts, table[name].options)[1])
         return table[name]
