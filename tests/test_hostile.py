@@ -412,3 +412,58 @@ def test_top_zero_is_an_error(trained_image_model, tmp_path):
     Image.new("RGB", (16, 16)).save(tmp_path / "x.png")
     res = CliRunner().invoke(cli, ["predict", str(trained_image_model), str(tmp_path / "x.png"), "--top", "0"])
     one_line_error(res, "--top", "0 is not in the range x>=1")
+
+
+# ---------------------------------------------------------------- every PIL mode the loaders accept
+
+def _one_image_per_mode(folder: Path) -> dict[str, tuple[Path, tuple[int, int, int]]]:
+    """mode -> (file, the 8-bit RGB it must become): 1, L, P, RGB, RGBA as PNG; CMYK, I, F as TIFF."""
+    import numpy as np
+    from PIL import Image
+    size, rgb = (16, 16), (100, 150, 200)
+    palette = Image.new("P", size, 3)
+    palette.putpalette([0, 0, 0] * 3 + list(rgb) + [0, 0, 0] * 252)
+    made = {
+        "1": (Image.new("1", size, 1), (255, 255, 255)),
+        "L": (Image.new("L", size, 100), (100, 100, 100)),
+        "P": (palette, rgb),
+        "RGB": (Image.new("RGB", size, rgb), rgb),
+        "RGBA": (Image.new("RGBA", size, (*rgb, 255)), rgb),
+        "CMYK": (Image.new("CMYK", size, (0, 0, 0, 155)), (100, 100, 100)),  # 155 of black ink on white
+        "I;16": (Image.fromarray(np.full(size, 100 * 257, np.uint16)), (100, 100, 100)),  # 16-bit: x 257
+        "I": (Image.fromarray(np.full(size, 100 * 257, np.int32)), (100, 100, 100)),
+        "F": (Image.fromarray(np.full(size, 100 / 255, np.float32)), (100, 100, 100)),  # floats in 0..1
+    }
+    out = {}
+    for mode, (img, want) in made.items():
+        assert img.mode == mode
+        path = folder / f"{mode.replace(';', '_')}.{'tiff' if mode in ('CMYK', 'I', 'F') else 'png'}"
+        img.save(path)
+        out[mode] = (path, want)
+    return out
+
+
+def test_every_pil_mode_is_scaled_alike_in_training_and_predict(trained_image_model, tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    from tlhub.data.decode import to_pil
+    from tlhub.data.images import ImageDataset, build_transform
+    from tlhub.interfaces import ImagePreprocessing
+    images = _one_image_per_mode(tmp_path)
+    transform, _ = build_transform(ImagePreprocessing(size=16, mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25)), 16, None,
+                                   train=False)
+    predictor = tlhub.load(trained_image_model)
+    for mode, (path, want) in images.items():
+        assert Image.open(path).mode == mode, path
+        assert to_pil(path).getpixel((0, 0)) == want, mode
+        twin = tmp_path / f"twin-{path.stem}.png"
+        Image.new("RGB", (16, 16), want).save(twin)
+        seen, expected = ImageDataset([path, twin], [0, 0], transform)[0][0], ImageDataset([twin], [0], transform)[0][0]
+        assert np.array_equal(seen.numpy(), expected.numpy()), mode  # training sees the 8-bit twin
+        p = predictor.predict_proba([path, twin])
+        assert np.allclose(p[0], p[1], atol=1e-6), mode  # and so does predict
+    # one inf pixel in a float image: the others keep their place in the real range (not all black)
+    hot = np.full((4, 4), 0.5, np.float32)
+    hot[0, 0] = np.inf
+    assert to_pil(Image.fromarray(hot)).getpixel((1, 1)) == (128, 128, 128)
