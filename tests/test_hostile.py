@@ -138,6 +138,9 @@ def _recipe_with(path: Path, base: Path, overrides: list[str]) -> Path:
     ("data.batch_size=99999999999999999999", "data.batch_size: out of range"),
     ('output.dir="/dev/null"', "output.dir: /dev/null exists and is not a folder"),
     ('output.dir="a\\u0000b"', "output.dir: contains a NUL character"),
+    ('model.weights="nosuch.safetensors"', "model.weights: no such weights file: nosuch.safetensors"),
+    ('model.head=""', "model.head: required"),
+    ("phases.1.layer_decay=1e300", "phases.1.layer_decay: must be in (0, 1]"),  # was an OverflowError
 ])
 def test_recipe_mistakes_fail_validate_with_one_line(tiny_recipe, tmp_path, override, needle):
     bad = _recipe_with(tmp_path / "bad.toml", tiny_recipe, [override])

@@ -298,6 +298,8 @@ def _check_values(r: Recipe) -> list[str]:
     e = []
     if not r.model.backbone:
         e.append("model.backbone: required (a registered backbone name)")
+    if not r.model.head:
+        e.append("model.head: required (a registered head name)")
     if not r.data.source:
         e.append("data.source: required (a registered data source name)")
     if not r.phases:
