@@ -14,15 +14,15 @@ import math
 import os
 import re
 import tempfile
-import tomllib
 from pathlib import Path
 from unittest import mock
 
 import pytest
+import tomllib
+from conftest import REPO
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from conftest import REPO
 from tlhub.errors import UserError
 
 tomli_w = pytest.importorskip("tomli_w")
