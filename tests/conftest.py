@@ -45,3 +45,15 @@ def write_recipe(tmp_path):
 @pytest.fixture
 def tiny_recipe(write_recipe, tiny_recipe_text, tmp_path) -> Path:
     return write_recipe(tiny_recipe_text + f'\n[output]\ndir = "{tmp_path / "run"}"\n')
+
+
+@pytest.fixture(scope="session")
+def trained_image_model(tmp_path_factory) -> Path:
+    """The run directory of a two-epoch run of tests/recipes/tiny.toml, shared by the tests that predict."""
+    import tlhub
+    from tlhub import plugins
+    plugins.reset()
+    root = tmp_path_factory.mktemp("hostile")
+    recipe = root / "r.toml"
+    recipe.write_text((REPO / "tests" / "recipes" / "tiny.toml").read_text() + f'\n[output]\ndir = "{root / "run"}"\n')
+    return tlhub.run(recipe, ["phases.0.epochs=1", "phases.1.epochs=1"], quiet=True).run_dir

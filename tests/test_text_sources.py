@@ -141,8 +141,8 @@ def test_csv_quoting_numeric_labels_and_skips(tmp_path):
     assert data.classes == ["2", "10"]  # numeric labels sort as numbers
     assert list(data.train.items) == ["good, really good", 'bad "indeed"', "multi\nline"]
     assert list(data.train.labels) == [1, 0, 0]
-    assert len(data.skipped) == 3
-    assert any("t.csv:6: empty text" in s for s in data.skipped)
+    assert len(data.skipped) == 4  # line 8 is blank: counted too
+    assert any("t.csv:6: empty text" in s for s in data.skipped) and any("t.csv:8: blank row" in s for s in data.skipped)
 
 
 def test_csv_without_header_uses_indexes(tmp_path):

@@ -14,7 +14,8 @@ from tlhub.errors import UserError
 @click.argument("model", type=click.Path())
 @click.argument("inputs", nargs=-1, required=True)
 @click.option("--json", "as_json", is_flag=True, help="One JSON list: input, label, prob and every class's probs.")
-@click.option("--top", default=1, show_default=True, help="Classes shown per input in the table.")
+@click.option("--top", default=1, show_default=True, type=click.IntRange(min=1),
+              help="Classes shown per input in the table.")
 @click.option("--batch-size", default=64, show_default=True, help="Inputs per forward pass.")
 @click.option("--device", default="cpu", show_default=True, help=DEVICE_HELP)
 @user_errors
@@ -41,14 +42,18 @@ def predict(model, inputs, as_json, top, batch_size, device):
     for arg in inputs:
         items += read_stdin() if arg == "-" else [arg]
     if predictor.modality == "image":
-        items = collect_images(items)
+        skipped: list[str] = []
+        items = collect_images(items, skipped)
+        if skipped:  # as training does: a folder's unreadable file is skipped, not fatal
+            click.echo(f"warning: skipped {len(skipped)} file(s) that are not readable images: "
+                       + "; ".join(skipped), err=True)
     if not items:
-        raise UserError("no inputs to predict (stdin was empty)")
+        raise UserError("no inputs to predict (" + ("no readable image" if inputs != ("-",) else "stdin was empty")
+                        + ")")
     preds = predictor.predict(items, batch_size=batch_size)
     if as_json:
         click.echo(json.dumps([{"input": i, **p.to_dict()} for i, p in zip(items, preds)], indent=2))
         return
-    top = max(1, top)
     shown = [cell(i, 60) for i in items]
     width = max(len("input"), *(len(s) for s in shown))
     lw = max(len("label"), *(len(c) for c in predictor.classes))

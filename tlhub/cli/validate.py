@@ -22,7 +22,7 @@ def validate(recipes):
             click.echo(f"{path}: ok")
         except UserError as exc:
             failed += 1
-            for line in exc.errors:
-                click.echo(f"error: {path}: {line}", err=True)
+            for line in exc.errors:  # file errors name the file already
+                click.echo(f"error: {line}" if line.startswith(f"{path}:") else f"error: {path}: {line}", err=True)
     if failed:
         sys.exit(2)

@@ -46,18 +46,31 @@ def to_pil(item: Any) -> Image.Image:
     return img.convert("RGB")
 
 
+def decode_error(path: str | Path) -> str | None:
+    """None when the image file decodes fully, else why not (how training and predict skip bad files)."""
+    try:
+        with Image.open(path) as im:
+            im.load()
+        return None
+    except Exception as exc:  # PIL raises several types for bad files (and DecompressionBombError)
+        return f"{type(exc).__name__}: {exc}"
+
+
 def to_uint8(arr: np.ndarray) -> np.ndarray:
     """8-bit values from any numeric array, scaled by the range its type implies.
 
     uint16: 0..65535; floats within [0, 1]: 0..1; other values within [0, 255]: as they are; other
-    integers within [0, 65535]: 16-bit; anything else: its own min..max.
+    integers within [0, 65535]: 16-bit; anything else: its own min..max. Ranges count finite values
+    only; nan becomes the minimum, +-inf the maximum / minimum.
     """
     if arr.dtype == np.uint8:
         return arr
     if arr.dtype == bool:
         return arr.astype(np.uint8) * 255
     a = arr.astype(np.float64)
-    lo, hi = (float(np.nanmin(a)), float(np.nanmax(a))) if a.size else (0.0, 0.0)
+    finite = a[np.isfinite(a)]  # the range of the real values: one inf pixel must not black out the rest
+    lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 0.0)
+    a = np.nan_to_num(a, nan=lo, posinf=hi, neginf=lo)
     if arr.dtype == np.uint16:
         top = 65535.0
     elif lo >= 0 and hi <= 1 and np.issubdtype(arr.dtype, np.floating):
@@ -68,7 +81,7 @@ def to_uint8(arr: np.ndarray) -> np.ndarray:
         top = 65535.0
     else:
         a, top = a - lo, max(hi - lo, 1e-12)
-    return np.rint(np.nan_to_num(a) * (255.0 / top)).clip(0, 255).astype(np.uint8)
+    return np.rint(a * (255.0 / top)).clip(0, 255).astype(np.uint8)
 
 
 def to_chw(img: Image.Image, size: int, mean: Sequence[float], std: Sequence[float]) -> np.ndarray:

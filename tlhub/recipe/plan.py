@@ -117,6 +117,13 @@ def _bad_groups(where: str, keys, names: list[str], allowed_extra=()) -> list[st
             f"(groups: {', '.join(names)}{', head' if allowed_extra else ''})" for k in keys if k not in known]
 
 
+def unknown_freeze_policy(name: str, registry) -> str:
+    """The message for an unknown ``freeze``: "auto" (the search, not a registered policy) is a choice too."""
+    from tlhub.registry import unknown_message
+    return unknown_message("freeze-policies", name, {**registry.items["freeze-policies"], "auto": None},
+                           registry.provider)
+
+
 def plan_phase(recipe, registry, index: int, phase, layouts: list[GroupLayout], errors: list[str]) -> PhasePlan | None:
     where = f"phases.{index}"
     names = [g.name for g in layouts]
@@ -125,6 +132,9 @@ def plan_phase(recipe, registry, index: int, phase, layouts: list[GroupLayout], 
     bad = [f"{where}.lr_mult.{k}: must be a finite number >= 0, got {v!r}" for k, v in phase.lr_mult.items()
            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0]
     errors += bad
+    if phase.freeze not in registry.items["freeze-policies"]:
+        errors.append(f"{where}.freeze: {unknown_freeze_policy(phase.freeze, registry)}")
+        return None
     try:
         spec, opts = registry.resolve("freeze-policies", phase.freeze, phase.freeze_options, f"{where}.freeze_options")
         trainable = spec.build(opts).trainable([(g.name, list(g.params)) for g in layouts])

@@ -216,7 +216,10 @@ def _index(node: list, part: str, path: str) -> int:
     for i, item in enumerate(node):  # phases by name
         if isinstance(item, dict) and item.get("name") == part:
             return i
-    raise UserError(f"override {path}: no item {part!r} (there are {len(node)}, indexed from 0, or by name)")
+    names = [item["name"] for item in node if isinstance(item, dict) and isinstance(item.get("name"), str)]
+    listing = f"; names: {', '.join(names)}" if names else ""
+    raise UserError(f"override {path}: no item {part!r}{did_you_mean(part, names)} (there are {len(node)}, "
+                    f"indexed from 0, or by name){listing}")
 
 
 def _child(node: Any, part: str, create: bool, path: str) -> Any:
@@ -295,6 +298,8 @@ def _check_values(r: Recipe) -> list[str]:
     e = []
     if not r.model.backbone:
         e.append("model.backbone: required (a registered backbone name)")
+    if not r.model.head:
+        e.append("model.head: required (a registered head name)")
     if not r.data.source:
         e.append("data.source: required (a registered data source name)")
     if not r.phases:

@@ -20,7 +20,9 @@ def validate(recipe: Recipe, registry=None) -> list[str]:
             return None
         table = reg.items[kind]
         if name not in table:
-            errors.append(f"{where}: {unknown_message(kind, name, table, reg.provider)}")
+            from tlhub.recipe.plan import unknown_freeze_policy
+            errors.append(f"{where}: " + (unknown_freeze_policy(name, reg) if kind == "freeze-policies"
+                                          else unknown_message(kind, name, table, reg.provider)))
             return None
         errors.extend(resolve_options(opts_where, opts, table[name].options)[1])
         return table[name]
@@ -58,6 +60,8 @@ def _plan_errors(recipe: Recipe, registry) -> list[str]:
         build_plan(recipe, registry, layouts)
     except UserError as exc:
         return exc.errors or [str(exc)]
+    except OverflowError:  # e.g. layer_decay = 1e300: out of range, which the schema has reported
+        return []
     return []
 
 
@@ -66,10 +70,26 @@ def _setup_errors(recipe: Recipe) -> list[str]:
     from tlhub.artifacts.rundir import check_output_dir
     from tlhub.metrics import metric_errors
     errors = check_output_dir(recipe.output.dir) if recipe.output.dir else []
+    errors += weights_file_errors(recipe)
     errors += tracker_errors(recipe.train.log_with)
     if all(isinstance(m, str) for m in recipe.eval.metrics):  # else reported by the schema
         errors += metric_errors(recipe.eval.metrics)
     return errors
+
+
+WEIGHT_FILE_SUFFIXES = (".safetensors", ".pth", ".pt", ".bin", ".ckpt")
+
+
+def weights_file_errors(recipe: Recipe) -> list[str]:
+    """A ``model.weights`` file that is not there (resolved as the run resolves it: from the recipe's folder
+    or the working directory); names that are not files (model ids, 'imagenet') are the backbone's to judge."""
+    w = recipe.model.weights
+    if not isinstance(w, str) or not w.lower().endswith(WEIGHT_FILE_SUFFIXES):
+        return []
+    path = Path(w).expanduser()
+    if (Path(recipe.base_dir) / path).is_file() or path.is_file():
+        return []
+    return [f"model.weights: no such weights file: {w} (relative paths: from the recipe's folder {recipe.base_dir})"]
 
 
 def tracker_errors(names) -> list[str]:

@@ -111,6 +111,8 @@ def find_resume_dir(recipe: Recipe, resume: str) -> Path:
         path = runs[-1].parent
     if not path.is_dir():
         raise UserError(f"--resume: {path} is not a run directory")
+    if not (path / "checkpoints").is_dir():  # refuse before anything (run.log) is written into a stranger's folder
+        raise UserError(f"--resume: no whole checkpoint in {path / 'checkpoints'}; start a new run instead")
     return path
 
 

@@ -13,8 +13,13 @@ log = logging.getLogger("tlhub")
 
 # ---------------------------------------------------------------------- inputs from the command line
 
-def collect_images(args: Iterable[str]) -> list[str]:
-    """Image paths from arguments: files as given, folders expanded (recursively, sorted, by extension)."""
+def collect_images(args: Iterable[str], skipped: list[str] | None = None) -> list[str]:
+    """Image paths from arguments: files as given, folders expanded (recursively, sorted, by extension).
+
+    With ``skipped``, a folder's files that do not decode are left out and listed there ("path: why"),
+    as training skips them; a file named on its own is always kept (its error names it).
+    """
+    from tlhub.data.decode import decode_error
     out: list[str] = []
     for a in args:
         p = Path(a).expanduser()
@@ -23,6 +28,10 @@ def collect_images(args: Iterable[str]) -> list[str]:
                            and not any(part.startswith(".") for part in f.relative_to(p).parts))
             if not found:
                 raise UserError(f"{a}: folder holds no image ({', '.join(IMAGE_EXTENSIONS)})")
+            if skipped is not None:
+                bad = {f: why for f in found if (why := decode_error(f))}
+                skipped += [f"{f}: {why}" for f, why in bad.items()]
+                found = [f for f in found if f not in bad]
             out += found
         elif p.is_file():
             out.append(str(p))

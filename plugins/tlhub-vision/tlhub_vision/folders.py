@@ -9,6 +9,7 @@ from pathlib import Path
 
 from PIL import Image
 
+from tlhub.data.decode import decode_error
 from tlhub.errors import UserError
 from tlhub.interfaces import DataContext, SourceData, Split
 
@@ -18,16 +19,6 @@ SPLIT_DIRS = {"train": ("train",), "val": ("val", "valid", "validation"), "test"
 
 def _visible_dirs(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
-
-
-def _decodes(path: Path) -> str | None:
-    """None when the image decodes fully, else the reason it does not."""
-    try:
-        with Image.open(path) as im:
-            im.load()
-        return None
-    except Exception as exc:  # PIL raises several types for bad files
-        return f"{type(exc).__name__}: {exc}"
 
 
 def _scan(folder: Path, classes: list[str], exts: set[str], skipped: list[str]) -> Split:
@@ -43,7 +34,7 @@ def _scan(folder: Path, classes: list[str], exts: set[str], skipped: list[str]) 
             if p.suffix.lower() not in exts:
                 skipped.append(f"{p}: extension not in {sorted(exts)}")
                 continue
-            why = _decodes(p)
+            why = decode_error(p)
             if why:
                 skipped.append(f"{p}: {why}")
                 continue

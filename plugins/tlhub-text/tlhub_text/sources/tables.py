@@ -16,6 +16,9 @@ SPLIT_KEYS = (("train", "path"), ("val", "val_path"), ("test", "test_path"))
 
 
 def load_table(kind: str, options: dict, ctx: DataContext) -> SourceData:
+    if options["text_column"] == options["label_column"]:  # else every label is its text: nothing to learn
+        raise UserError(f"data.options: text_column and label_column are the same column "
+                        f"({options['text_column']!r}); the label must come from another column")
     rows, skipped = {}, []
     for split, key in SPLIT_KEYS:
         if options[key]:
@@ -27,7 +30,7 @@ def load_table(kind: str, options: dict, ctx: DataContext) -> SourceData:
     index = {c: i for i, c in enumerate(classes)}
     out = {s: Split([t for t, _ in r], [index[lab] for _, lab in r]) for s, r in rows.items()}
     if skipped:
-        ctx.log(f"data: {kind}: skipped {len(skipped)} row(s) without a text or label (listed in skipped.txt)")
+        ctx.log(f"data: {kind}: skipped {len(skipped)} row(s) without a text or label, blank ones included (listed in skipped.txt)")
     return SourceData(classes, train=out.get("train"), val=out.get("val"), test=out.get("test"), skipped=skipped)
 
 
@@ -63,6 +66,9 @@ def read_delimited(kind: str, path: Path, options: dict, skipped: list[str]) -> 
     columns = [c.strip() for c in first] if header else None
     ti = _column("text_column", options["text_column"], columns, path, first)
     li = _column("label_column", options["label_column"], columns, path, first)
+    if ti == li:  # a name and an index of one column
+        raise UserError(f"data.options: text_column {options['text_column']!r} and label_column "
+                        f"{options['label_column']!r} are the same column of {path}; the label must come from another")
     rows = [] if header else [(1, first)]
     try:
         for row in reader:
@@ -72,7 +78,8 @@ def read_delimited(kind: str, path: Path, options: dict, skipped: list[str]) -> 
     out = []
     for n, row in rows:
         if not any(cell.strip() for cell in row):
-            continue  # blank line
+            skipped.append(f"{path}:{n}: blank row")  # counted, as the docs promise
+            continue
         if len(row) <= max(ti, li):
             skipped.append(f"{path}:{n}: {len(row)} field(s), the text/label column is missing")
         elif not row[ti].strip() or not row[li].strip():

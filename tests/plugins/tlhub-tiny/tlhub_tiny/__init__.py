@@ -62,7 +62,13 @@ def register_backbones(register):
 @hookimpl
 def register_data_sources(register):
     register(DataSourceSpec("synthetic", "class-coloured squares on noise, for tests", "image", load_synthetic,
-                            options=(Opt("classes", int, 4, "number of classes (<= 6)"),
-                                     Opt("per_class", int, 40, "images per class"),
-                                     Opt("size", int, 16, "image side"),
-                                     Opt("seed", int, 0, "generator seed"))))
+                            options=(Opt("classes", int, 4, "number of classes (2 to 6)",
+                                         check=lambda v: "" if 2 <= v <= 6 else "must be in [2, 6]"),
+                                     Opt("per_class", int, 40, "images per class", check=_positive),
+                                     Opt("size", int, 16, "image side", check=_positive),
+                                     Opt("seed", int, 0, "generator seed",
+                                         check=lambda v: "" if 0 <= v < 2**32 else "must be in [0, 2**32)"))))
+
+
+def _positive(v: int) -> str:
+    return "" if v >= 1 else "must be >= 1"
