@@ -171,3 +171,23 @@ def test_unwritable_output_and_full_disk(tiny_recipe, tmp_path, monkeypatch):
     with pytest.raises(UserError, match="cannot write a checkpoint .*No space left on device"):
         tlhub.run(tiny_recipe, [], quiet=True)
     assert [p.name for p in (tmp_path / "run" / "checkpoints").iterdir()] == []  # no partial checkpoint left
+
+
+@pytest.mark.slow
+def test_sigkill_during_an_overwrite_leaves_the_old_run_byte_for_byte(reference, tmp_path):
+    """--overwrite builds beside the old run: a SIGKILL in the new run's phase 2 leaves the old one as it was."""
+    recipe, ref = reference
+    out = tmp_path / "run"
+    shutil.copytree(ref, out)
+    before = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    proc = _start(recipe, out, "--overwrite")
+    deadline = time.time() + 300
+    while time.time() < deadline and not (staged := list(tmp_path.glob("run.tlhub-new-*"))):
+        time.sleep(0.02)
+    assert staged, "the overwrite did not build the new run beside the old one"
+    _wait_for_phase2(proc, staged[0])
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=60)
+    assert proc.returncode == -signal.SIGKILL, "the run finished before it could be killed"
+    after = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    assert after == before
