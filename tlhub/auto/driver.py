@@ -181,9 +181,14 @@ def search_auto(accelerator, recipe, registry, backbone, rng_state, splits, run_
     # The grid's top lr is the range test's edge (the last lr before the loss climbs; where the minimum of
     # a flat curve falls is noise) and it spans one decade below it (centre = edge / 3, x 1/3, 1, 3); never
     # above the head's own lr. Without a range test: the usual "10x lower" of a second phase.
-    centre = min(found.edge, base.lr) / 3 if found else base.lr / 10
-    log.info("auto: fine-tuning lrs centred on %.2g (%s)", centre,
-             f"the range test's edge {found.edge:.2g} / 3" if found else f"the head's lr {base.lr:g} / 10")
+    # Whatever the range test reads, the centre stays in the band of the usual second phase, 3-100x below
+    # the head's lr: on a low, noisy loss the test can misread the edge by orders of magnitude.
+    centre = found.edge / 3 if found else base.lr / 10
+    band = min(max(centre, base.lr / 100), base.lr / 3)
+    log.info("auto: fine-tuning lrs centred on %.2g (%s%s)", band,
+             f"the range test's edge {found.edge:.2g} / 3" if found else f"the head's lr {base.lr:g} / 10",
+             "" if band == centre else f", {centre:.2g} brought into [head lr / 100, head lr / 3]")
+    centre = band
     grid = trials.candidates(n, centre, base.lr, rule_k)
     chosen = trials.affordable(grid, costs, budget.limit - budget.spent)
     if len(chosen) < len(grid):
