@@ -127,6 +127,9 @@ def test_lr_edge_ignores_where_a_flat_curve_has_its_minimum():
         edges.append(lr_find.edge(lrs, smoothed))
     assert all(3e-4 <= e <= 3e-3 for e in edges), edges  # within half a decade of where the climb starts
     assert lr_find.edge(lrs[:50], [1.0] * 50) == lrs[49]  # never climbs: the sweep's last lr
+    flat = [0.1] * 60 + [0.1 * 1.2 ** k for k in range(1, 41)]
+    flat[12] = 0.07  # one early dip 30% below the level (what a noisy, low loss gives) does not pull the edge
+    assert lr_find.edge(lrs, flat) == lrs[59]
 
 
 def test_lr_suggestion_from_a_known_curve():

@@ -24,7 +24,7 @@ from tlhub import states
 
 LR_MIN, LR_MAX, STEPS, BETA, DIVERGE = 1e-7, 1.0, 100, 0.98, 4.0
 MIN_DROP = 0.02  # the smoothed loss must fall by this fraction somewhere, or the sweep found no descent
-RISE = 0.10  # the edge: the last lr before the smoothed loss climbs this far above its minimum
+RISE = 0.10  # the edge: the last lr where the smoothed loss is within this of its level (see ``edge``)
 
 
 @dataclass
@@ -37,7 +37,7 @@ class LRFind:
     minimum: float      # lr at the smoothed minimum
     stopped: str = ""   # why the sweep ended early ('' when it ran all steps)
     descent: bool = True  # False: the smoothed loss never fell by MIN_DROP; the suggestion means little
-    edge: float = 0.0   # the last lr before the smoothed loss rose RISE above its minimum (see ``edge``)
+    edge: float = 0.0   # the last lr before the smoothed loss climbs for good (see ``edge``)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -48,7 +48,7 @@ class LRFind:
                     f"loss never fell by {MIN_DROP:.0%}, so it suggests nothing; keep a written lr")
         return (f"lr range test: {len(self.lrs)} steps from {self.lrs[0]:.1e} to {self.lrs[-1]:.1e}"
                 f"{' (' + self.stopped + ')' if self.stopped else ''}; smoothed loss lowest at {self.minimum:.2e}, "
-                f"steepest descent at {self.steepest:.2e}, rising {RISE:.0%} above the minimum after "
+                f"steepest descent at {self.steepest:.2e}, last within {RISE:.0%} of its level at "
                 f"{self.edge:.2e}; suggested lr {self.suggestion:.2e} (minimum / 10)")
 
 
@@ -68,15 +68,14 @@ def suggest(lrs: list[float], losses: list[float], beta: float = BETA) -> tuple[
 
 
 def edge(lrs: list[float], smoothed: list[float], rise: float = RISE) -> float:
-    """The last lr before the smoothed loss climbs ``rise`` above its minimum (the sweep's last lr if it never
-    does). On weights that are already good (a trained head) the curve is flat until it diverges: where on
-    the flat stretch the minimum falls is noise, where the climb starts is not."""
+    """The last lr at which the smoothed loss is within ``rise`` of its level (the lower quartile of the sweep;
+    the sweep's last lr if the loss never climbs). On weights that are already good (a trained head) the curve
+    is flat until it climbs: where its minimum falls is noise, and so is a single early dip, but the last
+    point before the final climb is not."""
     skip = min(len(lrs) // 10, 10)
-    lo = min(range(skip, len(smoothed)), key=lambda i: smoothed[i])
-    for i in range(lo + 1, len(smoothed)):
-        if smoothed[i] > smoothed[lo] * (1 + rise):
-            return lrs[i - 1]
-    return lrs[-1]
+    body = sorted(smoothed[skip:])
+    limit = body[len(body) // 4] * (1 + rise)
+    return lrs[max((i for i in range(skip, len(smoothed)) if smoothed[i] <= limit), default=len(lrs) - 1)]
 
 
 def range_test(model, loader, optimizer, entry=None, lr_min: float = LR_MIN, lr_max: float = LR_MAX,
