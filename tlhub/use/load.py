@@ -47,6 +47,15 @@ class Prediction:
         return {"label": self.label, "prob": self.prob, "probs": dict(self.probs)}
 
 
+def predictions(classes: list[str], probs) -> list[Prediction]:
+    """One ``Prediction`` per row of class probabilities (PyTorch and ONNX Runtime predictors alike)."""
+    out = []
+    for row in probs:
+        best = int(row.argmax())
+        out.append(Prediction(classes[best], float(row[best]), {c: float(p) for c, p in zip(classes, row)}))
+    return out
+
+
 class Predictor:
     """A loaded model in eval mode with the preprocessing it was trained with.
 
@@ -86,13 +95,7 @@ class Predictor:
 
     def predict(self, inputs: Any, batch_size: int = 64) -> list[Prediction]:
         """Predictions for ``inputs`` (a list of inputs, or one input), in order, ``batch_size`` at a time."""
-        probs = self.predict_proba(inputs, batch_size)
-        out = []
-        for row in probs:
-            best = int(row.argmax())
-            out.append(Prediction(self.classes[best], float(row[best]),
-                                  {c: float(p) for c, p in zip(self.classes, row)}))
-        return out
+        return predictions(self.classes, self.predict_proba(inputs, batch_size))
 
     def predict_proba(self, inputs: Any, batch_size: int = 64) -> "np.ndarray":
         """Class probabilities as a float32 array ``[n_inputs, n_classes]`` (columns: ``self.classes``)."""

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from tlhub.errors import UserError
-from tlhub.use.load import Prediction
+from tlhub.use.load import Prediction, predictions
 
 ONNX_FILE = "model.onnx"
 
@@ -76,13 +76,7 @@ class OnnxPredictor:
         return tokenizer
 
     def predict(self, inputs: Any, batch_size: int = 64) -> list[Prediction]:
-        probs = self.predict_proba(inputs, batch_size)
-        out = []
-        for row in probs:
-            best = int(row.argmax())
-            out.append(Prediction(self.classes[best], float(row[best]),
-                                  {c: float(p) for c, p in zip(self.classes, row)}))
-        return out
+        return predictions(self.classes, self.predict_proba(inputs, batch_size))
 
     def predict_proba(self, inputs: Any, batch_size: int = 64):
         """Class probabilities as a float32 array ``[n_inputs, n_classes]``."""
