@@ -190,13 +190,15 @@ def test_auto_run_prints_stores_and_draws_the_search(tiny_recipe):
     assert winner["val_accuracy"] == max(r["val_accuracy"] for r in ran)
     assert data["budget"]["spent"] <= data["budget"]["limit"] + 1e-6 or len(ran) == 1
     assert (run / "auto_search.png").stat().st_size > 5000
-    # the range test runs when a quarter of the budget left affords 30 steps; else the log says so
-    assert (run / "lr_find.png").is_file() == (data["lr_find"] is not None)
+    # the winner's trial, then its remaining epochs annealed (unless the head alone won)
+    tune = [p for p in data["phases"] if p["freeze"] != "frozen"]
+    assert not tune or ([p["scheduler"] for p in tune] in (["constant", "cosine"], ["cosine"])
+                        and tune[0]["epochs"] == winner["epochs"] and not tune[-1]["early_stop"])
     saved = tomllib.loads((run / "recipe.toml").read_text())
     assert "auto" not in [p["freeze"] for p in saved["phases"]]
     assert [p["name"] for p in saved["phases"]][: len(data["phases"])] == [p["name"] for p in data["phases"]]
     log = (run / "run.log").read_text()
-    assert (data["lr_find"] is not None) or "no lr range test" in log
+    assert "fine-tuning lrs" in log and "lr_find" not in data
     assert "successive halving" in log and f"auto: winner {winner['plan']}" in log and "Default plan" in log
     assert len(ran) >= 3 and result.metrics["accuracy"] > 0.25  # above chance (4 classes)
     assert not (run / "auto").exists()  # trial checkpoints removed; the JSON keeps the record

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 from tlhub.auto.trials import CostModel, TrialState
@@ -126,13 +126,18 @@ class SearchResult:
     phases: list[dict]        # what replaces the auto phase: ordinary [[phases]] tables
     criterion: str
     budget: dict              # auto_budget, limit and spent (default-plan units), estimates in seconds
-    lr_find: dict | None
     validation: dict | None
     rule: dict | None         # the four-case rule's case and plan (the prior)
     seconds: float = 0.0
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> SearchResult:
+        """From ``auto_search.json``; keys of older tlhub versions (e.g. ``lr_find``) are ignored."""
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known} | {"trials": [TrialRow(**r) for r in data["trials"]]})
 
     def table(self) -> str:
         head = f"{'plan':<14} {'trainable groups':<26} {'lr':>8} {'epochs':>6} {'val acc':>8} {'val loss':>8} " \

@@ -53,7 +53,7 @@ def setup(recipe) -> Setup:
 
 
 def search(recipe, out_dir: Path):
-    """Run the search into ``out_dir`` (trials, auto_search.json/png, lr_find.png); the SearchResult and
+    """Run the search into ``out_dir`` (trials, auto_search.json/png); the SearchResult and
     the recipe with the auto phase replaced."""
     from tlhub.auto.driver import search_auto
     from tlhub.training.phase import StopFlag

@@ -21,7 +21,7 @@ from tlhub.errors import UserError
 @click.option("--lr", "lr_only", is_flag=True, help="Only the lr range test of one phase (see --phase).")
 @click.option("--phase", "phase_index", default=0, show_default=True, help="--lr: the phase tested (from 0).")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
-              help="Folder for the trials, auto_search.json/png and lr_find.png (default: a temporary one; "
+              help="Folder for the trials and auto_search.json/png, or --lr's lr_find.png (default: a temporary one; "
                    "--lr: the working directory).")
 @click.option("--max-examples", default=2000, show_default=True, help="Training examples the linear probes use.")
 @click.option("--json", "as_json", is_flag=True, help="Measurements and plan as JSON.")
