@@ -199,7 +199,7 @@ def test_auto_run_prints_stores_and_draws_the_search(tiny_recipe):
     assert [p["name"] for p in saved["phases"]][: len(data["phases"])] == [p["name"] for p in data["phases"]]
     log = (run / "run.log").read_text()
     assert "fine-tuning lrs" in log and "lr_find" not in data
-    assert "successive halving" in log and f"auto: winner {winner['plan']}" in log and "Default plan" in log
+    assert "successive halving" in log and f"auto: winner {winner['plan']}" in log and "the default plan" in log
     assert len(ran) >= 3 and result.metrics["accuracy"] > 0.25  # above chance (4 classes)
     assert not (run / "auto").exists()  # trial checkpoints removed; the JSON keeps the record
 

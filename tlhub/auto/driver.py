@@ -5,8 +5,9 @@
 2. A too-small validation split is enlarged from the training split, or trials are ranked by loss
    (``validation``).
 3. The budget: ``auto_budget`` x the estimated cost of the *default plan* (a head phase, then the top
-   quarter of the groups for ``FINAL_EPOCHS`` epochs, the common hand-written recipe) is what the search may
-   spend; the winner's remaining epochs come on top. ``auto_minutes`` caps the search too.
+   quarter of the groups for ``fine_tune_epochs``, the common hand-written recipe) is what the whole
+   auto phase may cost: the head phase, then the search (up to half of what is left), then the winner's
+   training (the rest). ``auto_minutes`` caps it too.
 4. A head phase on frozen features (shared by every candidate), then successive halving (``search``)
    over head only and the top quarter / half / all groups at the head's lr / 3.3, / 10 and / 30.
 5. The auto phase is replaced by the head phase, the winner's trial phase (its checkpoint becomes the
@@ -18,6 +19,7 @@ from __future__ import annotations
 import copy
 import json
 import logging
+import math
 import shutil
 import time
 from dataclasses import dataclass
@@ -30,7 +32,9 @@ from tlhub.auto import search, trials, validation
 
 log = logging.getLogger("tlhub")
 
-FINAL_EPOCHS = 8     # the winner's phase trains up to this many epochs (early stop decides the rest)
+FINE_TUNE_STEPS = 1000  # a fine-tuning phase of about this many optimizer steps (the usual length of one) ...
+MAX_EPOCHS = 8          # ... in 1 to this many epochs: many epochs of a small data set, one of a large one
+SEARCH_SHARE = 0.5   # of the budget the head phase leaves, what the search may spend (the winner gets the rest)
 HEAD_EPOCHS = 10     # the shared head phase (cheap on cached features; early stop decides)
 
 
@@ -55,6 +59,20 @@ def expand(recipe, index: int, phases: list[dict]):
 def _names(recipe, index: int) -> tuple[str, str, str]:
     taken = {p.name for i, p in enumerate(recipe.phases) if i != index}
     return tuple(n if n not in taken else f"{n}_auto" for n in ("head", "tune", "anneal"))
+
+
+def fine_tune_epochs(n_train: int, batch_size: int) -> int:
+    """Epochs of a fine-tuning phase: about ``FINE_TUNE_STEPS`` optimizer steps, 1 to ``MAX_EPOCHS`` epochs."""
+    steps = max(1, math.ceil(n_train / max(1, batch_size)))
+    return max(1, min(MAX_EPOCHS, math.ceil(FINE_TUNE_STEPS / steps)))
+
+
+def _anneal_epochs(winner, costs, left: float, final: int) -> int:
+    """Epochs after the winner's trial: what ``left`` of the budget pays for at the winner's depth (its
+    cache refilled once), at least 1, and no more than ``final`` in all."""
+    k = winner.candidate.k
+    affordable = int((left - costs.fill(k)) // max(costs.epoch(k), 1e-9))
+    return max(1, min(final - winner.epochs, affordable))
 
 
 def _agree(accelerator, value):
@@ -103,8 +121,9 @@ def search_auto(accelerator, recipe, registry, backbone, rng_state, splits, run_
     n = model.n_groups
     quarter = max(1, round(n / 4))
     head_epochs = HEAD_EPOCHS if index == 0 else 0
-    default = costs.phase(0, head_epochs) + costs.phase(quarter, FINAL_EPOCHS)
-    limit = base.auto_budget * default  # the search's own allowance; the winner's remaining epochs come on top
+    final = fine_tune_epochs(len(splits.train), recipe.data.batch_size)
+    default = costs.phase(0, head_epochs) + costs.phase(quarter, final)
+    total = base.auto_budget * default  # the whole auto phase: head, search and the winner's training
     capped = ""
     shutil.rmtree(Path(run_dir) / "auto", ignore_errors=True)  # trials of an interrupted search start over
     head_name, tune_name, anneal_name = _names(recipe, index)
@@ -115,20 +134,20 @@ def search_auto(accelerator, recipe, registry, backbone, rng_state, splits, run_
         seconds = runner.run_prefix()
     if head_epochs:  # calibrate seconds per FLOP on the head phase just trained (a timed pass, not a guess)
         costs.seconds_per_flop = _agree(accelerator, seconds / costs.phase(0, head_epochs))
-    budget = search.Budget(max(0.0, limit))
     if base.auto_minutes and costs.seconds_per_flop:
         cap = base.auto_minutes * 60 / costs.seconds_per_flop  # the head phase counts against it
-        capped = f", capped by auto_minutes = {base.auto_minutes:g}" if cap < limit else ""
-        budget.limit = min(budget.limit, cap)
-    budget.spent += costs.phase(0, head_epochs)
+        capped = f", capped by auto_minutes = {base.auto_minutes:g}" if cap < total else ""
+        total = min(total, cap)
+    head_cost = costs.phase(0, head_epochs)
+    # The search may spend SEARCH_SHARE of what the head phase leaves; the winner's training gets the rest.
+    budget = search.Budget(head_cost + SEARCH_SHARE * max(0.0, total - head_cost), spent=head_cost)
     if head_epochs:
         costs.filled.add(0)
     sec = costs.seconds
-    log.info("auto: head phase %.1f s. Default plan (head %d epochs, then top %d of %d groups for %d epochs) "
-             "~%.0f s here; auto_budget = %g: search up to ~%.0f s more%s, then the winner's remaining epochs "
-             "(total estimated <= ~%.0f s)", seconds, head_epochs, quarter, n, FINAL_EPOCHS, sec(default),
-             base.auto_budget, sec(budget.limit - budget.spent), capped,
-             sec(budget.limit) + sec(costs.phase(n, FINAL_EPOCHS)))
+    log.info("auto: auto_budget = %g x the default plan (head %d epochs, then top %d of %d groups for %d epochs; "
+             "~%.0f s here) for the whole auto phase%s: ~%.0f s. Head phase %.1f s; search up to ~%.0f s; the "
+             "winner's training the rest", base.auto_budget, head_epochs, quarter, n, final, sec(default),
+             capped, sec(total), seconds, sec(budget.limit - budget.spent))
     rule_k = 0 if len(advice.phases) == 1 else (
         advice.phases[-1].get("freeze_options", {}).get("k", n))
     # The fine-tuning lrs are the head's lr / 3.3, / 10 and / 30: the usual "10x lower" second phase and
@@ -147,20 +166,26 @@ def search_auto(accelerator, recipe, registry, backbone, rng_state, splits, run_
         runner.record_prefix(next(s for s in states if s.candidate.k == 0), seconds, costs.phase(0, head_epochs))
     if budget.limit > budget.spent:
         log.info("auto: successive halving over %d candidates (criterion %s):", len(states), vplan.criterion)
-        winner = search.successive_halving(states, costs, budget, FINAL_EPOCHS,
+        winner = search.successive_halving(states, costs, budget, final,
                                            lambda st, e: runner.train(st, e, tune_name), vplan.criterion, log.info)
     else:  # no room to measure: the rule's plan as it is
         log.info("auto: auto_budget = %g leaves nothing to search; training the rule's plan", base.auto_budget)
         winner = next(s for s in states if s.candidate.prior == 0)
         winner.status = "winner (not measured)"
     head_won = winner.candidate.k == 0 and bool(prefix)
-    phases = prefix + ([] if head_won else winner.candidate.final_phases(base, winner.epochs, FINAL_EPOCHS,
+    anneal = 0 if head_won else _anneal_epochs(winner, costs, total - budget.spent, final)
+    if anneal:
+        log.info("auto: the winner trains %d more epoch(s) with its lr annealed to zero (what the budget leaves, "
+                 "at most %d epochs in all; ~%.0f s)", anneal, final,
+                 sec(costs.phase(winner.candidate.k, anneal)))
+    phases = prefix + ([] if head_won else winner.candidate.final_phases(base, winner.epochs, anneal,
                                                                            tune_name, anneal_name))
     final = expand(recipe, index, phases)
     result = search.SearchResult(
         [search.TrialRow.of(s, list(model.backbone.group_names), default) for s in states], winner.candidate.name,
         phases, vplan.criterion,
-        {"auto_budget": base.auto_budget, "auto_minutes": base.auto_minutes, "limit": round(budget.limit / default, 4),
+        {"auto_budget": base.auto_budget, "auto_minutes": base.auto_minutes, "total": round(total / default, 4),
+         "limit": round(budget.limit / default, 4), "anneal_epochs": anneal,
          "spent": round(budget.spent / default, 4), "default_plan_seconds_estimate": round(sec(default), 1),
          "flops_per_example": [round(f) for f in costs.group_flops]},
         vplan.to_dict(),

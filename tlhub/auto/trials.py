@@ -61,17 +61,17 @@ class Candidate:
         return p
 
 
-    def final_phases(self, base, trained: int, total: int, name: str, anneal: str) -> list[dict]:
+    def final_phases(self, base, trained: int, more: int, name: str, anneal: str) -> list[dict]:
         """The winner as the run trains it: its trial (``trained`` epochs at a constant lr, continued from the
-        trial's checkpoint), then the rest of ``total`` epochs with the lr decaying to zero (cosine), which
+        trial's checkpoint), then ``more`` epochs with the lr decaying to zero (cosine), which
         settles the weights that a constant lr keeps moving. A winner never trained is one cosine phase."""
         # Annealing keeps its last epoch: its last epochs, at the lowest lrs, are the point of it, and a
         # "best" epoch picked earlier on a validation split that cannot tell them apart would be noise
         # (on MNIST-5k, 99/100 in every epoch: the lowest loss picked epoch 2 of 7, 0.976 on test).
         last = {"early_stop": 0, "restore_best": False}
         if trained <= 0:
-            return [self.phase(base, total, name, "cosine") | last]
-        return [self.phase(base, trained, name), self.phase(base, max(1, total - trained), anneal, "cosine") | last]
+            return [self.phase(base, more, name, "cosine") | last]
+        return [self.phase(base, trained, name), self.phase(base, more, anneal, "cosine") | last]
 
 
 @dataclass

@@ -89,9 +89,10 @@ class PhaseCfg:
                                                          "validation score (0: off)"})
     restore_best: bool = field(default=False, metadata={"help": "end the phase with the weights of its best "
                                                                 "validation epoch"})
-    auto_budget: float = field(default=2.0, metadata={"help": "freeze = 'auto': the search may cost this many "
-                                                              "times the default plan; the winner's training comes on top"})
-    auto_minutes: float = field(default=0.0, metadata={"help": "freeze = 'auto': also cap the search at this many "
+    auto_budget: float = field(default=4.0, metadata={"help": "freeze = 'auto': the whole auto phase (head, search, "
+                                                              "the winner's training) may cost this many times the "
+                                                              "default plan"})
+    auto_minutes: float = field(default=0.0, metadata={"help": "freeze = 'auto': also cap the auto phase at this many "
                                                                "minutes (0: no cap)"})
 
 
