@@ -31,7 +31,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from run import OUT, SHARED, TEXT, VISION, text_overrides, vision_test_overrides  # noqa: E402
+from run import OUT, SHARED, TEXT, VISION, text_overrides, vision_test_overrides
 
 CIFAR = SHARED / "cifar10-jpg"
 AUTO = ["phases=[{ name = 'auto', freeze = 'auto' }]"]

@@ -95,6 +95,26 @@ class _Linear(torch.nn.Module):
         return self.fc(x)
 
 
+def test_fine_tuning_length_is_about_a_thousand_steps_in_one_to_eight_epochs():
+    from tlhub.auto.driver import fine_tune_epochs
+    assert fine_tune_epochs(4000, 32) == 8       # 125 steps an epoch
+    assert fine_tune_epochs(6900, 16) == 3       # 432 steps an epoch
+    assert fine_tune_epochs(200_000, 32) == 1    # one epoch of a large data set is already 6,250 steps
+    assert fine_tune_epochs(40, 32) == 8         # a tiny one: at most 8 epochs
+
+
+def test_winner_phases_are_its_trial_then_an_anneal_that_keeps_its_last_epoch():
+    from types import SimpleNamespace
+    base = SimpleNamespace(optimizer="adamw", weight_decay=0.01)
+    trial, anneal = trials.Candidate(3, 1e-4, 9).final_phases(base, 2, 5, "tune", "anneal")
+    assert (trial["epochs"], trial["scheduler"], trial["early_stop"]) == (2, "constant", trials.PATIENCE)
+    assert (anneal["epochs"], anneal["scheduler"], anneal["early_stop"], anneal["restore_best"]) == \
+        (5, "cosine", 0, False)
+    assert trial["freeze_options"] == anneal["freeze_options"] == {"k": 3} and anneal["lr"] == trial["lr"]
+    (only,) = trials.Candidate(9, 1e-4, 9).final_phases(base, 0, 4, "tune", "anneal")  # never trained
+    assert (only["name"], only["freeze"], only["epochs"], only["scheduler"]) == ("tune", "none", 4, "cosine")
+
+
 def test_lr_range_test_suggests_a_sensible_lr_and_restores_the_model(tmp_path):
     g = torch.Generator().manual_seed(0)
     x = torch.cat([torch.randn(256, 2, generator=g) + 2, torch.randn(256, 2, generator=g) - 2])

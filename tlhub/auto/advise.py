@@ -41,9 +41,10 @@ import dataclasses
 import statistics
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from tlhub.errors import UserError
 
@@ -149,6 +150,7 @@ def skill(accuracy: float, chance: float) -> float:
 def pool_state(state: Any):
     """A state between groups as ``[batch, dim]``: mean over space (images) or over unmasked tokens (text)."""
     import torch
+
     from tlhub.states import Pooled, TokenStates
     if isinstance(state, Pooled):  # a pooler group's output
         return state.features.float()
@@ -184,6 +186,7 @@ def _features(backbone, loader, probe_at: list[int]):
     """{group index: [n, dim] array} of pooled activations; the last index holds ``backbone.pool``."""
     import numpy as np
     import torch
+
     from tlhub.states import to
     n = len(backbone.groups())
     feats: dict[int, list] = {i: [] for i in probe_at}
@@ -226,7 +229,7 @@ def check_recipe(recipe) -> None:
 
 
 def measure(recipe, max_train: int = 2000, max_eval: int = 1000, depth: int = PROBE_DEPTH,
-            say: Callable[[str], None] = lambda m: None, backbone=None, splits=None) -> "Advice":
+            say: Callable[[str], None] = lambda m: None, backbone=None, splits=None) -> Advice:
     """Measure the recipe's data and frozen backbone and recommend phases; see the module docstring.
 
     ``backbone`` and ``splits``: already built ones (the trainer's), else built here.
@@ -235,8 +238,8 @@ def measure(recipe, max_train: int = 2000, max_eval: int = 1000, depth: int = PR
 
     from tlhub.data.splits import limit_split, make_splits
     from tlhub.interfaces import DataContext
-    from tlhub.plugins import get_registry
     from tlhub.model import ModelSpec, build_model
+    from tlhub.plugins import get_registry
 
     t0 = time.time()
     check_recipe(recipe)

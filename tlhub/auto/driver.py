@@ -121,8 +121,8 @@ def search_auto(accelerator, recipe, registry, backbone, rng_state, splits, run_
     n = model.n_groups
     quarter = max(1, round(n / 4))
     head_epochs = HEAD_EPOCHS if index == 0 else 0
-    final = fine_tune_epochs(len(splits.train), recipe.data.batch_size)
-    default = costs.phase(0, head_epochs) + costs.phase(quarter, final)
+    tune_epochs = fine_tune_epochs(len(splits.train), recipe.data.batch_size)
+    default = costs.phase(0, head_epochs) + costs.phase(quarter, tune_epochs)
     total = base.auto_budget * default  # the whole auto phase: head, search and the winner's training
     capped = ""
     shutil.rmtree(Path(run_dir) / "auto", ignore_errors=True)  # trials of an interrupted search start over
@@ -146,7 +146,7 @@ def search_auto(accelerator, recipe, registry, backbone, rng_state, splits, run_
     sec = costs.seconds
     log.info("auto: auto_budget = %g x the default plan (head %d epochs, then top %d of %d groups for %d epochs; "
              "~%.0f s here) for the whole auto phase%s: ~%.0f s. Head phase %.1f s; search up to ~%.0f s; the "
-             "winner's training the rest", base.auto_budget, head_epochs, quarter, n, final, sec(default),
+             "winner's training the rest", base.auto_budget, head_epochs, quarter, n, tune_epochs, sec(default),
              capped, sec(total), seconds, sec(budget.limit - budget.spent))
     rule_k = 0 if len(advice.phases) == 1 else (
         advice.phases[-1].get("freeze_options", {}).get("k", n))
@@ -166,17 +166,17 @@ def search_auto(accelerator, recipe, registry, backbone, rng_state, splits, run_
         runner.record_prefix(next(s for s in states if s.candidate.k == 0), seconds, costs.phase(0, head_epochs))
     if budget.limit > budget.spent:
         log.info("auto: successive halving over %d candidates (criterion %s):", len(states), vplan.criterion)
-        winner = search.successive_halving(states, costs, budget, final,
+        winner = search.successive_halving(states, costs, budget, tune_epochs,
                                            lambda st, e: runner.train(st, e, tune_name), vplan.criterion, log.info)
     else:  # no room to measure: the rule's plan as it is
         log.info("auto: auto_budget = %g leaves nothing to search; training the rule's plan", base.auto_budget)
         winner = next(s for s in states if s.candidate.prior == 0)
         winner.status = "winner (not measured)"
     head_won = winner.candidate.k == 0 and bool(prefix)
-    anneal = 0 if head_won else _anneal_epochs(winner, costs, total - budget.spent, final)
+    anneal = 0 if head_won else _anneal_epochs(winner, costs, total - budget.spent, tune_epochs)
     if anneal:
         log.info("auto: the winner trains %d more epoch(s) with its lr annealed to zero (what the budget leaves, "
-                 "at most %d epochs in all; ~%.0f s)", anneal, final,
+                 "at most %d epochs in all; ~%.0f s)", anneal, tune_epochs,
                  sec(costs.phase(winner.candidate.k, anneal)))
     phases = prefix + ([] if head_won else winner.candidate.final_phases(base, winner.epochs, anneal,
                                                                            tune_name, anneal_name))
