@@ -75,6 +75,27 @@ def _anneal_epochs(winner, costs, left: float, final: int) -> int:
     return max(1, min(final - winner.epochs, affordable))
 
 
+def _two_stage(states, head, quarter: int, costs, budget, tune_epochs: int, train, criterion):
+    """When one epoch of the whole grid costs over half the search budget: the lr is measured where trials
+    are cheapest (the top quarter, on cached features: one epoch at each lr), then the depths at that lr
+    by successive halving. (States, winner); the states are the ones that ran, in the table's order."""
+    grid = [s.candidate for s in states]
+    lr_states = [s for s in states if s.candidate.k == quarter]
+    log.info("auto: one epoch of all %d candidates would spend over half the search budget: the lr first, at the "
+             "cheapest depth (top %d), then the depths at the best lr", len(states), quarter)
+    best = search.successive_halving(lr_states, costs, budget, 1, train, criterion, log.info)
+    for st in lr_states:
+        st.status = "ran" if st is best else "cut: lr stage"
+    lr = best.candidate.lr
+    deeper = [next(s for s in states if s.candidate == trials.at(grid, k, lr))
+              for k in sorted({c.k for c in grid} - {0, quarter})]
+    log.info("auto: lr %.2g chosen at top %d; successive halving over the depths at it (criterion %s):", lr,
+             quarter, criterion)
+    winner = search.successive_halving([head, best, *deeper], costs, budget, tune_epochs, train, criterion, log.info)
+    ran = [head, *lr_states, *deeper]
+    return ran, winner
+
+
 def _agree(accelerator, value):
     """The main process's ``value`` on every process (timings differ; decisions must not)."""
     if accelerator.num_processes > 1:
@@ -157,21 +178,23 @@ def search_auto(accelerator, recipe, registry, backbone, rng_state, splits, run_
     log.info("auto: fine-tuning lrs %s (the head's lr %g / 3.3, / 10 and / 30)",
              ", ".join(f"{centre * f:.2g}" for f in trials.LR_FACTORS), base.lr)
     grid = trials.candidates(n, centre, base.lr, rule_k)
-    chosen = trials.affordable(grid, costs, budget.limit - budget.spent)
-    if len(chosen) < len(grid):
-        log.info("auto: one epoch of all %d candidates would spend over half the budget left: trying only the "
-                 "centre lr at each depth (%d candidates)", len(grid), len(chosen))
-    states = [trials.TrialState(c) for c in chosen]
+    states = [trials.TrialState(c) for c in grid]
+    head = next(s for s in states if s.candidate.k == 0)
     if head_epochs:
-        runner.record_prefix(next(s for s in states if s.candidate.k == 0), seconds, costs.phase(0, head_epochs))
-    if budget.limit > budget.spent:
-        log.info("auto: successive halving over %d candidates (criterion %s):", len(states), vplan.criterion)
-        winner = search.successive_halving(states, costs, budget, tune_epochs,
-                                           lambda st, e: runner.train(st, e, tune_name), vplan.criterion, log.info)
-    else:  # no room to measure: the rule's plan as it is
+        runner.record_prefix(head, seconds, costs.phase(0, head_epochs))
+
+    def train(st, e):
+        runner.train(st, e, tune_name)
+
+    if budget.limit <= budget.spent:  # no room to measure: the rule's plan as it is
         log.info("auto: auto_budget = %g leaves nothing to search; training the rule's plan", base.auto_budget)
         winner = next(s for s in states if s.candidate.prior == 0)
         winner.status = "winner (not measured)"
+    elif trials.full_grid_affordable(grid, costs, budget.limit - budget.spent):
+        log.info("auto: successive halving over all %d candidates (criterion %s):", len(states), vplan.criterion)
+        winner = search.successive_halving(states, costs, budget, tune_epochs, train, vplan.criterion, log.info)
+    else:
+        states, winner = _two_stage(states, head, quarter, costs, budget, tune_epochs, train, vplan.criterion)
     head_won = winner.candidate.k == 0 and bool(prefix)
     anneal = 0 if head_won else _anneal_epochs(winner, costs, total - budget.spent, tune_epochs)
     if anneal:

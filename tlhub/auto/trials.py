@@ -281,14 +281,12 @@ class TrialRunner:
         return dest
 
 
-def affordable(cands: list[Candidate], costs: CostModel, room: float) -> list[Candidate]:
-    """The grid, or (when one epoch of every candidate would take over half of ``room``) only the centre
-    learning rate of each depth: fewer lrs rather than fewer depths, so deep plans are still measured."""
-    def first_rung(cs):
-        return sum(costs.trial(c.k, 1) for c in cs if c.k)
-    if first_rung(cands) <= room / 2:
-        return cands
-    centre = {}
-    for c in sorted(cands, key=lambda c: c.prior):
-        centre.setdefault(c.k, c)  # the prior puts each depth's centre lr first
-    return sorted(centre.values(), key=lambda c: c.prior)
+def full_grid_affordable(cands: list[Candidate], costs: CostModel, room: float) -> bool:
+    """One epoch of every candidate costs at most half of ``room``: search the whole grid at once."""
+    return sum(costs.trial(c.k, 1) for c in cands if c.k) <= room / 2
+
+
+def at(cands: list[Candidate], k: int, lr: float) -> Candidate:
+    """The candidate of depth ``k`` whose lr is nearest ``lr`` (on a log scale)."""
+    import math
+    return min((c for c in cands if c.k == k), key=lambda c: abs(math.log(c.lr / lr)))
