@@ -77,7 +77,7 @@ def test_budget_limits_the_trials_run():
 
 
 def test_two_stage_search_measures_the_lr_at_the_cheapest_depth_then_depths_at_it():
-    from tlhub.auto.driver import _two_stage
+    from tlhub.auto.driver import LR_STAGE_SHARE, _two_stage
     states = _states(n=4, centre=1e-3)  # depths 1, 2, 4 at lrs 3.3e-4, 1e-3, 3e-3
     quality = {s.candidate.name: 0.5 for s in states}
     quality.update({"top1@0.003": 0.7, "top2@0.003": 0.8, "all@0.003": 0.9, "all@0.001": 0.95})
@@ -85,13 +85,17 @@ def test_two_stage_search_measures_the_lr_at_the_cheapest_depth_then_depths_at_i
     head = next(s for s in states if s.candidate.k == 0)
     train(head, 1)
     head.stopped = True
-    ran, winner = _two_stage(states, head, 1, costs, search.Budget(40.0), 8, train, "val_accuracy")
-    assert sorted(trained[1:4]) == [("top1@0.00033", 1), ("top1@0.001", 1), ("top1@0.003", 1)]  # 1 epoch each
-    assert {s.candidate.name for s in ran} == {"head@0.01", "top1@0.00033", "top1@0.001", "top1@0.003",
-                                                "top2@0.003", "all@0.003"}
+    budget = search.Budget(40.0)
+    ran, winner = _two_stage(states, head, 1, costs, budget, 8, train, "val_accuracy")
+    each = int(LR_STAGE_SHARE * 40.0 / 3)  # the lr stage's share of the budget, in epochs of depth 1
+    assert sorted(trained[1:4]) == [("top1@0.00033", each), ("top1@0.001", each), ("top1@0.003", each)]
+    lr_stage = [s for s in ran if s.scheduler == "cosine"]
+    assert len(lr_stage) == 3 and {s.status for s in lr_stage} == {"lr stage"} and {s.candidate.k for s in lr_stage} == {1}
+    depths = [s for s in ran if s.scheduler == "constant" and s.candidate.k]
+    assert {s.candidate.name for s in depths} == {"top1@0.003", "top2@0.003", "all@0.003"}  # fresh trials at the lr
     assert "all@0.001" not in dict(trained)  # it would score higher, but its lr lost at depth 1
-    assert winner is max((s for s in ran if s.status != "cut: lr stage"), key=lambda s: search.score(s, "val_accuracy"))
-    assert sum(s.status == "cut: lr stage" for s in ran) == 2
+    assert winner in [head, *depths] and budget.spent <= budget.limit
+    assert winner is max([head, *depths], key=lambda s: search.score(s, "val_accuracy"))
 
 
 def test_candidates_cover_depths_and_lrs_around_the_centre():

@@ -108,15 +108,17 @@ class TrialRow:
     rung: int
     status: str
     curve: list = field(default_factory=list)
+    scheduler: str = "constant"   # "cosine": a one-shot lr-stage trial, its lr annealed over its epochs
 
     @classmethod
     def of(cls, st: TrialState, group_names: list[str], unit: float) -> TrialRow:
         c = st.candidate
         groups = list(group_names[len(group_names) - c.k:]) if c.k else []
         freeze = "frozen" if c.k == 0 else "none" if c.k >= c.n_groups else f"top_k k={c.k}"
-        return cls(c.name, freeze, groups, c.lr, st.epochs, st.best_epoch, round(st.accuracy, 4),
+        plan = c.name if st.scheduler == "constant" else f"{c.name} {st.scheduler}"
+        return cls(plan, freeze, groups, c.lr, st.epochs, st.best_epoch, round(st.accuracy, 4),
                    round(st.loss, 4) if math.isfinite(st.loss) else None, round(st.seconds, 2),
-                   round(st.cost / unit, 4) if unit else 0.0, st.rung + 1, st.status, st.curve)
+                   round(st.cost / unit, 4) if unit else 0.0, st.rung + 1, st.status, st.curve, st.scheduler)
 
 
 @dataclass
@@ -140,7 +142,7 @@ class SearchResult:
         return cls(**{k: v for k, v in data.items() if k in known} | {"trials": [TrialRow(**r) for r in data["trials"]]})
 
     def table(self) -> str:
-        head = f"{'plan':<14} {'trainable groups':<26} {'lr':>8} {'epochs':>6} {'val acc':>8} {'val loss':>8} " \
+        head = f"{'plan':<19} {'trainable groups':<26} {'lr':>8} {'epochs':>6} {'val acc':>8} {'val loss':>8} " \
                f"{'cost':>6} {'seconds':>8}  status"
         lines = [head, "-" * len(head)]
         for r in sorted(self.trials, key=lambda r: (r.status != "winner", -r.rung, -r.val_accuracy)):
@@ -149,7 +151,7 @@ class SearchResult:
                 groups = f"{len(r.trainable_groups)}: {r.trainable_groups[0]} .. {r.trainable_groups[-1]}"[:26]
             loss = f"{r.val_loss:8.4f}" if r.val_loss is not None else f"{'-':>8}"
             acc = f"{r.val_accuracy:8.4f}" if r.epochs else f"{'-':>8}"
-            lines.append(f"{r.plan:<14} {groups:<26} {r.lr:8.2g} {r.epochs:>6} {acc} {loss} {r.cost:6.2f} "
+            lines.append(f"{r.plan:<19} {groups:<26} {r.lr:8.2g} {r.epochs:>6} {acc} {loss} {r.cost:6.2f} "
                          f"{r.seconds:8.1f}  {r.status}")
         return "\n".join(lines)
 

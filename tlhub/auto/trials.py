@@ -152,6 +152,7 @@ class TrialState:
     """Where one candidate stands: epochs trained, best validation epoch, cost so far."""
 
     candidate: Candidate
+    scheduler: str = "constant"  # "cosine": a one-shot trial whose lr decays to zero over its epochs
     epochs: int = 0
     accuracy: float = -1.0
     loss: float = float("inf")
@@ -162,6 +163,10 @@ class TrialState:
     rung: int = -1
     status: str = "not run"
     curve: list = field(default_factory=list)  # validation accuracy per epoch
+
+    @property
+    def folder(self) -> str:
+        return self.candidate.slug + ("" if self.scheduler == "constant" else f"-{self.scheduler}")
 
 
 @contextlib.contextmanager
@@ -226,10 +231,10 @@ class TrialRunner:
         """Train ``state``'s candidate up to ``epochs`` epochs in total (continuing its checkpoint)."""
         from tlhub.training import checkpoint
         from tlhub.training.phase import run_phase
-        folder = self.root / state.candidate.slug
+        folder = self.root / state.folder
         folder.mkdir(parents=True, exist_ok=True)
         base = self.recipe.phases[self.auto_index]
-        recipe = self.trial_recipe([state.candidate.phase(base, epochs, name)])
+        recipe = self.trial_recipe([state.candidate.phase(base, epochs, name, state.scheduler)])
         index = len(recipe.phases) - 1
         resume = checkpoint.newest(folder)
         start = resume or checkpoint.newest(self.prefix_dir)
@@ -264,7 +269,7 @@ class TrialRunner:
         """Copy the winner's newest checkpoint (or the prefix's, when it never ran) into the run,
         re-labelled as the final recipe's, for the trainer to continue."""
         from tlhub.training import checkpoint
-        src = checkpoint.newest(self.root / state.candidate.slug)
+        src = checkpoint.newest(self.root / state.folder)
         src = src or (checkpoint.newest(self.prefix_dir) if self.prefix_dir else None)
         if src is None:
             return None
