@@ -18,7 +18,7 @@ from tlhub.interfaces import Pooled, TokenStates
 from tlhub.model import RAW, Entry, TransferModel
 from tlhub.options import resolve_options
 from tlhub.plugins import get_registry
-from tlhub.training.cache import StateArrays, build_cache
+from tlhub.training.cache import StateArrays, TokenArrays, build_cache
 
 IMAGE = ["resnet18", "resnet50", "mobilenet_v2", "mobilenet_v3_small", "mobilenet_v3_large", "efficientnet_lite0"]
 TEXT = [("minilm-l6", None, "mean"), ("minilm-l6", None, "cls"), ("hf", "bert", "cls"), ("hf", "bert", "mean"),
@@ -115,6 +115,35 @@ def test_cache_fill_equals_the_direct_path(case, tiny_dirs, tmp_path, batch, ful
         with torch.no_grad():
             through = model.features(again, entry)
         torch.testing.assert_close(through, direct, atol=2e-4, rtol=1e-3)
+
+
+@pytest.mark.parametrize("budget,store", [(64, "float32"), (0, "float32"), (0, "float16")])
+def test_token_states_are_cached_end_to_end_in_two_arrays(tiny_dirs, tmp_path, budget, store):
+    """Text states are stored as one hidden array and one mask array (no tensor per example), each example
+    trimmed to its real tokens; beyond the memory budget they are memory-mapped files. A DataLoader over
+    the cache gives batches equal to the uncached batches' states, read back as float32."""
+    import numpy as np
+    from tlhub import states
+    model = _model(("hf", "bert", "mean"), tiny_dirs)
+    ds, collate = _dataset(model, 23)
+    entry = Entry(2)
+    cache = build_cache(model, ds, collate, entry, batch_size=4, store_dtype=store, budget_mb=budget,
+                        spill_path=tmp_path / "c", desc="test", show_progress=False, group_by_length=True)
+    rows = cache.rows
+    assert isinstance(rows, TokenArrays) and len(rows.arrays) == 2
+    assert rows.arrays[0].shape == (sum(ds.lengths), model.backbone.feature_dim) and cache.lengths == ds.lengths
+    assert str(rows.arrays[0].dtype) == store and isinstance(rows.arrays[0], np.memmap) == (budget == 0)
+    assert [p.name for p in rows.paths] == (["c.0.bin", "c.1.bin"] if budget == 0 else [])
+    loader = torch.utils.data.DataLoader(cache, batch_size=5, collate_fn=cache.collate)
+    for b, ((x, y), (raw, y_raw)) in enumerate(zip(loader, torch.utils.data.DataLoader(ds, batch_size=5,
+                                                                                        collate_fn=collate))):
+        assert isinstance(x, TokenStates) and x.hidden.dtype == torch.float32 and torch.equal(y, y_raw)
+        with torch.no_grad():
+            want = model.prefix(raw, entry)
+        assert torch.equal(x.mask, want.mask)
+        tol = dict(atol=1e-2, rtol=1e-2) if store == "float16" else dict(atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(x.hidden * x.mask[..., None], want.hidden * want.mask[..., None], **tol)
+        assert torch.equal(states.collate([cache[i][0] for i in range(5 * b, 5 * b + len(y))]).mask, x.mask)
 
 
 def test_a_pooled_batch_of_two_is_pooled():

@@ -77,7 +77,9 @@ class Backbone(nn.Module):
     def forward(self, x: Any) -> torch.Tensor:
         return self.features(self.run_groups(x))
 
-    # Frozen-prefix caching stores the state after a prefix of groups per example and batches it again.
+    # Frozen-prefix caching stores the state after a prefix of groups per example and batches it again
+    # (``TokenStates`` go end to end into two arrays, tlhub.training.cache.TokenArrays, unless a
+    # backbone overrides these two methods).
     def split_state(self, state: Any) -> list[Any]:
         """One state per example of a batched state (a tensor, ``TokenStates``, ``Pooled`` or a tuple of
         tensors); see ``tlhub.states.split``."""

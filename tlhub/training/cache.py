@@ -4,7 +4,10 @@ While the first k parameter groups are frozen (no grad, eval mode) and the input
 randomness, they compute the same tensor for the same example in every epoch. The phase then
 trains only the rest on the stored states (``tlhub.states``). Fixed-shape states (image feature
 maps, pooled features) live in one array per field, in memory up to a budget and in a memory-mapped
-file in the run directory beyond it; token states (text of varying length) are kept per example.
+file in the run directory beyond it. Token states (text of varying length) are trimmed to each
+example's last real token and laid end to end in one array per field (``TokenArrays``: row offsets
+and lengths index it), under the same budget; a batch is gathered from it by slicing. Other states
+of varying shape (tuples from older plugins) are kept per example.
 """
 from __future__ import annotations
 
@@ -19,6 +22,7 @@ import numpy as np
 import torch
 
 from tlhub import states
+from tlhub.interfaces import Backbone
 from tlhub.model.transfer import Entry
 
 log = logging.getLogger("tlhub")
@@ -60,8 +64,74 @@ class StateArrays:
         return sum(a.nbytes for a in self.arrays)
 
 
+class TokenArrays:
+    """Token states of a whole split, end to end: ``hidden`` ``[total tokens, ...]`` and ``mask``
+    ``[total tokens]``; example i is rows ``starts[i] : starts[i] + lens[i]`` of both. Two arrays instead
+    of two tensors per example: no per-example allocations, and a spill file beyond the budget."""
+
+    def __init__(self, kind: type, arrays: list[np.ndarray], starts: np.ndarray, lens: np.ndarray, paths=()):
+        self.kind, self.arrays, self.starts, self.lens, self.paths = kind, arrays, starts, lens, list(paths)
+
+    def __getitem__(self, i: int):
+        s, n = int(self.starts[i]), int(self.lens[i])
+        return states.rebuild(self.kind, [torch.from_numpy(np.asarray(a[s:s + n])) for a in self.arrays])
+
+    @property
+    def nbytes(self) -> int:
+        return sum(a.nbytes for a in self.arrays)
+
+
+class TokenWriter:
+    """Builds ``TokenArrays`` from batches given in any order (the fill runs batches sorted by length).
+    Batches are kept in memory while the total stays within ``budget_mb``; beyond it they are appended
+    to one spill file per field, memory-mapped when the fill ends."""
+
+    def __init__(self, n: int, kind: type, budget_mb: float, spill: Path):
+        self.kind, self.budget, self.spill = kind, budget_mb * 2**20, spill
+        self.starts, self.lens = np.zeros(n, dtype=np.int64), np.zeros(n, dtype=np.int64)
+        self.chunks: list[list[np.ndarray]] = []  # per batch: one array per field
+        self.files: list | None = None
+        self.total = self.nbytes = 0
+
+    def write(self, idx: list[int], state) -> None:
+        parts = states.tensors(state)
+        mask = parts[1]
+        # each example up to its last real token, as states.split cuts it (1 token for an all-padding row)
+        pos = torch.arange(mask.shape[1])
+        ends = torch.where(mask.ne(0), pos + 1, 0).amax(1).clamp(min=1)
+        keep = pos < ends[:, None]
+        rows = [p[keep].numpy() for p in parts]  # [tokens of the batch, ...] in example order
+        self.starts[idx] = self.total + np.concatenate([[0], np.cumsum(ends.numpy())[:-1]])
+        self.lens[idx] = ends.numpy()
+        self.total += len(rows[0])
+        self.nbytes += sum(r.nbytes for r in rows)
+        self.chunks.append(rows)
+        if self.files is None and self.nbytes > self.budget:
+            self.spill.parent.mkdir(parents=True, exist_ok=True)
+            self.paths = [self.spill.with_name(f"{self.spill.name}.{j}.bin") for j in range(len(rows))]
+            self.files = [open(p, "wb") for p in self.paths]
+        if self.files is not None:
+            for chunk in self.chunks:
+                for f, r in zip(self.files, chunk):
+                    f.write(np.ascontiguousarray(r).tobytes())
+            self.layout = [(r.dtype, r.shape[1:]) for r in rows]
+            self.chunks = []
+
+    def finish(self) -> TokenArrays:
+        if self.files is None:
+            arrays = [np.concatenate(fields) for fields in zip(*self.chunks)]
+            return TokenArrays(self.kind, arrays, self.starts, self.lens)
+        for f in self.files:
+            f.close()
+        log.info("  cache: %.0f MB of token states over the %.0f MB memory budget: memory-mapped at %s",
+                 self.nbytes / 2**20, self.budget / 2**20, ", ".join(map(str, self.paths)))
+        arrays = [np.memmap(p, dtype=d, mode="c", shape=(self.total, *shape))
+                  for p, (d, shape) in zip(self.paths, self.layout)]
+        return TokenArrays(self.kind, arrays, self.starts, self.lens, self.paths)
+
+
 class CachedDataset(torch.utils.data.Dataset):
-    """Per-example cached states (float tensors read back as ``dtype``) and labels; ``collate`` batches them."""
+    """Cached states (float tensors read back as ``dtype``) and labels; ``collate`` batches them."""
 
     def __init__(self, backbone, labels, rows, dtype=torch.float32):
         self.backbone, self.labels, self.rows, self.dtype = backbone, list(labels), rows, dtype
@@ -72,17 +142,27 @@ class CachedDataset(torch.utils.data.Dataset):
     def __getitem__(self, i):
         return states.map_floats(self.rows[i], lambda t: t.to(self.dtype)), self.labels[i]
 
+    def __getitems__(self, idx: list[int]) -> list:
+        """A DataLoader's batch: the stored rows as they are (slices of the store); ``collate`` converts
+        the padded batch to ``dtype`` once instead of each example."""
+        return [(self.rows[i], self.labels[i]) for i in idx]
+
     def collate(self, batch):
-        return self.backbone.collate_state([b[0] for b in batch]), torch.tensor([b[1] for b in batch])
+        state = self.backbone.collate_state([b[0] for b in batch])
+        return states.map_floats(state, lambda t: t.to(self.dtype)), torch.tensor([b[1] for b in batch])
 
     @property
     def lengths(self) -> list[int] | None:
         """Tokens per cached example (token states vary in length; fixed-shape states have none)."""
-        return None if isinstance(self.rows, StateArrays) else [len(states.tensors(r)[0]) for r in self.rows]
+        if isinstance(self.rows, StateArrays):
+            return None
+        if isinstance(self.rows, TokenArrays):
+            return self.rows.lens.tolist()
+        return [len(states.tensors(r)[0]) for r in self.rows]
 
     @property
     def nbytes(self) -> int:
-        if isinstance(self.rows, StateArrays):
+        if isinstance(self.rows, (StateArrays, TokenArrays)):
             return self.rows.nbytes
         return sum(t.numel() * t.element_size() for row in self.rows for t in states.tensors(row))
 
@@ -123,7 +203,7 @@ def build_cache(model, dataset, collate, entry: Entry, *, batch_size: int, store
     model.eval()
     loader = torch.utils.data.DataLoader(dataset, batch_sampler=mine, collate_fn=collate)
     store = STORE_DTYPES[store_dtype]
-    rows: StateArrays | list | None = None
+    rows: StateArrays | TokenWriter | list | None = None
     local = []
     for idx, (x, _) in zip(mine, tqdm(loader, desc=desc, leave=False, disable=None if show_progress else True,
                                       unit="batch")):
@@ -138,19 +218,32 @@ def build_cache(model, dataset, collate, entry: Entry, *, batch_size: int, store
         for idx, state in shard.gather(local):
             rows = _put(rows, n, idx, state, model.backbone, budget_mb, spill_path)
     model.train(was_training)
+    if isinstance(rows, TokenWriter):
+        rows = rows.finish()
     return CachedDataset(model.backbone, dataset.labels, rows if rows is not None else [])
 
 
 def _put(rows, n: int, idx: list[int], state, backbone, budget_mb: float, spill: Path):
     """Store a batch's states at their examples' positions (allocating the store on the first batch)."""
     if rows is None:
-        rows = StateArrays.allocate(n, state, budget_mb, spill) if states.fixed_shape(state) else [None] * n
-    if isinstance(rows, StateArrays):
+        if states.fixed_shape(state):
+            rows = StateArrays.allocate(n, state, budget_mb, spill)
+        elif _flat(state, backbone):
+            rows = TokenWriter(n, type(state), budget_mb, spill)
+        else:
+            rows = [None] * n
+    if isinstance(rows, (StateArrays, TokenWriter)):
         rows.write(idx, state)
     else:
         for i, item in zip(idx, backbone.split_state(state)):
             rows[i] = item
     return rows
+
+
+def _flat(state, backbone) -> bool:
+    """Token states go end to end unless the backbone cuts and batches its states its own way."""
+    return isinstance(state, states.TokenStates) and type(backbone).split_state is Backbone.split_state \
+        and type(backbone).collate_state is Backbone.collate_state
 
 
 def cache_bytes(ds: CachedDataset) -> int:
