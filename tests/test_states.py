@@ -123,6 +123,7 @@ def test_token_states_are_cached_end_to_end_in_two_arrays(tiny_dirs, tmp_path, b
     trimmed to its real tokens; beyond the memory budget they are memory-mapped files. A DataLoader over
     the cache gives batches equal to the uncached batches' states, read back as float32."""
     import numpy as np
+
     from tlhub import states
     model = _model(("hf", "bert", "mean"), tiny_dirs)
     ds, collate = _dataset(model, 23)
@@ -141,7 +142,7 @@ def test_token_states_are_cached_end_to_end_in_two_arrays(tiny_dirs, tmp_path, b
         with torch.no_grad():
             want = model.prefix(raw, entry)
         assert torch.equal(x.mask, want.mask)
-        tol = dict(atol=1e-2, rtol=1e-2) if store == "float16" else dict(atol=1e-5, rtol=1e-5)
+        tol = {"atol": 1e-2, "rtol": 1e-2} if store == "float16" else {"atol": 1e-5, "rtol": 1e-5}
         torch.testing.assert_close(x.hidden * x.mask[..., None], want.hidden * want.mask[..., None], **tol)
         assert torch.equal(states.collate([cache[i][0] for i in range(5 * b, 5 * b + len(y))]).mask, x.mask)
 
@@ -152,8 +153,8 @@ def test_token_cache_of_two_process_shares_equals_one_process(tiny_dirs, tmp_pat
     from tlhub.training.cache import Shard
     model = _model(("hf", "bert", "mean"), tiny_dirs)
     ds, collate = _dataset(model, 19)
-    kw = dict(batch_size=4, store_dtype="float32", budget_mb=64, desc="test", show_progress=False,
-              group_by_length=True)
+    kw = {"batch_size": 4, "store_dtype": "float32", "budget_mb": 64, "desc": "test", "show_progress": False,
+              "group_by_length": True}
     whole = build_cache(model, ds, collate, Entry(1), spill_path=tmp_path / "w", **kw)
     shares = {}
     build_cache(model, ds, collate, Entry(1), spill_path=tmp_path / "r1",
