@@ -20,7 +20,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from run import OUT, TEXT, inline, last_phase, run, text_overrides, warm_up  # noqa: E402
+from run import OUT, TEXT, inline, last_phase, run, text_overrides, warm_up
 
 TARGETS = {1: 2.0, 2: 1.4, 4: 1.0}  # cached epoch at least this many times faster (issue 14)
 MARK = "text_cache"
@@ -39,8 +39,8 @@ def replace_marked(path: Path, name: str, body: str) -> None:
 
 
 def table(rows: dict, ks: list[int]) -> list[str]:
-    out = ["| top k trained | input (cached) | epoch train s cached (runs) | uncached (runs) | uncached / cached "
-           "| target | phase wall s cached / uncached (fill included) | test accuracy cached / uncached |",
+    out = [("| top k trained | input (cached) | epoch train s cached (runs) | uncached (runs) | uncached / cached "
+           "| target | phase wall s cached / uncached (fill included) | test accuracy cached / uncached |"),
            "|---|---|---|---|---|---|---|---|"]
     for k in ks:
         c, u = rows[f"{k}-cached"], rows[f"{k}-uncached"]
@@ -89,12 +89,12 @@ def main() -> None:
     print(f"load average (1 min) at the runs: {min(loads):.1f}-{max(loads):.1f}")
     if args.write:
         cmd = " ".join(["python benchmarks/text_cache.py"] + sys.argv[1:])
-        head = [f"## Text frozen-prefix cache vs no cache (benchmarks/text_cache.py; kept by `run.py --render`)", "",
-                f"`{cmd}`: one phase fine-tuning the top k of MiniLM's 6 layers (the sentiment recipe's "
+        head = ["## Text frozen-prefix cache vs no cache (benchmarks/text_cache.py; kept by `run.py --render`)", "",
+                (f"`{cmd}`: one phase fine-tuning the top k of MiniLM's 6 layers (the sentiment recipe's "
                 f"fine-tuning phase with `freeze = \"top_k\"`), {args.limit or 'all'} rt-polarity training "
                 f"sentences, {args.threads} thread(s), cached and uncached in alternating runs (A B, B A). "
                 f"Epoch = the epoch's training seconds; the phase wall includes the cache fill (train and "
-                f"val) and the validation pass. Load average {min(loads):.1f}-{max(loads):.1f}.", ""]
+                f"val) and the validation pass. Load average {min(loads):.1f}-{max(loads):.1f}."), ""]
         replace_marked(HERE / "RESULTS.md", MARK, "\n".join(head + lines))
 
 

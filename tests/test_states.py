@@ -123,6 +123,7 @@ def test_token_states_are_cached_end_to_end_in_two_arrays(tiny_dirs, tmp_path, b
     trimmed to its real tokens; beyond the memory budget they are memory-mapped files. A DataLoader over
     the cache gives batches equal to the uncached batches' states, read back as float32."""
     import numpy as np
+
     from tlhub import states
     model = _model(("hf", "bert", "mean"), tiny_dirs)
     ds, collate = _dataset(model, 23)
@@ -141,9 +142,29 @@ def test_token_states_are_cached_end_to_end_in_two_arrays(tiny_dirs, tmp_path, b
         with torch.no_grad():
             want = model.prefix(raw, entry)
         assert torch.equal(x.mask, want.mask)
-        tol = dict(atol=1e-2, rtol=1e-2) if store == "float16" else dict(atol=1e-5, rtol=1e-5)
+        tol = {"atol": 1e-2, "rtol": 1e-2} if store == "float16" else {"atol": 1e-5, "rtol": 1e-5}
         torch.testing.assert_close(x.hidden * x.mask[..., None], want.hidden * want.mask[..., None], **tol)
         assert torch.equal(states.collate([cache[i][0] for i in range(5 * b, 5 * b + len(y))]).mask, x.mask)
+
+
+def test_token_cache_of_two_process_shares_equals_one_process(tiny_dirs, tmp_path):
+    """Under two processes each fills every other batch and the gathered shares come in rank order, not in
+    the split's order: the token store puts every example's rows where one process would."""
+    from tlhub.training.cache import Shard
+    model = _model(("hf", "bert", "mean"), tiny_dirs)
+    ds, collate = _dataset(model, 19)
+    kw = {"batch_size": 4, "store_dtype": "float32", "budget_mb": 64, "desc": "test", "show_progress": False,
+              "group_by_length": True}
+    whole = build_cache(model, ds, collate, Entry(1), spill_path=tmp_path / "w", **kw)
+    shares = {}
+    build_cache(model, ds, collate, Entry(1), spill_path=tmp_path / "r1",
+                shard=Shard(1, 2, lambda local: shares.setdefault(1, local)), **kw)
+    gathered = build_cache(model, ds, collate, Entry(1), spill_path=tmp_path / "r0",
+                           shard=Shard(0, 2, lambda local: local + shares[1]), **kw)
+    assert gathered.lengths == whole.lengths == ds.lengths
+    for i in range(len(ds)):
+        a, b = gathered[i][0], whole[i][0]
+        assert torch.equal(a.hidden, b.hidden) and torch.equal(a.mask, b.mask)
 
 
 def test_a_pooled_batch_of_two_is_pooled():

