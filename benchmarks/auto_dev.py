@@ -13,8 +13,10 @@ Data sets (each skipped with a message when its files are absent):
   cifar   EfficientNet-Lite0 at 64 px on ../shared/data/cifar10-jpg: train/ (4,000 train / 1,000
           validation, stratified), the 5,000 test images as [data.test]
   text    recipes/sentiment_minilm.toml on the local rt-polarity files (its offline override)
+  digits  recipes/mnist5k_lite0.toml copied onto scikit-learn's 1,797 8x8 digits (a tiny data set;
+          its own held-out 10% as test)
 
-    .venv/bin/python benchmarks/auto_dev.py mnist cifar text --threads 1
+    .venv/bin/python benchmarks/auto_dev.py mnist cifar text digits --threads 1
     .venv/bin/python benchmarks/auto_dev.py text --limit 3000          # fewer training examples
 
 Writes benchmarks/out/auto_dev-<data>.json and prints the rows for benchmarks/RESULTS.md.
@@ -47,7 +49,8 @@ def data_sets() -> dict[str, tuple[Path, list[str], Path]]:
     """name: (recipe, data overrides, folder that must exist)."""
     return {"mnist": (VISION, vision_test_overrides(), SHARED / "mnist"),
             "cifar": (VISION, cifar_overrides(), CIFAR),
-            "text": (TEXT, text_overrides() if (SHARED / "rt-polarity").is_dir() else [], SHARED / "rt-polarity")}
+            "text": (TEXT, text_overrides() if (SHARED / "rt-polarity").is_dir() else [], SHARED / "rt-polarity"),
+            "digits": (VISION, ["data.source=digits", "data.val_split=0.1"], HERE)}
 
 
 def one(name: str, recipe: Path, overrides: list[str]) -> dict:
@@ -71,7 +74,7 @@ def one(name: str, recipe: Path, overrides: list[str]) -> dict:
 
 def main() -> int:
     ap = argparse.ArgumentParser()
-    ap.add_argument("data", nargs="+", choices=("mnist", "cifar", "text"))
+    ap.add_argument("data", nargs="+", choices=("mnist", "cifar", "text", "digits"))
     ap.add_argument("--threads", type=int, default=0, help="train.threads (0: the recipe's default)")
     ap.add_argument("--limit", type=int, default=0, help="data.limit: training examples (0: all)")
     ap.add_argument("--only", choices=("hand", "auto"), default=None, help="run only one of the pair")
