@@ -37,8 +37,7 @@ MAX_EPOCHS = 8          # ... in 1 to this many epochs: many epochs of a small d
 SEARCH_SHARE = 0.5   # of the budget the head phase leaves, what the search may spend (the winner gets the rest)
 LR_STAGE_SHARE = 0.25  # of the search budget, what measuring the lr may spend (when the whole grid is too dear)
 # The shared head phase is brief (fastai's fine_tune trains it 1 epoch): a head trained to convergence fits
-# the training set, and fine-tuning from it has little left to learn from (on the CIFAR subset 10 head
-# epochs left every fine-tuning trial within noise of the others, 0.68 on test; 3 epochs: 0.80).
+# the training set, and fine-tuning trials from it differ by less than their noise (benchmarks/RESULTS.md).
 HEAD_EPOCHS = 3
 
 
@@ -193,7 +192,7 @@ def search_auto(accelerator, recipe, registry, backbone, rng_state, splits, run_
         advice.phases[-1].get("freeze_options", {}).get("k", n))
     # The fine-tuning lrs are the head's lr / 3.3, / 10 and / 30: the usual "10x lower" second phase and
     # half a decade either side; the trials measure which is best. (An lr range test from the trained head
-    # misread this by 6x and more: on MNIST-5k its edge sat at 7.9e-5 where 5e-4 trains best.)
+    # reads a low, noisy loss and misplaced it by 6x and more: docs/freeze.md.)
     centre = base.lr / 10
     log.info("auto: fine-tuning lrs %s (the head's lr %g / 3.3, / 10 and / 30)",
              ", ".join(f"{centre * f:.2g}" for f in trials.LR_FACTORS), base.lr)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import math
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -60,14 +61,13 @@ class Candidate:
             p.update(freeze="top_k", freeze_options={"k": int(self.k)})
         return p
 
-
     def final_phases(self, base, trained: int, more: int, name: str, anneal: str) -> list[dict]:
         """The winner as the run trains it: its trial (``trained`` epochs at a constant lr, continued from the
         trial's checkpoint), then ``more`` epochs with the lr decaying to zero (cosine), which
         settles the weights that a constant lr keeps moving. A winner never trained is one cosine phase."""
         # Annealing keeps its last epoch: its last epochs, at the lowest lrs, are the point of it, and a
         # "best" epoch picked earlier on a validation split that cannot tell them apart would be noise
-        # (on MNIST-5k, 99/100 in every epoch: the lowest loss picked epoch 2 of 7, 0.976 on test).
+        # (benchmarks/RESULTS.md, the auto part).
         last = {"early_stop": 0, "restore_best": False}
         if trained <= 0:
             return [self.phase(base, more, name, "cosine") | last]
@@ -293,5 +293,4 @@ def full_grid_affordable(cands: list[Candidate], costs: CostModel, room: float) 
 
 def at(cands: list[Candidate], k: int, lr: float) -> Candidate:
     """The candidate of depth ``k`` whose lr is nearest ``lr`` (on a log scale)."""
-    import math
     return min((c for c in cands if c.k == k), key=lambda c: abs(math.log(c.lr / lr)))
