@@ -98,15 +98,10 @@ def _two_stage(states, head, quarter: int, costs, budget, tune_epochs: int, trai
         if st is not lr_states[0] and not budget.affords(costs.trial(quarter, epochs)):
             st.status = "skipped: over budget"
             continue
-        train(st, epochs)
-        charged = costs.trial(quarter, st.epochs)
-        costs.filled.add(quarter)
-        st.cost, st.rung, st.status = charged, 0, "lr stage"
-        budget.spent += charged
-        log.info(f"  lr stage: {st.candidate.name:<14} {st.epochs:>2} epoch(s)  val acc {st.accuracy:.4f}  "
-                 f"loss {st.loss:.4f}  {st.seconds:6.1f} s  (budget {budget.spent / budget.limit:4.0%} spent)")
-    ran = [s for s in lr_states if s.epochs]
-    lr = max(ran, key=lambda s: (search.score(s, criterion), -s.candidate.prior)).candidate.lr
+        search.run_trial(st, epochs, costs, budget, train)
+        st.rung, st.status = 0, "lr stage"
+        log.info(search.trial_line("lr stage", st, budget))
+    lr = search.best([s for s in lr_states if s.epochs], criterion).candidate.lr
     depths = [next(s for s in states if s.candidate == trials.at(grid, k, lr))
               for k in sorted({c.k for c in grid} - {0})]
     log.info("auto: lr %.2g chosen at top %d; successive halving over the depths at it (criterion %s):", lr,

@@ -28,6 +28,15 @@ def score(state: TrialState, criterion: str) -> tuple:
     return (state.accuracy, -state.loss)
 
 
+def ranking(criterion: str) -> Callable[[TrialState], tuple]:
+    """Sort key, best last: the validation score, ties broken by the rule's prior order."""
+    return lambda s: (score(s, criterion), -s.candidate.prior)
+
+
+def best(states: list[TrialState], criterion: str) -> TrialState:
+    return max(states, key=ranking(criterion))
+
+
 @dataclass
 class Budget:
     """The search's allowance in FLOPs, and what it has spent."""
@@ -37,6 +46,25 @@ class Budget:
 
     def affords(self, cost: float) -> bool:
         return self.spent + cost <= self.limit * (1 + 1e-9)
+
+
+def run_trial(st: TrialState, total_epochs: int, costs: CostModel, budget: Budget,
+              train: Callable[[TrialState, int], None]) -> None:
+    """Train ``st`` up to ``total_epochs`` and charge what it ran (an early stop may end it sooner)."""
+    before = st.epochs
+    train(st, total_epochs)
+    charged = costs.trial(st.candidate.k, st.epochs - before)
+    costs.filled.add(st.candidate.k)
+    st.cost += charged
+    budget.spent += charged
+
+
+def trial_line(label: str, st: TrialState, budget: Budget) -> str:
+    """The log line of one trial just run."""
+    if not budget.limit:
+        return f"  {label}: {st.candidate.name}"
+    return (f"  {label}: {st.candidate.name:<14} {st.epochs:>2} epoch(s)  val acc {st.accuracy:.4f}  "
+            f"loss {st.loss:.4f}  {st.seconds:6.1f} s  (budget {budget.spent / budget.limit:4.0%} spent)")
 
 
 def successive_halving(states: list[TrialState], costs: CostModel, budget: Budget, max_epochs: int,
@@ -62,19 +90,12 @@ def successive_halving(states: list[TrialState], costs: CostModel, budget: Budge
             if not budget.affords(cost) and any(s.epochs for s in states):
                 st.status = st.status if st.epochs else "skipped: over budget"
                 continue
-            before = st.epochs
-            train(st, st.epochs + add)
-            charged = costs.trial(k, st.epochs - before)  # an early stop may end the trial sooner
-            costs.filled.add(k)
-            st.cost += charged
-            budget.spent += charged
+            run_trial(st, st.epochs + add, costs, budget, train)
             st.rung = rung
             st.status = "stopped early" if st.stopped else "ran"
             ran.append(st)
-            say(f"  rung {rung + 1}: {st.candidate.name:<14} {st.epochs:>2} epoch(s)  val acc {st.accuracy:.4f}  "
-                f"loss {st.loss:.4f}  {st.seconds:6.1f} s  (budget {budget.spent / budget.limit:4.0%} spent)"
-                if budget.limit else f"  rung {rung + 1}: {st.candidate.name}")
-        ranked = sorted(ran, key=lambda s: (score(s, criterion), -s.candidate.prior), reverse=True)
+            say(trial_line(f"rung {rung + 1}", st, budget))
+        ranked = sorted(ran, key=ranking(criterion), reverse=True)
         keep = math.ceil(len(ranked) / ETA) if len(ranked) > 1 else 0
         for st in ranked[keep:]:
             if st.status in ("ran", "stopped early"):
@@ -86,7 +107,7 @@ def successive_halving(states: list[TrialState], costs: CostModel, budget: Budge
     tried = [s for s in states if s.epochs]
     if not tried:
         raise RuntimeError("the search ran no trial")
-    winner = max(tried, key=lambda s: (score(s, criterion), -s.candidate.prior))
+    winner = best(tried, criterion)
     winner.status = "winner"
     return winner
 
