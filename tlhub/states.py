@@ -77,13 +77,20 @@ def split(state: State) -> list[State]:
     """One state per example of a batched state. ``TokenStates`` are cut to the example's last real token
     (padding would only cost memory) and copied, so one stored example does not keep its batch alive."""
     if isinstance(state, TokenStates):
-        ends = [int(row.nonzero().max()) + 1 if row.any() else 1 for row in state.mask]
+        ends = token_ends(state.mask).tolist()
         return [TokenStates(state.hidden[i, :n].clone(), state.mask[i, :n].clone()) for i, n in enumerate(ends)]
     if isinstance(state, Pooled):
         return [Pooled(f) for f in state.features.unbind(0)]
     if isinstance(state, torch.Tensor):
         return list(state.unbind(0))
     return list(zip(*[s.unbind(0) for s in state]))
+
+
+def token_ends(mask: torch.Tensor) -> torch.Tensor:
+    """Per row of a ``[B, T]`` attention mask: one past its last real token (1 for an all-padding row).
+    What ``split`` and the token cache keep of each example."""
+    pos = torch.arange(mask.shape[1], device=mask.device)
+    return torch.where(mask.ne(0), pos + 1, 0).amax(1).clamp(min=1)
 
 
 def collate(items: list[State]) -> State:

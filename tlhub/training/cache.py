@@ -96,10 +96,8 @@ class TokenWriter:
     def write(self, idx: list[int], state) -> None:
         parts = states.tensors(state)
         mask = parts[1]
-        # each example up to its last real token, as states.split cuts it (1 token for an all-padding row)
-        pos = torch.arange(mask.shape[1])
-        ends = torch.where(mask.ne(0), pos + 1, 0).amax(1).clamp(min=1)
-        keep = pos < ends[:, None]
+        ends = states.token_ends(mask)  # each example up to its last real token, as states.split cuts it
+        keep = torch.arange(mask.shape[1]) < ends[:, None]
         rows = [p[keep].numpy() for p in parts]  # [tokens of the batch, ...] in example order
         self.starts[idx] = self.total + np.concatenate([[0], np.cumsum(ends.numpy())[:-1]])
         self.lens[idx] = ends.numpy()
