@@ -25,15 +25,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
-import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from run import OUT, SHARED, TEXT, VISION, text_overrides, vision_test_overrides
+from run import OUT, SHARED, TEXT, VISION, run, text_overrides, vision_test_overrides
 
 CIFAR = SHARED / "cifar10-jpg"
 AUTO = ["phases=[{ name = 'auto', freeze = 'auto' }]"]
@@ -54,14 +52,11 @@ def data_sets() -> dict[str, tuple[Path, list[str], Path]]:
 
 
 def one(name: str, recipe: Path, overrides: list[str]) -> dict:
-    import tlhub
     out = OUT / f"auto_dev-{name}"
-    load = os.getloadavg()[0]
-    t0 = time.time()
-    result = tlhub.run(recipe, overrides + [f"output.dir='{out}'"], overwrite=True, quiet=True)
-    row = {"name": name, "accuracy": round(result.metrics["accuracy"], 4), "seconds": round(time.time() - t0, 1),
-           "test_examples": result.metrics["test_examples"], "load_at_start": round(load, 2),
-           "phases": list(dict.fromkeys(r["phase"] for r in result.history)), "run_dir": str(out)}
+    r = run(out.name, recipe, overrides)  # benchmarks/run.py: the run, its wall time, peak memory, load
+    row = {"name": name, "accuracy": round(r["accuracy"], 4), "seconds": round(r["wall"], 1),
+           "peak_gb": round(r["peak_gb"], 2), "test_examples": r["test_examples"], "load_at_start": round(r["load"], 2),
+           "phases": list(dict.fromkeys(h["phase"] for h in r["history"])), "run_dir": str(out)}
     search = out / "auto_search.json"
     if search.is_file():
         data = json.loads(search.read_text())
