@@ -25,8 +25,8 @@ os.environ["TRANSFORMERS_OFFLINE"] = "1"
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
+from report_md import replace_marked
 from run import OUT, TEXT, run, text_overrides
-from text_cache import replace_marked
 
 
 def tlhub_data(extra: list[str]):

@@ -155,6 +155,18 @@ def render(env, r, fmt_phase_table, phase_rows, ratio) -> str:
     return "\n".join(out)
 
 
+def replace_marked(path: Path, name: str, body: str) -> None:
+    """Put ``body`` between ``<!-- BEGIN name -->`` and ``<!-- END name -->`` in ``path`` (appended if absent)."""
+    begin, end = f"<!-- BEGIN {name} -->", f"<!-- END {name} -->"
+    old = path.read_text() if path.exists() else ""
+    block = f"{begin}\n{body.rstrip()}\n{end}"
+    if begin in old and end in old:
+        new = old[:old.index(begin)] + block + old[old.index(end) + len(end):]
+    else:
+        new = old.rstrip("\n") + "\n\n" + block + "\n"
+    path.write_text(new)
+
+
 def keep_marked(old: str, text: str) -> str:
     """``text`` plus the sections other scripts wrote between markers in the old RESULTS.md (kept as they are)."""
     for name in ("onnx_throughput", "group_by_length", "auto_dev", "text_cache", "hf_trainer"):  # written by those scripts or by hand

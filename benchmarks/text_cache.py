@@ -20,22 +20,11 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
+from report_md import replace_marked
 from run import OUT, TEXT, inline, last_phase, run, text_overrides, warm_up
 
 TARGETS = {1: 2.0, 2: 1.4, 4: 1.0}  # cached epoch at least this many times faster (issue 14)
 MARK = "text_cache"
-
-
-def replace_marked(path: Path, name: str, body: str) -> None:
-    """Put ``body`` between ``<!-- BEGIN name -->`` and ``<!-- END name -->`` in ``path`` (appended if absent)."""
-    begin, end = f"<!-- BEGIN {name} -->", f"<!-- END {name} -->"
-    old = path.read_text() if path.exists() else ""
-    block = f"{begin}\n{body.rstrip()}\n{end}"
-    if begin in old and end in old:
-        new = old[:old.index(begin)] + block + old[old.index(end) + len(end):]
-    else:
-        new = old.rstrip("\n") + "\n\n" + block + "\n"
-    path.write_text(new)
 
 
 def table(rows: dict, ks: list[int]) -> list[str]:
