@@ -4,6 +4,8 @@ TorchFunctionMode records the device of every tensor every op sees. Every tensor
 (cache fill, training, validation, test scoring, predict) must be on the model's device."""
 from __future__ import annotations
 
+import os
+
 import pytest
 import torch
 from torch.overrides import TorchFunctionMode
@@ -97,3 +99,26 @@ def test_mixed_precision_covers_the_cache_fill(tiny_recipe, monkeypatch):
     assert dtypes and set(dtypes) == {torch.bfloat16}  # the frozen prefix ran under autocast
     assert set(stored) == {"torch.float32", "float16"}  # stored float16, read back float32
     assert all(r["train_loss"] == r["train_loss"] for r in result.history)  # finite, not nan
+
+
+def test_gpu_kernels_follow_train_deterministic(monkeypatch):
+    """On a GPU the run switches cuDNN/cuBLAS to deterministic kernels (or back, for speed); on a CPU it
+    leaves the process-wide switches alone."""
+    from tlhub.training.trainer import _kernels
+    monkeypatch.delenv("CUBLAS_WORKSPACE_CONFIG", raising=False)
+    before = (torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark,
+              torch.are_deterministic_algorithms_enabled())
+    try:
+        _kernels(torch.device("cpu"), True)
+        assert (torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark,
+                torch.are_deterministic_algorithms_enabled()) == before
+        _kernels(torch.device("cuda", 0), True)
+        assert torch.backends.cudnn.deterministic and not torch.backends.cudnn.benchmark
+        assert torch.are_deterministic_algorithms_enabled() and torch.is_deterministic_algorithms_warn_only_enabled()
+        assert os.environ["CUBLAS_WORKSPACE_CONFIG"] == ":4096:8"
+        _kernels(torch.device("cuda", 0), False)
+        assert not torch.backends.cudnn.deterministic and torch.backends.cudnn.benchmark
+        assert not torch.are_deterministic_algorithms_enabled()
+    finally:
+        torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = before[:2]
+        torch.use_deterministic_algorithms(before[2])

@@ -109,6 +109,9 @@ class TrainCfg:
     keep_checkpoints: int = field(default=2, metadata={"help": "how many newest checkpoints to keep"})
     channels_last: bool = field(default=True, metadata={"help": "image models: convolutions in channels-last memory "
                                                                  "format (faster on CPUs); false: PyTorch's default"})
+    deterministic: bool = field(default=True, metadata={"help": "on a GPU: deterministic cuDNN/cuBLAS kernels, so "
+                                                               "the same seed trains the same weights and a resumed "
+                                                               "run equals an uninterrupted one; false: faster"})
     cache: bool = field(default=True, metadata={"help": "run the frozen leading groups once per phase and train "
                                                         "the rest on the stored tensors"})
     cache_dtype: str = field(default="float32", metadata={"help": "storage type of cached tensors",

@@ -140,6 +140,18 @@ def run(recipe_or_path, overrides=(), overwrite: bool = False, quiet: bool = Fal
         raise
 
 
+def _kernels(device: torch.device, deterministic: bool) -> None:
+    """GPU kernels: cuDNN's autotuned convolutions and cuBLAS's split reductions sum in a different order
+    from run to run, so neither the same seed nor a resume would give the same weights twice (CPU kernels
+    are deterministic already). Process-wide switches, set again by every run."""
+    if device.type != "cuda":
+        return
+    if deterministic:  # cuBLAS reads this when its first handle is made, i.e. at the run's first matmul
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = deterministic, not deterministic
+    torch.use_deterministic_algorithms(deterministic, warn_only=True)  # ops without one warn, not fail
+
+
 def _run(recipe_or_path, overrides, overwrite, quiet, resume, staged) -> RunResult:
     from accelerate import Accelerator
     from accelerate.utils import (
@@ -165,7 +177,7 @@ def _run(recipe_or_path, overrides, overwrite, quiet, resume, staged) -> RunResu
     main = accelerator.is_main_process
     threads = recipe.train.threads or max(1, (os.cpu_count() or 1) // accelerator.num_processes)
     torch.set_num_threads(threads)
-
+    _kernels(accelerator.device, recipe.train.deterministic)
 
     holder = [None, None]
     if main:
