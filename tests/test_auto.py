@@ -25,7 +25,7 @@ def _fake(costs_by_k: dict[int, float], quality: dict[str, float]):
     """A CostModel whose epoch cost per depth is given, and a trainer whose accuracy grows with epochs."""
     n = max(costs_by_k)
     costs = trials.CostModel([1.0] * n, 0.0, 1, 0, cache=True)
-    costs.epoch = lambda k: costs_by_k[k]
+    costs.epoch = lambda k, n_train=None: costs_by_k[k]
     costs.fill = lambda k: 0.0
     trained = []
 
@@ -297,3 +297,20 @@ def test_lr_range_test_without_descent_suggests_nothing():
     loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, y), batch_size=64)
     found = lr_find.range_test(model, loader, torch.optim.SGD([model.fc.bias], lr=1e-9), lr_max=1e-4)
     assert not found.descent and "suggests nothing" in found.format()
+
+
+def test_trials_on_a_large_split_train_short_epochs(tiny_recipe, monkeypatch):
+    """An epoch longer than TRIAL_STEPS batches: every trial epoch trains the first TRIAL_STEPS batches of a
+    fresh shuffle (epoch_steps), and the winner's trial phase keeps that cap so the recipe reproduces it."""
+    from tlhub.auto import driver
+    assert driver.trial_steps(8000, 16) == driver.TRIAL_STEPS and driver.trial_steps(4000, 32) == 0
+    assert driver.trial_steps(8000, 16, processes=2) == 0  # 250 batches per process
+    monkeypatch.setattr(driver, "TRIAL_STEPS", 2)
+    result = tlhub.run(tiny_recipe, SMALL + AUTO + ["phases.0.auto_budget=4"], quiet=True)
+    data = json.loads((result.run_dir / "auto_search.json").read_text())
+    trial = [p for p in data["phases"] if p["name"] == "tune"]
+    assert all(p["epoch_steps"] == 2 for p in trial)
+    assert all("epoch_steps" not in p for p in data["phases"] if p["name"] in ("head", "anneal"))
+    rows = [r for r in result.history if r["phase"] == "tune"]
+    assert trial and rows and all(r["steps"] == 2 for r in rows)  # this data: a fine-tuning plan wins
+    assert "each trial epoch trains the first 2" in (result.run_dir / "run.log").read_text()

@@ -113,3 +113,17 @@ def test_channels_last_for_image_models_and_kept_by_load(tiny_recipe, tmp_path):
     loaded = tlhub.load(on.run_dir)
     assert all(p.is_contiguous(memory_format=torch.channels_last) for p in conv_weights(loaded.model))
     assert abs(on.metrics["accuracy"] - off.metrics["accuracy"]) <= 0.25  # same learning, other rounding
+
+
+def test_epoch_steps_caps_each_epoch_and_reshuffles(tiny_recipe, tmp_path):
+    """epoch_steps = 2: each epoch trains 2 batches of a fresh shuffle; the cosine schedule spans those
+    steps only (its lr reaches zero at the phase's end)."""
+    base = ["phases.0.epochs=1", "data.batch_size=8", "phases.1.epochs=3", "phases.1.epoch_steps=2",
+            "phases.1.scheduler='cosine'", "train.cache=false"]
+    result = tlhub.run(tiny_recipe, base + [f"output.dir='{tmp_path / 'a'}'"], quiet=True)
+    rows = [r for r in result.history if r["phase_index"] == 1]
+    assert [(r["steps"], r["examples"]) for r in rows] == [(2, 16)] * 3
+    assert rows[-1]["lr"] == pytest.approx(0.0, abs=1e-12)
+    full = [r for r in result.history if r["phase_index"] == 0][0]
+    assert full["steps"] > 2  # the cap is per phase
+    assert len({round(r["train_loss"], 6) for r in rows}) == 3

@@ -36,6 +36,9 @@ FINE_TUNE_STEPS = 1000  # a fine-tuning phase of about this many optimizer steps
 MAX_EPOCHS = 8          # ... in 1 to this many epochs: many epochs of a small data set, one of a large one
 SEARCH_SHARE = 0.5   # of the budget the head phase leaves, what the search may spend (the winner gets the rest)
 LR_STAGE_SHARE = 0.25  # of the search budget, what measuring the lr may spend (when the whole grid is too dear)
+# A trial's epoch is at most this many steps (a quarter of the default fine-tuning), so that on a large
+# training split the search still compares its candidates on short runs instead of skipping them.
+TRIAL_STEPS = FINE_TUNE_STEPS // 4
 # The shared head phase is brief (fastai's fine_tune trains it 1 epoch): a head trained to convergence fits
 # the training set, and fine-tuning trials from it differ by less than their noise (benchmarks/RESULTS.md).
 HEAD_EPOCHS = 3
@@ -70,27 +73,35 @@ def fine_tune_epochs(n_train: int, batch_size: int) -> int:
     return max(1, min(MAX_EPOCHS, math.ceil(FINE_TUNE_STEPS / steps)))
 
 
+def trial_steps(n_train: int, batch_size: int, processes: int = 1) -> int:
+    """Batches per trial epoch: 0 (whole epochs) unless an epoch is longer than ``TRIAL_STEPS``."""
+    steps = math.ceil(n_train / max(1, batch_size * processes))
+    return TRIAL_STEPS if steps > TRIAL_STEPS else 0
+
+
 def _anneal_epochs(winner, costs, left: float, final: int) -> int:
     """Epochs after the winner's trial: what ``left`` of the budget pays for at the winner's depth (its
-    cache refilled once), at least 1, and no more than ``final`` in all."""
+    cache refilled once), at least 1, and no more than ``final`` in all (a trial's short epochs counted
+    as the part of an epoch they are)."""
     k = winner.candidate.k
     affordable = int((left - costs.fill(k)) // max(costs.epoch(k), 1e-9))
-    return max(1, min(final - winner.epochs, affordable))
+    trained = math.ceil(winner.epochs * (costs.trial_train or costs.n_train) / max(1, costs.n_train) - 1e-9)
+    return max(1, min(final - trained, affordable))
 
 
-def _two_stage(states, head, quarter: int, costs, budget, tune_epochs: int, train, criterion):
+def _two_stage(states, head, quarter: int, costs, budget, max_epochs: int, train, criterion):
     """When one epoch of the whole grid costs over half the search budget: the lr is measured where trials
     are cheapest (the top quarter, on cached features), then the depths at that lr by successive halving.
 
     The lr trials are one-shot runs whose lr decays to zero over their epochs (cosine), as the winner's
     training will end: a short trial at a constant lr favours the lowest lr, which moves the weights
-    least. Together they get ``LR_STAGE_SHARE`` of the search budget (1 to ``tune_epochs`` epochs each).
+    least. Together they get ``LR_STAGE_SHARE`` of the search budget (1 to ``max_epochs`` epochs each).
     (States that ran, in the table's order; winner)."""
     grid = [s.candidate for s in states]
     lr_states = [trials.TrialState(s.candidate, scheduler="cosine") for s in states if s.candidate.k == quarter]
     room = LR_STAGE_SHARE * max(0.0, budget.limit - budget.spent)
     each = (room - (0.0 if quarter in costs.filled else costs.fill(quarter))) / len(lr_states)  # one shared fill
-    epochs = max(1, min(tune_epochs, int(each // costs.epoch(quarter))))
+    epochs = max(1, min(max_epochs, int(each // costs.trial_epoch(quarter))))
     log.info("auto: one epoch of all %d candidates would spend over half the search budget: the lr first, at the "
              "cheapest depth (top %d, %d epoch(s) each, lr annealed), then the depths at the best lr",
              len(states), quarter, epochs)
@@ -106,7 +117,7 @@ def _two_stage(states, head, quarter: int, costs, budget, tune_epochs: int, trai
               for k in sorted({c.k for c in grid} - {0})]
     log.info("auto: lr %.2g chosen at top %d; successive halving over the depths at it (criterion %s):", lr,
              quarter, criterion)
-    winner = search.successive_halving([head, *depths], costs, budget, tune_epochs, train, criterion, log.info)
+    winner = search.successive_halving([head, *depths], costs, budget, max_epochs, train, criterion, log.info)
     return [head, *lr_states, *depths], winner
 
 
@@ -158,13 +169,19 @@ def search_auto(accelerator, recipe, registry, backbone, rng_state, splits, run_
     head_epochs = HEAD_EPOCHS if index == 0 else 0
     tune_epochs = fine_tune_epochs(len(splits.train), recipe.data.batch_size)
     default = costs.phase(0, head_epochs) + costs.phase(quarter, tune_epochs)
+    steps = trial_steps(len(splits.train), recipe.data.batch_size, accelerator.num_processes)
+    per_epoch = math.ceil(len(splits.train) / (recipe.data.batch_size * accelerator.num_processes))
+    # a trial may train as many steps as the default fine-tuning: more of its shorter epochs
+    max_trial = math.ceil(tune_epochs * per_epoch / steps) if steps else tune_epochs
+    if steps:
+        costs.trial_train = min(len(splits.train), steps * recipe.data.batch_size * accelerator.num_processes)
     total = base.auto_budget * default  # the whole auto phase: head, search and the winner's training
     capped = ""
     shutil.rmtree(Path(run_dir) / "auto", ignore_errors=True)  # trials of an interrupted search start over
     head_name, tune_name, anneal_name = _names(recipe, index)
     prefix = [trials.Candidate(0, base.lr, n).phase(base, head_epochs, head_name)] if head_epochs else []
     runner = trials.TrialRunner(accelerator, recipe, index, registry, model, datasets, collate, deterministic,
-                                Path(run_dir) / "auto", stop, prefix=prefix)
+                                Path(run_dir) / "auto", stop, prefix=prefix, epoch_steps=steps)
     with trials.quiet_log():
         seconds = runner.run_prefix()
     if head_epochs:  # calibrate seconds per FLOP on the head phase just trained (a timed pass, not a guess)
@@ -183,6 +200,9 @@ def search_auto(accelerator, recipe, registry, backbone, rng_state, splits, run_
              "~%.0f s here) for the whole auto phase%s: ~%.0f s. Head phase %.1f s; search up to ~%.0f s; the "
              "winner's training the rest", base.auto_budget, head_epochs, quarter, n, tune_epochs, sec(default),
              capped, sec(total), seconds, sec(budget.limit - budget.spent))
+    if steps:
+        log.info("auto: an epoch is %d batches: each trial epoch trains the first %d of a fresh shuffle "
+                 "(epoch_steps), up to %d of them", per_epoch, steps, max_trial)
     rule_k = 0 if len(advice.phases) == 1 else (
         advice.phases[-1].get("freeze_options", {}).get("k", n))
     # The fine-tuning lrs are the head's lr / 3.3, / 10 and / 30: the usual "10x lower" second phase and
@@ -206,9 +226,9 @@ def search_auto(accelerator, recipe, registry, backbone, rng_state, splits, run_
         winner.status = "winner (not measured)"
     elif trials.full_grid_affordable(grid, costs, budget.limit - budget.spent):
         log.info("auto: successive halving over all %d candidates (criterion %s):", len(states), vplan.criterion)
-        winner = search.successive_halving(states, costs, budget, tune_epochs, train, vplan.criterion, log.info)
+        winner = search.successive_halving(states, costs, budget, max_trial, train, vplan.criterion, log.info)
     else:
-        states, winner = _two_stage(states, head, quarter, costs, budget, tune_epochs, train, vplan.criterion)
+        states, winner = _two_stage(states, head, quarter, costs, budget, max_trial, train, vplan.criterion)
     head_won = winner.candidate.k == 0 and bool(prefix)  # the head phase itself won: anneal the head alone
     anneal = _anneal_epochs(winner, costs, total - budget.spent, tune_epochs)
     if anneal:
@@ -216,7 +236,7 @@ def search_auto(accelerator, recipe, registry, backbone, rng_state, splits, run_
                  "at most %d epochs in all; ~%.0f s)", anneal, tune_epochs,
                  sec(costs.phase(winner.candidate.k, anneal)))
     phases = prefix + (winner.candidate.final_phases(base, 0, anneal, anneal_name, anneal_name) if head_won else
-                       winner.candidate.final_phases(base, winner.epochs, anneal, tune_name, anneal_name))
+                       winner.candidate.final_phases(base, winner.epochs, anneal, tune_name, anneal_name, steps))
     final = expand(recipe, index, phases)
     result = search.SearchResult(
         [search.TrialRow.of(s, list(model.backbone.group_names), default) for s in states], winner.candidate.name,

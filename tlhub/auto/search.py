@@ -4,7 +4,8 @@ Every rung gives each surviving candidate an equal share of what the rung may sp
 epochs at that candidate's own cost per epoch: a head-only plan on cached features gets many cheap
 epochs, full fine-tuning few dear ones. After each rung the best third (``ETA`` = 3) goes on; trials
 that stopped early (no better validation score for ``PATIENCE`` epochs) keep their score but cost
-nothing more. A trial that would exceed the budget is not started. The winner is the best validation
+nothing more. Each rung runs its cheapest candidates first, and a trial that would exceed the budget is
+not started. The winner is the best validation
 score of all trials (ties: the rule's prior order).
 """
 from __future__ import annotations
@@ -77,12 +78,13 @@ def successive_halving(states: list[TrialState], costs: CostModel, budget: Budge
         rungs_left = max(1, math.ceil(math.log(len(alive), ETA))) if len(alive) > 1 else 1
         share = max(0.0, budget.limit - budget.spent) / rungs_left / len(alive)
         ran = []
-        for st in alive:
+        # cheapest first: when the rung's money runs out, the dearest trial is the one not started
+        for st in sorted(alive, key=lambda s: (costs.trial_epoch(s.candidate.k), s.candidate.prior)):
             k = st.candidate.k
             if st.stopped or st.epochs >= max_epochs:
                 ran.append(st)
                 continue
-            add = max(1, min(max_epochs - st.epochs, int(share // costs.epoch(k))))
+            add = max(1, min(max_epochs - st.epochs, int(share // costs.trial_epoch(k))))
             cost = costs.trial(k, add)
             while add > 1 and not budget.affords(cost):
                 add -= 1

@@ -47,10 +47,13 @@ class Candidate:
     def slug(self) -> str:
         return self.name.replace("@", "-lr")
 
-    def phase(self, base, epochs: int, name: str, scheduler: str = "constant") -> dict:
-        """The candidate as a ``[[phases]]`` table; ``base`` (the auto phase) gives optimizer and decay."""
+    def phase(self, base, epochs: int, name: str, scheduler: str = "constant", epoch_steps: int = 0) -> dict:
+        """The candidate as a ``[[phases]]`` table; ``base`` (the auto phase) gives optimizer and decay;
+        ``epoch_steps`` caps the batches of each epoch (a trial on a large training split)."""
         p = {"name": name, "epochs": int(epochs), "optimizer": base.optimizer, "lr": float(f"{self.lr:.3g}"),
              "scheduler": scheduler, "bn": "eval", "early_stop": PATIENCE, "restore_best": True}
+        if epoch_steps:
+            p["epoch_steps"] = int(epoch_steps)
         if base.weight_decay:
             p["weight_decay"] = base.weight_decay
         if self.k == 0:
@@ -61,7 +64,7 @@ class Candidate:
             p.update(freeze="top_k", freeze_options={"k": int(self.k)})
         return p
 
-    def final_phases(self, base, trained: int, more: int, name: str, anneal: str) -> list[dict]:
+    def final_phases(self, base, trained: int, more: int, name: str, anneal: str, epoch_steps: int = 0) -> list[dict]:
         """The winner as the run trains it: its trial (``trained`` epochs at a constant lr, continued from the
         trial's checkpoint), then ``more`` epochs with the lr decaying to zero (cosine), which
         settles the weights that a constant lr keeps moving. A winner never trained is one cosine phase."""
@@ -71,12 +74,13 @@ class Candidate:
         last = {"early_stop": 0, "restore_best": False}
         if trained <= 0:
             return [self.phase(base, more, name, "cosine") | last]
-        return [self.phase(base, trained, name), self.phase(base, more, anneal, "cosine") | last]
+        return [self.phase(base, trained, name, epoch_steps=epoch_steps), self.phase(base, more, anneal, "cosine") | last]
 
 
 @dataclass
 class CostModel:
-    """Forward FLOPs per example of each group and the head; training a group costs ~3x its forward."""
+    """Forward FLOPs per example of each group and the head; training a group costs ~3x its forward.
+    A trial's epoch trains ``trial_train`` examples (fewer than ``n_train`` when capped by ``epoch_steps``)."""
 
     group_flops: list[float]
     head_flops: float
@@ -84,14 +88,18 @@ class CostModel:
     n_val: int
     seconds_per_flop: float = 0.0
     cache: bool = True
+    trial_train: int = 0  # examples one trial epoch trains (0: n_train)
     filled: set = field(default_factory=set)  # depths whose cache the search already holds (shared by trials)
 
-    def epoch(self, k: int) -> float:
+    def epoch(self, k: int, n_train: int | None = None) -> float:
         """One epoch (train + validate) with the top ``k`` groups trainable and the rest cached."""
-        n = len(self.group_flops)
+        n, n_train = len(self.group_flops), self.n_train if n_train is None else n_train
         frozen, rest = sum(self.group_flops[: n - k]), sum(self.group_flops[n - k:])
-        fixed = 0.0 if self.cache else frozen * (self.n_train + self.n_val)
-        return fixed + self.n_train * 3 * (rest + self.head_flops) + self.n_val * (rest + self.head_flops)
+        fixed = 0.0 if self.cache else frozen * (n_train + self.n_val)
+        return fixed + n_train * 3 * (rest + self.head_flops) + self.n_val * (rest + self.head_flops)
+
+    def trial_epoch(self, k: int) -> float:
+        return self.epoch(k, self.trial_train or self.n_train)
 
     def fill(self, k: int) -> float:
         """Running the frozen prefix once over train + validation (each phase, each continuation)."""
@@ -103,7 +111,7 @@ class CostModel:
 
     def trial(self, k: int, epochs: int) -> float:
         """A trial's cost: the cache of its depth is filled once for the whole search."""
-        return (0.0 if k in self.filled else self.fill(k)) + epochs * self.epoch(k)
+        return (0.0 if k in self.filled else self.fill(k)) + epochs * self.trial_epoch(k)
 
     def seconds(self, flops: float) -> float:
         return flops * self.seconds_per_flop
@@ -196,6 +204,7 @@ class TrialRunner:
     stop: object
     prefix: list = field(default_factory=list)     # [[phases]] dicts run before every candidate
     prefix_dir: Path | None = None
+    epoch_steps: int = 0      # batches per trial epoch (0: the whole training split)
     shared_cache: dict = field(default_factory=dict)  # frozen-prefix caches by entry point, for every trial
 
     def trial_recipe(self, phases: list[dict]):
@@ -234,7 +243,7 @@ class TrialRunner:
         folder = self.root / state.folder
         folder.mkdir(parents=True, exist_ok=True)
         base = self.recipe.phases[self.auto_index]
-        recipe = self.trial_recipe([state.candidate.phase(base, epochs, name, state.scheduler)])
+        recipe = self.trial_recipe([state.candidate.phase(base, epochs, name, state.scheduler, self.epoch_steps)])
         index = len(recipe.phases) - 1
         resume = checkpoint.newest(folder)
         start = resume or checkpoint.newest(self.prefix_dir)

@@ -85,6 +85,9 @@ class PhaseCfg:
                                                                   "{group = factor}; 'head' names the head"})
     layer_decay: float = field(default=1.0, metadata={"help": "layer-wise lr decay: group i from the top gets "
                                                               "lr * layer_decay**i (1.0: off)"})
+    epoch_steps: int = field(default=0, metadata={"help": "train at most this many batches per epoch, a fresh "
+                                                          "shuffle each epoch (0: the whole split); the search's "
+                                                          "trials on large data use it"})
     early_stop: int = field(default=0, metadata={"help": "stop the phase after this many epochs without a better "
                                                          "validation score (0: off)"})
     restore_best: bool = field(default=False, metadata={"help": "end the phase with the weights of its best "
@@ -327,6 +330,8 @@ def _check_values(r: Recipe) -> list[str]:
         for g, mult in p.lr_mult.items():
             if isinstance(mult, bool) or not isinstance(mult, (int, float)) or mult < 0:
                 e.append(f"{where}.lr_mult.{g}: must be a number >= 0, got {mult!r}")
+        if p.epoch_steps < 0:
+            e.append(f"{where}.epoch_steps: must be >= 0 (batches per epoch; 0: the whole split), got {p.epoch_steps}")
         if p.early_stop < 0:
             e.append(f"{where}.early_stop: must be >= 0 (epochs of patience; 0: off), got {p.early_stop}")
         if p.auto_budget <= 0:

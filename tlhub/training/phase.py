@@ -182,7 +182,13 @@ def run_phase(ctx: RunContext, model: TransferModel, index: int, resume=None) ->
     torch.manual_seed(seed)
     prepared, optimizer, train_loader, val_loader = accelerator.prepare(model, optimizer, train_loader, val_loader)
     val_entry = Entry.after_frozen(frozen_prefix(audit), model.n_groups) if isinstance(val_ds, CachedDataset) else RAW
-    steps_per_epoch = math.ceil(len(train_loader) / recipe.train.grad_accum)
+    # epoch_steps: an epoch is the first batches of each epoch's shuffle (Lightning's limit_train_batches)
+    batches = min(len(train_loader), phase.epoch_steps * recipe.train.grad_accum) if phase.epoch_steps \
+        else len(train_loader)
+    steps_per_epoch = math.ceil(batches / recipe.train.grad_accum)
+    if batches < len(train_loader):
+        log.info("  epoch_steps = %d: each epoch trains the first %d of %d shuffled batches", phase.epoch_steps,
+                 batches, len(train_loader))
     scheduler = build_scheduler(optimizer, phase, steps_per_epoch * phase.epochs)
 
     first_epoch, skip, accum = 1, 0, None
@@ -206,9 +212,10 @@ def run_phase(ctx: RunContext, model: TransferModel, index: int, resume=None) ->
         correct = torch.tensor(int(accum[1]) if skip else 0, dtype=torch.long)
         seen = torch.tensor(int(accum[2]) if skip else 0, dtype=torch.long)
         # Skip by iterating: the epoch's shuffled order stays exactly that of an uninterrupted run.
-        loader = itertools.islice(train_loader, skip, None) if skip else train_loader
+        loader = itertools.islice(train_loader, skip, batches) if skip or batches < len(train_loader) \
+            else train_loader
         bar = tqdm(loader, desc=f"{phase.name} {epoch}/{phase.epochs}", leave=False, initial=skip,
-                   total=len(train_loader), disable=None if accelerator.is_local_main_process else True, unit="batch")
+                   total=batches, disable=None if accelerator.is_local_main_process else True, unit="batch")
         for step, (x, y) in enumerate(bar, start=skip):
             with accelerator.accumulate(prepared):
                 logits = prepared(x, entry=entry)
@@ -227,7 +234,7 @@ def run_phase(ctx: RunContext, model: TransferModel, index: int, resume=None) ->
             seen += len(y)
             bar.set_postfix(loss=f"{loss.item():.3f}")
             done = step + 1
-            if done < len(train_loader) and accelerator.sync_gradients and \
+            if done < batches and accelerator.sync_gradients and \
                     (ctx.stop.signum or (every and done % every == 0)):
                 _save(ctx, prepared, optimizer, scheduler, index, epoch - 1, done,
                       [float(loss_sum), int(correct), int(seen)], entry, best, best_weights)
@@ -245,7 +252,7 @@ def run_phase(ctx: RunContext, model: TransferModel, index: int, resume=None) ->
                "train_loss": float(totals[0] / totals[2]), "train_accuracy": float(totals[1] / totals[2]),
                "val_loss": val["loss"], "val_accuracy": val["accuracy"],
                "lr": optimizer.param_groups[-1]["lr"], "seconds": round(time.time() - t0, 3),
-               "train_seconds": round(train_seconds, 3), "steps": len(train_loader),
+               "train_seconds": round(train_seconds, 3), "steps": batches,
                "examples": int(totals[2]), "val_examples": val["n"], "train_input": entry.label}
         ctx.history.append(row)
         if accelerator.is_main_process:
