@@ -4,7 +4,7 @@ For each data set, one after another in this process (same splits, same threads)
 
   hand    the shipped recipe (mnist, text) or recipes/mnist5k_lite0.toml copied onto the data (cifar)
   auto    the same backbone and data with one phase: freeze = "auto" (nothing else: default lr 1e-3,
-          auto_budget 2.0)
+          auto_budget 4)
 
 Data sets (each skipped with a message when its files are absent):
 

@@ -61,6 +61,24 @@ def test_halving_picks_the_best_validation_score_and_gives_deep_plans_fewer_epoc
     assert any(s.rung == 1 for s in kept)  # survivors were trained further
 
 
+def test_rungs_run_cheapest_first_and_end_with_one_survivor():
+    """Within a rung the cheapest candidate trains first, so a tight budget skips the dearest; a lone
+    survivor is not trained further (that is the winner's anneal)."""
+    states = [s for s in _states() if s.candidate.lr == 1e-3 or s.candidate.k == 0]  # head, top1, top2, all
+    quality = {"head@0.01": 0.3, "top1@0.001": 0.6, "top2@0.001": 0.9, "all@0.001": 0.7}
+    costs, train, trained = _fake({0: 0.1, 1: 1.0, 2: 2.0, 4: 4.0}, quality)
+    budget = search.Budget(8.0)
+    winner = search.successive_halving(states, costs, budget, max_epochs=1, train=train)
+    assert [name for name, _ in trained] == ["head@0.01", "top1@0.001", "top2@0.001", "all@0.001"]
+    states = [s for s in _states() if s.candidate.lr == 1e-3 or s.candidate.k == 0]
+    costs, train, trained = _fake({0: 0.1, 1: 1.0, 2: 2.0, 4: 4.0}, quality)
+    budget = search.Budget(7.0)  # head, top1 and top2 fit, all groups (4.0 more) does not; top2 could go on
+    winner = search.successive_halving(states, costs, budget, max_epochs=8, train=train)
+    assert [name for name, _ in trained][:3] == ["head@0.01", "top1@0.001", "top2@0.001"]
+    assert next(s for s in states if s.candidate.k == 4).status == "skipped: over budget"
+    assert winner.candidate.name == "top2@0.001" and winner.rung == 0  # the lone survivor: no second rung
+
+
 def test_budget_limits_the_trials_run():
     small_states, big_states = _states(), _states()
     quality = {s.candidate.name: 0.6 for s in small_states}
@@ -303,8 +321,8 @@ def test_trials_on_a_large_split_train_short_epochs(tiny_recipe, monkeypatch):
     """An epoch longer than TRIAL_STEPS batches: every trial epoch trains the first TRIAL_STEPS batches of a
     fresh shuffle (epoch_steps), and the winner's trial phase keeps that cap so the recipe reproduces it."""
     from tlhub.auto import driver
-    assert driver.trial_steps(8000, 16) == driver.TRIAL_STEPS and driver.trial_steps(4000, 32) == 0
-    assert driver.trial_steps(8000, 16, processes=2) == 0  # 250 batches per process
+    assert driver.trial_steps(16000, 16) == driver.TRIAL_STEPS and driver.trial_steps(4000, 32) == 0
+    assert driver.trial_steps(16000, 16, processes=2) == 0  # 500 batches per process
     monkeypatch.setattr(driver, "TRIAL_STEPS", 2)
     result = tlhub.run(tiny_recipe, SMALL + AUTO + ["phases.0.auto_budget=4"], quiet=True)
     data = json.loads((result.run_dir / "auto_search.json").read_text())
