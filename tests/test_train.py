@@ -124,6 +124,6 @@ def test_epoch_steps_caps_each_epoch_and_reshuffles(tiny_recipe, tmp_path):
     rows = [r for r in result.history if r["phase_index"] == 1]
     assert [(r["steps"], r["examples"]) for r in rows] == [(2, 16)] * 3
     assert rows[-1]["lr"] == pytest.approx(0.0, abs=1e-12)
-    full = [r for r in result.history if r["phase_index"] == 0][0]
+    full = next(r for r in result.history if r["phase_index"] == 0)
     assert full["steps"] > 2  # the cap is per phase
     assert len({round(r["train_loss"], 6) for r in rows}) == 3

@@ -18,7 +18,6 @@ from tlhub.errors import UserError
 from tlhub.interfaces import Backbone, DataContext, ImagePreprocessing
 from tlhub.metrics import float_scores, format_scores
 from tlhub.model import ModelSpec, add_head, build_backbone, group_layouts
-from tlhub.recipe.plan import build_plan
 from tlhub.recipe import (
     Recipe,
     apply_overrides,
@@ -27,6 +26,7 @@ from tlhub.recipe import (
     to_toml,
     validate,
 )
+from tlhub.recipe.plan import build_plan
 
 log = logging.getLogger("tlhub")
 
