@@ -4,6 +4,8 @@ TorchFunctionMode records the device of every tensor every op sees. Every tensor
 (cache fill, training, validation, test scoring, predict) must be on the model's device."""
 from __future__ import annotations
 
+import functools
+import json
 import os
 
 import pytest
@@ -14,13 +16,21 @@ from torch.utils._pytree import tree_flatten
 import tlhub
 
 
-def _lazy_device():
+@functools.cache
+def _lazy_backend() -> str:
+    """"" when the backend works, else why not; initialised once per process (a second init fails)."""
     try:
         import torch._lazy.ts_backend
         torch._lazy.ts_backend.init()
         torch.zeros(1, device="lazy")
     except Exception as exc:  # noqa: BLE001 - a torch build without the TorchScript lazy backend
-        pytest.skip(f"PyTorch's lazy-tensor backend is not available here: {exc}")
+        return str(exc)
+    return ""
+
+
+def _lazy_device():
+    if _lazy_backend():
+        pytest.skip(f"PyTorch's lazy-tensor backend is not available here: {_lazy_backend()}")
     return torch.device("lazy")
 
 
@@ -122,3 +132,14 @@ def test_gpu_kernels_follow_train_deterministic(monkeypatch):
     finally:
         torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = before[:2]
         torch.use_deterministic_algorithms(before[2])
+
+
+def test_auto_search_runs_on_the_model_device(tiny_recipe, on_lazy, monkeypatch):
+    """freeze = "auto" measures its costs, runs its trials and trains the winner on the model's device."""
+    with DeviceLog("lazy") as log:
+        result = tlhub.run(tiny_recipe, ["data.options.per_class=10", "phases.0.freeze=auto", "phases.0.lr=0.03",
+                                         "data.batch_size=32", "eval.metrics=['accuracy']"], quiet=True)
+    assert not log.mixed, sorted(set(log.mixed))[:10]
+    assert log.seen["conv2d"] == {"lazy"} and log.seen["linear"] == {"lazy"}
+    search = json.loads((result.run_dir / "auto_search.json").read_text())
+    assert search["winner"] and len([t for t in search["trials"] if t["epochs"]]) >= 2

@@ -38,7 +38,7 @@ def _torchrun(tmp_path, recipe, *overrides, port: int = 29517) -> tuple[dict, di
     script.write_text(SCRIPT)
     out = tmp_path / "ranks"
     out.mkdir()
-    env = dict(os.environ, OMP_NUM_THREADS="1")
+    env = dict(os.environ, OMP_NUM_THREADS="1", CUDA_VISIBLE_DEVICES="")  # gloo on the CPU, even beside a GPU
     proc = subprocess.run([torchrun, "--nproc_per_node", "2", "--master_port", str(port), str(script),
                            str(recipe), str(out), *overrides],
                           capture_output=True, text=True, timeout=600, env=env, cwd=tmp_path)
@@ -85,3 +85,18 @@ def test_two_processes_share_the_cache_and_match_one(tiny_recipe, tmp_path):
         assert two["examples"] == single["examples"] == 96 and two["val_examples"] == single["val_examples"]
         for key in ("train_loss", "train_accuracy", "val_loss", "val_accuracy"):
             assert two[key] == pytest.approx(single[key], rel=1e-4, abs=1e-6), (key, two, single)
+
+
+def test_more_processes_than_gpus_is_refused_before_training(tiny_recipe, monkeypatch):
+    """torchrun --nproc_per_node 2 on a one-GPU machine: one clear message, exit 2, nothing written."""
+    import torch
+    from click.testing import CliRunner
+
+    from tlhub.cli import cli
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")
+    run = CliRunner().invoke(cli, ["run", str(tiny_recipe)])
+    assert run.exit_code == 2, run.output
+    assert "2 processes were started on this machine but it has 1 GPU(s)" in run.output
+    assert "Traceback" not in run.output and not (tiny_recipe.parent / "run").exists()

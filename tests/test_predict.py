@@ -48,8 +48,9 @@ def reference_probs(result, arrays) -> np.ndarray:
     from tlhub.interfaces import ImagePreprocessing
     tf = build_transform(ImagePreprocessing((0.5, 0.5, 0.5), (0.5, 0.5, 0.5), 16), 16, None, train=False)[0]
     model = result.model.eval()
+    device = next(model.parameters()).device  # the run's device: a GPU where one trained
     with torch.no_grad():
-        return model(torch.stack([tf(to_pil(a)) for a in arrays])).softmax(-1).numpy()
+        return model(torch.stack([tf(to_pil(a)) for a in arrays]).to(device)).softmax(-1).cpu().numpy()
 
 
 def invoke(*args, input=None):

@@ -182,7 +182,7 @@ def _loader(backbone, recipe, split, batch_size: int):
     return torch.utils.data.DataLoader(ds, batch_size=batch_size, shuffle=False, collate_fn=collate)
 
 
-def _features(backbone, loader, probe_at: list[int]):
+def _features(backbone, loader, probe_at: list[int], device):
     """{group index: [n, dim] array} of pooled activations; the last index holds ``backbone.pool``."""
     import numpy as np
     import torch
@@ -191,10 +191,10 @@ def _features(backbone, loader, probe_at: list[int]):
     n = len(backbone.groups())
     feats: dict[int, list] = {i: [] for i in probe_at}
     labels: list = []
-    backbone.eval().to("cuda" if torch.cuda.is_available() else "cpu")  # probes run on a GPU when there is one
+    backbone.eval().to(device)
     with torch.inference_mode():
         for x, y in loader:
-            state = to(x, next(backbone.parameters()).device)  # where the weights are
+            state = to(x, device)
             for i in range(n):
                 state = backbone.run_group(i, state)
                 if i in feats and i != n - 1:
@@ -229,10 +229,11 @@ def check_recipe(recipe) -> None:
 
 
 def measure(recipe, max_train: int = 2000, max_eval: int = 1000, depth: int = PROBE_DEPTH,
-            say: Callable[[str], None] = lambda m: None, backbone=None, splits=None) -> Advice:
+            say: Callable[[str], None] = lambda m: None, backbone=None, splits=None, device=None) -> Advice:
     """Measure the recipe's data and frozen backbone and recommend phases; see the module docstring.
 
-    ``backbone`` and ``splits``: already built ones (the trainer's), else built here.
+    ``backbone`` and ``splits``: already built ones (the trainer's), else built here. ``device``: where
+    the probes run (the trainer passes its accelerator's; by default a GPU when there is one).
     """
     import torch
 
@@ -261,8 +262,9 @@ def measure(recipe, max_train: int = 2000, max_eval: int = 1000, depth: int = PR
     va = limit_split(splits.val, max_eval, d.split_seed)
     bs = d.eval_batch_size or max(64, 2 * d.batch_size)
     say(f"advise: running {len(tr)} + {len(va)} examples through the frozen backbone ({n} groups)")
-    ftr, ytr = _features(backbone, _loader(backbone, recipe, tr, bs), probe_at)
-    fva, yva = _features(backbone, _loader(backbone, recipe, va, bs), probe_at)
+    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    ftr, ytr = _features(backbone, _loader(backbone, recipe, tr, bs), probe_at, device)
+    fva, yva = _features(backbone, _loader(backbone, recipe, va, bs), probe_at, device)
     probes = [Probe(names[i], i, int(ftr[i].shape[1]), probe_accuracy(ftr[i], ytr, fva[i], yva, recipe.train.seed),
                     final=i == n - 1) for i in probe_at]
     chance = max(Counter(yva.tolist()).values()) / len(yva)

@@ -151,7 +151,8 @@ def search_auto(accelerator, recipe, registry, backbone, rng_state, splits, run_
         log.info("auto: using the search recorded in %s (winner %s)", saved, data["winner"])
         return Outcome(expand(recipe, index, data["phases"]), splits, search.SearchResult.from_dict(data))
 
-    advice = advise.measure(recipe, max_train=1000, max_eval=1000, backbone=backbone, splits=splits, say=log.info)
+    advice = advise.measure(recipe, max_train=1000, max_eval=1000, backbone=backbone, splits=splits, say=log.info,
+                            device=accelerator.device)
     log.info("auto: prior (four-case rule): %s; it would train %s", advice.case,
              " then ".join(f"{p['freeze']}{' k=' + str(p['freeze_options']['k']) if 'freeze_options' in p else ''}"
                            for p in advice.phases))
@@ -160,7 +161,7 @@ def search_auto(accelerator, recipe, registry, backbone, rng_state, splits, run_
 
     torch.set_rng_state(rng_state)  # the same head initialisation as the final model
     spec = ModelSpec.from_recipe(recipe)
-    model = add_head(copy.deepcopy(backbone), spec, registry, len(splits.classes))
+    model = add_head(copy.deepcopy(backbone), spec, registry, len(splits.classes)).to(accelerator.device)
     if recipe.train.channels_last and isinstance(backbone.preprocessing, ImagePreprocessing):
         model = model.use_channels_last()
     datasets, collate, deterministic = make_datasets(model.backbone, recipe, splits)

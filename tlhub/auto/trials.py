@@ -23,6 +23,8 @@ from pathlib import Path
 
 import torch
 
+from tlhub import states
+
 log = logging.getLogger("tlhub")
 
 PATIENCE = 2           # early_stop of every searched phase (epochs without a better validation score)
@@ -117,12 +119,19 @@ class CostModel:
         return flops * self.seconds_per_flop
 
 
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
 def measure_costs(model, dataset, collate, n_train: int, n_val: int, cache: bool, batch: int = 8) -> CostModel:
     """FLOPs per example of every group (one batch), and seconds per FLOP from one timed forward pass."""
     from torch.utils.flop_counter import FlopCounterMode
     loader = torch.utils.data.DataLoader(dataset, batch_size=min(batch, len(dataset)), collate_fn=collate)
     x, y = next(iter(loader))
     b = len(y)
+    device = next(model.parameters()).device
+    x = states.to(x, device)  # the loader is not prepared by Accelerate here
     bb = model.backbone
     flops, state = [], model.prepare_input(x)
     model.eval()
@@ -135,8 +144,10 @@ def measure_costs(model, dataset, collate, n_train: int, n_val: int, cache: bool
             model.head(bb.pool(state))
         head = max(1.0, fc.get_total_flops() / b)
         model(x)  # warm-up, then time one forward pass
+        _sync(device)
         t0 = time.perf_counter()
         model(x)
+        _sync(device)  # CUDA runs asynchronously: wait for the pass before reading the clock
         rate = (time.perf_counter() - t0) / max(1.0, b * (sum(flops) + head))
     return CostModel(flops, head, n_train, n_val, rate, cache)
 

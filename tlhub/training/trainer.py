@@ -152,6 +152,16 @@ def _kernels(device: torch.device, deterministic: bool) -> None:
     torch.use_deterministic_algorithms(deterministic, warn_only=True)  # ops without one warn, not fail
 
 
+def _check_gpus_per_process() -> None:
+    """One GPU per process: NCCL refuses two ranks on one GPU, deep inside the first collective."""
+    local = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+    if local > 1 and torch.cuda.is_available() and torch.cuda.device_count() < local:
+        n = torch.cuda.device_count()
+        raise UserError(f"{local} processes were started on this machine but it has {n} GPU(s): start at most "
+                        f"{n} (torchrun --nproc_per_node {n}), or hide the GPUs (CUDA_VISIBLE_DEVICES=) "
+                        "to train on the CPU")
+
+
 def _run(recipe_or_path, overrides, overwrite, quiet, resume, staged) -> RunResult:
     from accelerate import Accelerator
     from accelerate.utils import (
@@ -168,6 +178,7 @@ def _run(recipe_or_path, overrides, overwrite, quiet, resume, staged) -> RunResu
     registry = get_registry()
     # Under torchrun on a machine without GPUs, Accelerate picks gloo only when told it is on CPU.
     cpu_ddp = int(os.environ.get("WORLD_SIZE", "1")) > 1 and not torch.cuda.is_available()
+    _check_gpus_per_process()
     from accelerate.state import AcceleratorState
     AcceleratorState._reset_state()  # mixed precision is per run: one process may run several recipes
     accelerator = Accelerator(cpu=cpu_ddp, mixed_precision=recipe.train.mixed_precision,
