@@ -73,6 +73,7 @@ def main() -> int:
     ap.add_argument("--threads", type=int, default=0, help="train.threads (0: the recipe's default)")
     ap.add_argument("--limit", type=int, default=0, help="data.limit: training examples (0: all)")
     ap.add_argument("--only", choices=("hand", "auto"), default=None, help="run only one of the pair")
+    ap.add_argument("--auto-budget", type=float, default=0, help="the auto phase's auto_budget (0: its default)")
     args = ap.parse_args()
     OUT.mkdir(exist_ok=True)
     sets = data_sets()
@@ -83,9 +84,11 @@ def main() -> int:
             continue
         extra = data + ([f"train.threads={args.threads}"] if args.threads else []) + \
             ([f"data.limit={args.limit}"] if args.limit else [])
-        rows = [one(f"{name}-{kind}", recipe, extra + (AUTO if kind == "auto" else []))
+        auto = [AUTO[0].replace("'auto' }", f"'auto', auto_budget = {args.auto_budget:g} }}")] if args.auto_budget else AUTO
+        tag = f"-b{args.auto_budget:g}" if args.auto_budget else ""
+        rows = [one(f"{name}-{kind}{tag if kind == 'auto' else ''}", recipe, extra + (auto if kind == "auto" else []))
                 for kind in ("hand", "auto") if args.only in (None, kind)]
-        (OUT / f"auto_dev-{name}.json").write_text(json.dumps(rows, indent=2))
+        (OUT / f"auto_dev-{name}{tag}.json").write_text(json.dumps(rows, indent=2))
         print(f"\n| {name} | test accuracy | wall s | phases | winner |\n|---|---|---|---|---|")
         for r in rows:
             print(f"| {r['name']} | {r['accuracy']:.4f} | {r['seconds']:.0f} | {', '.join(r['phases'])} | "
