@@ -34,7 +34,10 @@ sys.path.insert(0, str(HERE))
 from run import OUT, SHARED, TEXT, VISION, run, text_overrides, vision_test_overrides
 
 CIFAR = SHARED / "cifar10-jpg"
-AUTO = ["phases=[{ name = 'auto', freeze = 'auto' }]"]
+def auto_phase(budget: float = 0) -> list[str]:
+    """The override that makes the recipe one auto phase (``budget``: its auto_budget, 0 for the default)."""
+    extra = f", auto_budget = {budget:g}" if budget else ""
+    return [f"phases=[{{ name = 'auto', freeze = 'auto'{extra} }}]"]
 
 
 def cifar_overrides() -> list[str]:
@@ -77,6 +80,8 @@ def main() -> int:
     args = ap.parse_args()
     OUT.mkdir(exist_ok=True)
     sets = data_sets()
+    auto = auto_phase(args.auto_budget)
+    tag = f"-b{args.auto_budget:g}" if args.auto_budget else ""  # runs at another budget keep their own files
     for name in args.data:
         recipe, data, folder = sets[name]
         if not folder.is_dir():
@@ -84,8 +89,6 @@ def main() -> int:
             continue
         extra = data + ([f"train.threads={args.threads}"] if args.threads else []) + \
             ([f"data.limit={args.limit}"] if args.limit else [])
-        auto = [AUTO[0].replace("'auto' }", f"'auto', auto_budget = {args.auto_budget:g} }}")] if args.auto_budget else AUTO
-        tag = f"-b{args.auto_budget:g}" if args.auto_budget else ""
         rows = [one(f"{name}-{kind}{tag if kind == 'auto' else ''}", recipe, extra + (auto if kind == "auto" else []))
                 for kind in ("hand", "auto") if args.only in (None, kind)]
         (OUT / f"auto_dev-{name}{tag}.json").write_text(json.dumps(rows, indent=2))

@@ -38,9 +38,8 @@ MAX_EPOCHS = 8          # ... in 1 to this many epochs: many epochs of a small d
 SEARCH_SHARE = 0.5   # of the budget the head phase leaves, what the search may spend (the winner gets the rest)
 LR_STAGE_SHARE = 0.25  # of the search budget, what measuring the lr may spend (when the whole grid is too dear)
 # A trial's epoch is at most this many steps (half the default fine-tuning), so that on a large
-# training split the search still compares its candidates instead of skipping them. Not shorter: after
-# 250 steps on rt-polarity all groups ranked last and top 2 won (test 0.836); after whole epochs (480
-# steps) top 4 won (0.848). Short trials favour the plans that learn fastest, not the best.
+# training split the search still compares its candidates instead of skipping them. Not shorter: short
+# trials favour the plans that learn fastest, not the best (docs/freeze.md: 250 steps on rt-polarity).
 TRIAL_STEPS = FINE_TUNE_STEPS // 2
 # The shared head phase is brief (fastai's fine_tune trains it 1 epoch): a head trained to convergence fits
 # the training set, and fine-tuning trials from it differ by less than their noise (benchmarks/RESULTS.md).

@@ -104,7 +104,7 @@ def successive_halving(states: list[TrialState], costs: CostModel, budget: Budge
                 st.status = f"cut after rung {rung + 1}"
         progress = [s for s in ranked[:keep] if not s.stopped and s.epochs < max_epochs]
         # One survivor: a further rung would compare nothing, and its epochs at a constant lr are better
-        # spent in the winner's anneal (rt-polarity: 1 trial + 2 annealed epochs 0.848, 2 + 1 0.840).
+        # spent in the winner's anneal (benchmarks/RESULTS.md, the auto part).
         if keep <= 1 or not progress or not budget.affords(min(costs.trial(s.candidate.k, 1) for s in progress)):
             break
         alive, rung = ranked[:keep], rung + 1
