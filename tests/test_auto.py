@@ -116,6 +116,34 @@ def test_two_stage_search_measures_the_lr_at_the_cheapest_depth_then_depths_at_i
     assert winner is max([head, *depths], key=lambda s: search.score(s, "val_accuracy"))
 
 
+def test_lr_trials_on_a_large_split_train_the_batches_their_share_pays_for():
+    """One epoch each would cost several times the lr stage's share: each lr trial trains fewer batches (one
+    annealed epoch of them), charged as such; the depth trials after it train whole epochs."""
+    from tlhub.auto.driver import LR_STAGE_SHARE, _two_stage
+    states = _states(n=4, centre=1e-3)
+    costs = trials.CostModel([1.0] * 4, 1.0, n_train=10_000, n_val=0, batch=10)  # 1,000 batches an epoch
+    costs.filled.add(1)  # the top quarter's cache is already there: the share is all training
+    assert costs.trial_epoch(1) == 60_000 and costs.steps_within(1, 12_000) == 200
+    trained = []
+
+    def train(st, total):
+        trained.append((st.candidate.name, st.scheduler, st.steps))
+        st.epochs, st.accuracy, st.loss = total, 0.5 + st.candidate.k / 10 + st.candidate.lr, 0.5
+    head = next(s for s in states if s.candidate.k == 0)
+    train(head, 1)
+    head.stopped = True
+    budget = search.Budget(12_000 * 3 / LR_STAGE_SHARE + 400_000)
+    ran, winner = _two_stage(states, head, 1, costs, budget, 8, train, "val_accuracy")
+    lr_stage = [s for s in ran if s.scheduler == "cosine"]
+    room = LR_STAGE_SHARE * budget.limit
+    assert [s.steps for s in lr_stage] == [int(room / 3 // 60)] * 3 and all(s.epochs == 1 for s in lr_stage)
+    assert sum(s.cost for s in lr_stage) <= room  # not three whole epochs (180,000): the share holds
+    assert all(steps == 0 for _, sched, steps in trained if sched == "constant")
+    rows = [search.TrialRow.of(s, ["a", "b", "c", "d"], 1.0) for s in ran]
+    table = search.SearchResult(rows, winner.candidate.name, [], "val_accuracy", {}, None, None).table()
+    assert f"{lr_stage[0].steps}b" in table and "an epoch of N batches" in table
+
+
 def test_candidates_cover_depths_and_lrs_around_the_centre():
     cands = trials.candidates(9, 1e-3, 3e-3, rule_k=2)
     assert sorted({c.k for c in cands}) == [0, 2, 4, 9]  # head, a quarter, half, all
@@ -141,6 +169,9 @@ def test_fine_tuning_length_is_about_a_thousand_steps_in_one_to_eight_epochs():
     assert fine_tune_epochs(6900, 16) == 3       # 432 steps an epoch
     assert fine_tune_epochs(200_000, 32) == 1    # one epoch of a large data set is already 6,250 steps
     assert fine_tune_epochs(40, 32) == 8         # a tiny one: at most 8 epochs
+    # the winner's training in all: no more than the steps (a 480-batch epoch: 2 epochs, not 3)
+    assert fine_tune_epochs(7676, 16) == 3 and fine_tune_epochs(7676, 16, at_most=True) == 2
+    assert fine_tune_epochs(200_000, 32, at_most=True) == 1 and fine_tune_epochs(4000, 32, at_most=True) == 8
 
 
 def test_winner_phases_are_its_trial_then_an_anneal_that_keeps_its_last_epoch():

@@ -12,8 +12,9 @@
    over head only and the top quarter / half / all groups at the head's lr / 3.3, / 10 and / 30.
 5. The auto phase is replaced by the head phase, the winner's trial phase (its checkpoint becomes the
    run's, so it is not trained twice) and an anneal phase: the winner's remaining epochs with the lr
-   decaying to zero (cosine), keeping its last epoch.
-On a large training split, trial epochs are capped at ``TRIAL_STEPS`` batches (``epoch_steps``).
+   decaying to zero (cosine), keeping its last epoch; no more than ``FINE_TUNE_STEPS`` steps in all.
+On a large training split, trial epochs are capped at ``TRIAL_STEPS`` batches (``epoch_steps``), and the
+lr trials train what their share of the budget pays for.
 """
 from __future__ import annotations
 
@@ -41,6 +42,8 @@ LR_STAGE_SHARE = 0.25  # of the search budget, what measuring the lr may spend (
 # training split the search still compares its candidates instead of skipping them. Not shorter: short
 # trials favour the plans that learn fastest, not the best (docs/freeze.md: 250 steps on rt-polarity).
 TRIAL_STEPS = FINE_TUNE_STEPS // 2
+# The shortest lr trial: fewer batches barely move the lr along its decay, and the trials would differ by noise.
+LR_TRIAL_STEPS = TRIAL_STEPS // 5
 # The shared head phase is brief (fastai's fine_tune trains it 1 epoch): a head trained to convergence fits
 # the training set, and fine-tuning trials from it differ by less than their noise (benchmarks/RESULTS.md).
 HEAD_EPOCHS = 3
@@ -69,10 +72,12 @@ def _names(recipe, index: int) -> tuple[str, str, str]:
     return tuple(n if n not in taken else f"{n}_auto" for n in ("head", "tune", "anneal"))
 
 
-def fine_tune_epochs(n_train: int, batch_size: int) -> int:
-    """Epochs of a fine-tuning phase: about ``FINE_TUNE_STEPS`` optimizer steps, 1 to ``MAX_EPOCHS`` epochs."""
+def fine_tune_epochs(n_train: int, batch_size: int, at_most: bool = False) -> int:
+    """Epochs of a fine-tuning phase: at least ``FINE_TUNE_STEPS`` optimizer steps (the default plan, the
+    budget's unit), or with ``at_most`` no more than that (the winner's training in all); 1 to ``MAX_EPOCHS``."""
     steps = max(1, math.ceil(n_train / max(1, batch_size)))
-    return max(1, min(MAX_EPOCHS, math.ceil(FINE_TUNE_STEPS / steps)))
+    epochs = FINE_TUNE_STEPS // steps if at_most else math.ceil(FINE_TUNE_STEPS / steps)
+    return max(1, min(MAX_EPOCHS, epochs))
 
 
 def trial_steps(n_train: int, batch_size: int, processes: int = 1) -> int:
@@ -100,15 +105,22 @@ def _two_stage(states, head, quarter: int, costs, budget, max_epochs: int, train
     least. Together they get ``LR_STAGE_SHARE`` of the search budget (1 to ``max_epochs`` epochs each).
     (States that ran, in the table's order; winner)."""
     grid = [s.candidate for s in states]
-    lr_states = [trials.TrialState(s.candidate, scheduler="cosine") for s in states if s.candidate.k == quarter]
     room = LR_STAGE_SHARE * max(0.0, budget.limit - budget.spent)
-    each = (room - (0.0 if quarter in costs.filled else costs.fill(quarter))) / len(lr_states)  # one shared fill
+    n_lr = sum(1 for s in states if s.candidate.k == quarter)
+    each = (room - (0.0 if quarter in costs.filled else costs.fill(quarter))) / n_lr  # one shared fill
     epochs = max(1, min(max_epochs, int(each // costs.trial_epoch(quarter))))
+    # On a large training split one epoch each can cost several times the stage's share: the trials then
+    # train the batches the share pays for (at least LR_TRIAL_STEPS), one epoch with the lr annealed over them.
+    steps = 0 if each >= costs.trial_epoch(quarter) else max(LR_TRIAL_STEPS, costs.steps_within(quarter, each))
+    steps = 0 if costs.trial_epoch(quarter, steps) >= costs.trial_epoch(quarter) else steps
+    lr_states = [trials.TrialState(s.candidate, scheduler="cosine", steps=steps)
+                 for s in states if s.candidate.k == quarter]
+    what = f"{steps} batches" if steps else f"{epochs} epoch(s)"
     log.info("auto: one epoch of all %d candidates would spend over half the search budget: the lr first, at the "
-             "cheapest depth (top %d, %d epoch(s) each, lr annealed), then the depths at the best lr",
-             len(states), quarter, epochs)
+             "cheapest depth (top %d, %s each, lr annealed), then the depths at the best lr",
+             len(states), quarter, what)
     for st in lr_states:
-        if st is not lr_states[0] and not budget.affords(costs.trial(quarter, epochs)):
+        if st is not lr_states[0] and not budget.affords(costs.trial(quarter, epochs, steps)):
             st.status = "skipped: over budget"
             continue
         search.run_trial(st, epochs, costs, budget, train)
@@ -174,10 +186,12 @@ def search_auto(accelerator, recipe, registry, backbone, rng_state, splits, run_
     default = costs.phase(0, head_epochs) + costs.phase(quarter, tune_epochs)
     steps = trial_steps(len(splits.train), recipe.data.batch_size, accelerator.num_processes)
     per_epoch = math.ceil(len(splits.train) / (recipe.data.batch_size * accelerator.num_processes))
-    # a trial may train as many steps as the default fine-tuning: more of its shorter epochs
-    max_trial = math.ceil(tune_epochs * per_epoch / steps) if steps else tune_epochs
+    most = fine_tune_epochs(len(splits.train), recipe.data.batch_size, at_most=True)  # the winner's, in all
+    # a trial may train as many steps as the winner will: more of its shorter epochs
+    max_trial = math.ceil(most * per_epoch / steps) if steps else most
+    costs.batch = recipe.data.batch_size * accelerator.num_processes
     if steps:
-        costs.trial_train = min(len(splits.train), steps * recipe.data.batch_size * accelerator.num_processes)
+        costs.trial_train = min(len(splits.train), steps * costs.batch)
     total = base.auto_budget * default  # the whole auto phase: head, search and the winner's training
     capped = ""
     shutil.rmtree(Path(run_dir) / "auto", ignore_errors=True)  # trials of an interrupted search start over
@@ -233,10 +247,10 @@ def search_auto(accelerator, recipe, registry, backbone, rng_state, splits, run_
     else:
         states, winner = _two_stage(states, head, quarter, costs, budget, max_trial, train, vplan.criterion)
     head_won = winner.candidate.k == 0 and bool(prefix)  # the head phase itself won: anneal the head alone
-    anneal = _anneal_epochs(winner, costs, total - budget.spent, tune_epochs)
+    anneal = _anneal_epochs(winner, costs, total - budget.spent, most)
     if anneal:
         log.info("auto: the winner trains %d more epoch(s) with its lr annealed to zero (what the budget leaves, "
-                 "at most %d epochs in all; ~%.0f s)", anneal, tune_epochs,
+                 "at most %d epochs in all: no more than %d steps; ~%.0f s)", anneal, most, FINE_TUNE_STEPS,
                  sec(costs.phase(winner.candidate.k, anneal)))
     phases = prefix + (winner.candidate.final_phases(base, 0, anneal, anneal_name, anneal_name) if head_won else
                        winner.candidate.final_phases(base, winner.epochs, anneal, tune_name, anneal_name, steps))

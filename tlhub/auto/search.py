@@ -54,7 +54,7 @@ def run_trial(st: TrialState, total_epochs: int, costs: CostModel, budget: Budge
     """Train ``st`` up to ``total_epochs`` and charge what it ran (an early stop may end it sooner)."""
     before = st.epochs
     train(st, total_epochs)
-    charged = costs.trial(st.candidate.k, st.epochs - before)
+    charged = costs.trial(st.candidate.k, st.epochs - before, st.steps)
     costs.filled.add(st.candidate.k)
     st.cost += charged
     budget.spent += charged
@@ -64,7 +64,8 @@ def trial_line(label: str, st: TrialState, budget: Budget) -> str:
     """The log line of one trial just run."""
     if not budget.limit:
         return f"  {label}: {st.candidate.name}"
-    return (f"  {label}: {st.candidate.name:<14} {st.epochs:>2} epoch(s)  val acc {st.accuracy:.4f}  "
+    length = f"{st.epochs:>2} epoch(s)" + (f" of {st.steps} batches" if st.steps else "")
+    return (f"  {label}: {st.candidate.name:<14} {length}  val acc {st.accuracy:.4f}  "
             f"loss {st.loss:.4f}  {st.seconds:6.1f} s  (budget {budget.spent / budget.limit:4.0%} spent)")
 
 
@@ -134,6 +135,7 @@ class TrialRow:
     status: str
     curve: list = field(default_factory=list)
     scheduler: str = "constant"   # "cosine": a one-shot lr-stage trial, its lr annealed over its epochs
+    steps: int = 0                # batches per epoch when the trial trained a part of each epoch on its own
 
     @classmethod
     def of(cls, st: TrialState, group_names: list[str], unit: float) -> TrialRow:
@@ -143,7 +145,8 @@ class TrialRow:
         plan = c.name if st.scheduler == "constant" else f"{c.name} {st.scheduler}"
         return cls(plan, freeze, groups, c.lr, st.epochs, st.best_epoch, round(st.accuracy, 4),
                    round(st.loss, 4) if math.isfinite(st.loss) else None, round(st.seconds, 2),
-                   round(st.cost / unit, 4) if unit else 0.0, st.rung + 1, st.status, st.curve, st.scheduler)
+                   round(st.cost / unit, 4) if unit else 0.0, st.rung + 1, st.status, st.curve, st.scheduler,
+                   st.steps)
 
 
 @dataclass
@@ -176,8 +179,11 @@ class SearchResult:
                 groups = f"{len(r.trainable_groups)}: {r.trainable_groups[0]} .. {r.trainable_groups[-1]}"[:26]
             loss = f"{r.val_loss:8.4f}" if r.val_loss is not None else f"{'-':>8}"
             acc = f"{r.val_accuracy:8.4f}" if r.epochs else f"{'-':>8}"
-            lines.append(f"{r.plan:<19} {groups:<26} {r.lr:8.2g} {r.epochs:>6} {acc} {loss} {r.cost:6.2f} "
+            epochs = f"{r.steps}b" if r.steps and r.epochs == 1 else f"{r.epochs}x{r.steps}b" if r.steps else r.epochs
+            lines.append(f"{r.plan:<19} {groups:<26} {r.lr:8.2g} {epochs:>6} {acc} {loss} {r.cost:6.2f} "
                          f"{r.seconds:8.1f}  {r.status}")
+        if any(r.steps for r in self.trials):
+            lines.append("(Nb: an epoch of N batches, what that trial's share of the budget paid for)")
         return "\n".join(lines)
 
 
@@ -192,7 +198,8 @@ def plot(result: SearchResult, path: str | Path) -> Path:
     for r in runs:
         c = colours.get(r.freeze, "#1565c0")
         ax.scatter(r.cost, r.val_accuracy, s=20 + 12 * r.epochs, color=c, alpha=0.75, edgecolor="white")
-        ax.annotate(f"{r.plan} ({r.epochs} ep)", (r.cost, r.val_accuracy), fontsize=7, xytext=(4, 3),
+        length = f"{r.epochs} x {r.steps} batches" if r.steps else f"{r.epochs} ep"
+        ax.annotate(f"{r.plan} ({length})", (r.cost, r.val_accuracy), fontsize=7, xytext=(4, 3),
                     textcoords="offset points")
     win = next(r for r in result.trials if r.status.startswith("winner"))
     ax.scatter(win.cost, win.val_accuracy, s=260, facecolor="none", edgecolor="#c62828", lw=2, label=f"winner: {win.plan}")

@@ -91,6 +91,7 @@ class CostModel:
     seconds_per_flop: float = 0.0
     cache: bool = True
     trial_train: int = 0  # examples one trial epoch trains (0: n_train)
+    batch: int = 1        # examples per optimizer step, all processes together
     filled: set = field(default_factory=set)  # depths whose cache the search already holds (shared by trials)
 
     def epoch(self, k: int, n_train: int | None = None) -> float:
@@ -100,8 +101,14 @@ class CostModel:
         fixed = 0.0 if self.cache else frozen * (n_train + self.n_val)
         return fixed + n_train * 3 * (rest + self.head_flops) + self.n_val * (rest + self.head_flops)
 
-    def trial_epoch(self, k: int) -> float:
-        return self.epoch(k, self.trial_train or self.n_train)
+    def trial_epoch(self, k: int, steps: int = 0) -> float:
+        """One trial epoch; ``steps``: its batches when a trial of its own trains fewer than the others."""
+        return self.epoch(k, min(self.n_train, steps * self.batch) if steps else self.trial_train or self.n_train)
+
+    def steps_within(self, k: int, flops: float) -> int:
+        """The most batches one epoch at depth ``k`` (and its validation pass) may train within ``flops``."""
+        per_example = self.epoch(k, 1) - self.epoch(k, 0)
+        return max(0, int((flops - self.epoch(k, 0)) // max(per_example * self.batch, 1e-9)))
 
     def fill(self, k: int) -> float:
         """Running the frozen prefix once over train + validation (each phase, each continuation)."""
@@ -111,9 +118,9 @@ class CostModel:
     def phase(self, k: int, epochs: int) -> float:
         return self.fill(k) + epochs * self.epoch(k)
 
-    def trial(self, k: int, epochs: int) -> float:
+    def trial(self, k: int, epochs: int, steps: int = 0) -> float:
         """A trial's cost: the cache of its depth is filled once for the whole search."""
-        return (0.0 if k in self.filled else self.fill(k)) + epochs * self.trial_epoch(k)
+        return (0.0 if k in self.filled else self.fill(k)) + epochs * self.trial_epoch(k, steps)
 
     def seconds(self, flops: float) -> float:
         return flops * self.seconds_per_flop
@@ -172,6 +179,7 @@ class TrialState:
 
     candidate: Candidate
     scheduler: str = "constant"  # "cosine": a one-shot trial whose lr decays to zero over its epochs
+    steps: int = 0               # batches per epoch of this trial alone (0: the runner's ``epoch_steps``)
     epochs: int = 0
     accuracy: float = -1.0
     loss: float = float("inf")
@@ -254,7 +262,8 @@ class TrialRunner:
         folder = self.root / state.folder
         folder.mkdir(parents=True, exist_ok=True)
         base = self.recipe.phases[self.auto_index]
-        recipe = self.trial_recipe([state.candidate.phase(base, epochs, name, state.scheduler, self.epoch_steps)])
+        recipe = self.trial_recipe([state.candidate.phase(base, epochs, name, state.scheduler,
+                                                          state.steps or self.epoch_steps)])
         index = len(recipe.phases) - 1
         resume = checkpoint.newest(folder)
         start = resume or checkpoint.newest(self.prefix_dir)
