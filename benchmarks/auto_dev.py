@@ -82,6 +82,7 @@ def main() -> int:
     sets = data_sets()
     auto = auto_phase(args.auto_budget)
     tag = f"-b{args.auto_budget:g}" if args.auto_budget else ""  # runs at another budget keep their own files
+    size = f"-n{args.limit}" if args.limit else ""                 # and so do runs on fewer examples
     for name in args.data:
         recipe, data, folder = sets[name]
         if not folder.is_dir():
@@ -89,9 +90,9 @@ def main() -> int:
             continue
         extra = data + ([f"train.threads={args.threads}"] if args.threads else []) + \
             ([f"data.limit={args.limit}"] if args.limit else [])
-        rows = [one(f"{name}-{kind}{tag if kind == 'auto' else ''}", recipe, extra + (auto if kind == "auto" else []))
-                for kind in ("hand", "auto") if args.only in (None, kind)]
-        (OUT / f"auto_dev-{name}{tag}.json").write_text(json.dumps(rows, indent=2))
+        rows = [one(f"{name}{size}-{kind}{tag if kind == 'auto' else ''}", recipe,
+                    extra + (auto if kind == "auto" else [])) for kind in ("hand", "auto") if args.only in (None, kind)]
+        (OUT / f"auto_dev-{name}{size}{tag}.json").write_text(json.dumps(rows, indent=2))
         print(f"\n| {name} | test accuracy | wall s | phases | winner |\n|---|---|---|---|---|")
         for r in rows:
             print(f"| {r['name']} | {r['accuracy']:.4f} | {r['seconds']:.0f} | {', '.join(r['phases'])} | "

@@ -79,6 +79,20 @@ def test_rungs_run_cheapest_first_and_end_with_one_survivor():
     assert winner.candidate.name == "top2@0.001" and winner.rung == 0  # the lone survivor: no second rung
 
 
+def test_first_rung_trials_train_at_least_min_epochs_where_an_epoch_is_short():
+    """On a small training split one epoch is a few batches: every candidate's first trial trains at least
+    ``min_epochs`` (a deep plan cut after one short epoch would be judged in its dip), even the dear ones."""
+    quality = {"head@0.01": 0.3, "top1@0.001": 0.6, "top2@0.001": 0.9, "all@0.001": 0.7}
+    runs = {}
+    for least in (1, 4):
+        states = [s for s in _states() if s.candidate.lr == 1e-3 or s.candidate.k == 0]
+        costs, train, trained = _fake({0: 0.1, 1: 1.0, 2: 2.0, 4: 4.0}, quality)
+        search.successive_halving(states, costs, search.Budget(40.0), 8, train, min_epochs=least)
+        runs[least] = dict(trained[:4])
+    assert runs[1]["all@0.001"] < 4 <= runs[4]["all@0.001"]  # the share alone gives all groups fewer
+    assert all(add >= 4 for add in runs[4].values())
+
+
 def test_budget_limits_the_trials_run():
     small_states, big_states = _states(), _states()
     quality = {s.candidate.name: 0.6 for s in small_states}

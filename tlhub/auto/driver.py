@@ -42,8 +42,10 @@ LR_STAGE_SHARE = 0.25  # of the search budget, what measuring the lr may spend (
 # training split the search still compares its candidates instead of skipping them. Not shorter: short
 # trials favour the plans that learn fastest, not the best (docs/freeze.md: 250 steps on rt-polarity).
 TRIAL_STEPS = FINE_TUNE_STEPS // 2
-# The shortest lr trial: fewer batches barely move the lr along its decay, and the trials would differ by noise.
-LR_TRIAL_STEPS = TRIAL_STEPS // 5
+# The shortest trial. Fewer batches measure noise: unfreezing deeper groups first pulls validation accuracy
+# below the head's, and a trial cut then ranks its plan last (docs/freeze.md: 400 CIFAR images, 13 batches
+# an epoch). On a small training split a trial therefore trains several epochs from its first rung.
+MIN_TRIAL_STEPS = TRIAL_STEPS // 5
 # The shared head phase is brief (fastai's fine_tune trains it 1 epoch): a head trained to convergence fits
 # the training set, and fine-tuning trials from it differ by less than their noise (benchmarks/RESULTS.md).
 HEAD_EPOCHS = 3
@@ -96,7 +98,7 @@ def _anneal_epochs(winner, costs, left: float, final: int) -> int:
     return max(1, min(final - trained, affordable))
 
 
-def _two_stage(states, head, quarter: int, costs, budget, max_epochs: int, train, criterion):
+def _two_stage(states, head, quarter: int, costs, budget, max_epochs: int, train, criterion, min_epochs: int = 1):
     """When one epoch of the whole grid costs over half the search budget: the lr is measured where trials
     are cheapest (the top quarter, on cached features), then the depths at that lr by successive halving.
 
@@ -108,10 +110,10 @@ def _two_stage(states, head, quarter: int, costs, budget, max_epochs: int, train
     room = LR_STAGE_SHARE * max(0.0, budget.limit - budget.spent)
     n_lr = sum(1 for s in states if s.candidate.k == quarter)
     each = (room - (0.0 if quarter in costs.filled else costs.fill(quarter))) / n_lr  # one shared fill
-    epochs = max(1, min(max_epochs, int(each // costs.trial_epoch(quarter))))
+    epochs = max(1, min(max_epochs, max(min_epochs, int(each // costs.trial_epoch(quarter)))))
     # On a large training split one epoch each can cost several times the stage's share: the trials then
-    # train the batches the share pays for (at least LR_TRIAL_STEPS), one epoch with the lr annealed over them.
-    steps = 0 if each >= costs.trial_epoch(quarter) else max(LR_TRIAL_STEPS, costs.steps_within(quarter, each))
+    # train the batches the share pays for (at least MIN_TRIAL_STEPS), one epoch with the lr annealed over them.
+    steps = 0 if each >= costs.trial_epoch(quarter) else max(MIN_TRIAL_STEPS, costs.steps_within(quarter, each))
     steps = 0 if costs.trial_epoch(quarter, steps) >= costs.trial_epoch(quarter) else steps
     lr_states = [trials.TrialState(s.candidate, scheduler="cosine", steps=steps)
                  for s in states if s.candidate.k == quarter]
@@ -131,7 +133,8 @@ def _two_stage(states, head, quarter: int, costs, budget, max_epochs: int, train
               for k in sorted({c.k for c in grid} - {0})]
     log.info("auto: lr %.2g chosen at top %d; successive halving over the depths at it (criterion %s):", lr,
              quarter, criterion)
-    winner = search.successive_halving([head, *depths], costs, budget, max_epochs, train, criterion, log.info)
+    winner = search.successive_halving([head, *depths], costs, budget, max_epochs, train, criterion, log.info,
+                                       min_epochs)
     return [head, *lr_states, *depths], winner
 
 
@@ -183,13 +186,21 @@ def search_auto(accelerator, recipe, registry, backbone, rng_state, splits, run_
     quarter = max(1, round(n / 4))
     head_epochs = HEAD_EPOCHS if index == 0 else 0
     tune_epochs = fine_tune_epochs(len(splits.train), recipe.data.batch_size)
-    default = costs.phase(0, head_epochs) + costs.phase(quarter, tune_epochs)
+    costs.batch = recipe.data.batch_size * accelerator.num_processes
+    # The budget's unit counts the default fine-tuning as at least FINE_TUNE_STEPS steps (validated once an
+    # epoch, at most MAX_EPOCHS times), also where MAX_EPOCHS trains fewer (a small training split): else a
+    # budget of a hundred steps cannot pay for trials of MIN_TRIAL_STEPS at every depth, and the deeper
+    # plans are cut or skipped unmeasured.
+    tune_steps = tune_epochs * math.ceil(len(splits.train) / recipe.data.batch_size)
+    unit_steps = max(FINE_TUNE_STEPS, tune_steps)
+    default = costs.phase(0, head_epochs) + costs.phase(quarter, tune_epochs) + \
+        costs.train_steps(quarter, (unit_steps - tune_steps) / accelerator.num_processes)
     steps = trial_steps(len(splits.train), recipe.data.batch_size, accelerator.num_processes)
     per_epoch = math.ceil(len(splits.train) / (recipe.data.batch_size * accelerator.num_processes))
     most = fine_tune_epochs(len(splits.train), recipe.data.batch_size, at_most=True)  # the winner's, in all
     # a trial may train as many steps as the winner will: more of its shorter epochs
     max_trial = math.ceil(most * per_epoch / steps) if steps else most
-    costs.batch = recipe.data.batch_size * accelerator.num_processes
+    min_trial = min(max_trial, math.ceil(MIN_TRIAL_STEPS / (steps or per_epoch)))
     if steps:
         costs.trial_train = min(len(splits.train), steps * costs.batch)
     total = base.auto_budget * default  # the whole auto phase: head, search and the winner's training
@@ -213,10 +224,13 @@ def search_auto(accelerator, recipe, registry, backbone, rng_state, splits, run_
     if head_epochs:
         costs.filled.add(0)
     sec = costs.seconds
-    log.info("auto: auto_budget = %g x the default plan (head %d epochs, then top %d of %d groups for %d epochs; "
-             "~%.0f s here) for the whole auto phase%s: ~%.0f s. Head phase %.1f s; search up to ~%.0f s; the "
-             "winner's training the rest", base.auto_budget, head_epochs, quarter, n, tune_epochs, sec(default),
-             capped, sec(total), seconds, sec(budget.limit - budget.spent))
+    log.info("auto: auto_budget = %g x the default plan (head %d epochs, then top %d of %d groups for %d steps in "
+             "%d epoch(s); ~%.0f s here) for the whole auto phase%s: ~%.0f s. Head phase %.1f s; search up to ~%.0f s;"
+             " the winner's training the rest", base.auto_budget, head_epochs, quarter, n, unit_steps, tune_epochs,
+             sec(default), capped, sec(total), seconds, sec(budget.limit - budget.spent))
+    if min_trial > 1:
+        log.info("auto: an epoch is %d batches: every trial trains at least %d epoch(s) (%d steps or more)", per_epoch,
+                 min_trial, MIN_TRIAL_STEPS)
     if steps:
         log.info("auto: an epoch is %d batches: each trial epoch trains the first %d of a fresh shuffle "
                  "(epoch_steps), up to %d of them", per_epoch, steps, max_trial)
@@ -243,9 +257,11 @@ def search_auto(accelerator, recipe, registry, backbone, rng_state, splits, run_
         winner.status = "winner (not measured)"
     elif trials.full_grid_affordable(grid, costs, budget.limit - budget.spent):
         log.info("auto: successive halving over all %d candidates (criterion %s):", len(states), vplan.criterion)
-        winner = search.successive_halving(states, costs, budget, max_trial, train, vplan.criterion, log.info)
+        winner = search.successive_halving(states, costs, budget, max_trial, train, vplan.criterion, log.info,
+                                           min_trial)
     else:
-        states, winner = _two_stage(states, head, quarter, costs, budget, max_trial, train, vplan.criterion)
+        states, winner = _two_stage(states, head, quarter, costs, budget, max_trial, train, vplan.criterion,
+                                    min_trial)
     head_won = winner.candidate.k == 0 and bool(prefix)  # the head phase itself won: anneal the head alone
     anneal = _anneal_epochs(winner, costs, total - budget.spent, most)
     if anneal:

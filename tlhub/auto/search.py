@@ -71,8 +71,9 @@ def trial_line(label: str, st: TrialState, budget: Budget) -> str:
 
 def successive_halving(states: list[TrialState], costs: CostModel, budget: Budget, max_epochs: int,
                        train: Callable[[TrialState, int], None], criterion: str = "val_accuracy",
-                       say: Callable[[str], None] = lambda m: None) -> TrialState:
-    """Run the rungs; ``train(state, total_epochs)`` trains a candidate up to that many epochs."""
+                       say: Callable[[str], None] = lambda m: None, min_epochs: int = 1) -> TrialState:
+    """Run the rungs; ``train(state, total_epochs)`` trains a candidate up to that many epochs, and a
+    candidate's first rung at least ``min_epochs`` (fewer only when the budget cannot pay for them)."""
     alive = sorted(states, key=lambda s: s.candidate.prior)
     rung = 0
     while alive:
@@ -85,7 +86,8 @@ def successive_halving(states: list[TrialState], costs: CostModel, budget: Budge
             if st.stopped or st.epochs >= max_epochs:
                 ran.append(st)
                 continue
-            add = max(1, min(max_epochs - st.epochs, int(share // costs.trial_epoch(k))))
+            least = max(1, min(min_epochs, max_epochs) - st.epochs)
+            add = max(least, min(max_epochs - st.epochs, int(share // costs.trial_epoch(k))))
             cost = costs.trial(k, add)
             while add > 1 and not budget.affords(cost):
                 add -= 1

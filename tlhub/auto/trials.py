@@ -105,6 +105,10 @@ class CostModel:
         """One trial epoch; ``steps``: its batches when a trial of its own trains fewer than the others."""
         return self.epoch(k, min(self.n_train, steps * self.batch) if steps else self.trial_train or self.n_train)
 
+    def train_steps(self, k: int, steps: float) -> float:
+        """``steps`` optimizer steps at depth ``k`` on cached features, no validation pass."""
+        return self.epoch(k, round(steps * self.batch)) - self.epoch(k, 0)
+
     def steps_within(self, k: int, flops: float) -> int:
         """The most batches one epoch at depth ``k`` (and its validation pass) may train within ``flops``."""
         per_example = self.epoch(k, 1) - self.epoch(k, 0)
