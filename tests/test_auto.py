@@ -188,6 +188,18 @@ def test_fine_tuning_length_is_about_a_thousand_steps_in_one_to_eight_epochs():
     assert fine_tune_epochs(200_000, 32, at_most=True) == 1 and fine_tune_epochs(4000, 32, at_most=True) == 8
 
 
+def test_the_budget_unit_counts_a_thousand_steps_also_where_eight_epochs_are_fewer():
+    from tlhub.auto.driver import FINE_TUNE_STEPS, default_plan
+    costs = trials.CostModel([1.0] * 4, 1.0, n_train=4000, n_val=1000, batch=32)
+    flops, steps = default_plan(costs, 3, 1, 4000, 32)  # 125 batches an epoch: 8 epochs are 1,000 steps
+    assert steps == 1000 and flops == costs.phase(0, 3) + costs.phase(1, 8)
+    costs = trials.CostModel([1.0] * 4, 1.0, n_train=400, n_val=1000, batch=32)
+    flops, steps = default_plan(costs, 3, 1, 400, 32)   # 13 batches an epoch: 8 epochs are 104 steps
+    assert steps == FINE_TUNE_STEPS
+    eight = costs.phase(0, 3) + costs.phase(1, 8)
+    assert flops == eight + (1000 - 104) * 32 * 3 * 2  # 896 more steps of training, no more validation passes
+
+
 def test_winner_phases_are_its_trial_then_an_anneal_that_keeps_its_last_epoch():
     from types import SimpleNamespace
     base = SimpleNamespace(optimizer="adamw", weight_decay=0.01)

@@ -88,6 +88,22 @@ def trial_steps(n_train: int, batch_size: int, processes: int = 1) -> int:
     return TRIAL_STEPS if steps > TRIAL_STEPS else 0
 
 
+def default_plan(costs, head_epochs: int, quarter: int, n_train: int, batch_size: int,
+                 processes: int = 1) -> tuple[float, int]:
+    """The budget's unit: (FLOPs, fine-tuning steps) of a head phase, then the top ``quarter`` groups.
+
+    The fine-tuning counts at least ``FINE_TUNE_STEPS`` steps (validated once an epoch, at most
+    ``MAX_EPOCHS`` times), also where ``MAX_EPOCHS`` trains fewer (a small training split): else a budget of
+    a hundred steps cannot pay for trials of ``MIN_TRIAL_STEPS`` at every depth, and the deeper plans are
+    cut or skipped unmeasured."""
+    epochs = fine_tune_epochs(n_train, batch_size)
+    steps = epochs * math.ceil(n_train / max(1, batch_size))
+    unit_steps = max(FINE_TUNE_STEPS, steps)
+    flops = costs.phase(0, head_epochs) + costs.phase(quarter, epochs) + \
+        costs.train_steps(quarter, (unit_steps - steps) / processes)
+    return flops, unit_steps
+
+
 def _anneal_epochs(winner, costs, left: float, final: int) -> int:
     """Epochs after the winner's trial: what ``left`` of the budget pays for at the winner's depth (its
     cache refilled once), at least 1, and no more than ``final`` in all (a trial's short epochs counted
@@ -187,14 +203,8 @@ def search_auto(accelerator, recipe, registry, backbone, rng_state, splits, run_
     head_epochs = HEAD_EPOCHS if index == 0 else 0
     tune_epochs = fine_tune_epochs(len(splits.train), recipe.data.batch_size)
     costs.batch = recipe.data.batch_size * accelerator.num_processes
-    # The budget's unit counts the default fine-tuning as at least FINE_TUNE_STEPS steps (validated once an
-    # epoch, at most MAX_EPOCHS times), also where MAX_EPOCHS trains fewer (a small training split): else a
-    # budget of a hundred steps cannot pay for trials of MIN_TRIAL_STEPS at every depth, and the deeper
-    # plans are cut or skipped unmeasured.
-    tune_steps = tune_epochs * math.ceil(len(splits.train) / recipe.data.batch_size)
-    unit_steps = max(FINE_TUNE_STEPS, tune_steps)
-    default = costs.phase(0, head_epochs) + costs.phase(quarter, tune_epochs) + \
-        costs.train_steps(quarter, (unit_steps - tune_steps) / accelerator.num_processes)
+    default, unit_steps = default_plan(costs, head_epochs, quarter, len(splits.train), recipe.data.batch_size,
+                                       accelerator.num_processes)
     steps = trial_steps(len(splits.train), recipe.data.batch_size, accelerator.num_processes)
     per_epoch = math.ceil(len(splits.train) / (recipe.data.batch_size * accelerator.num_processes))
     most = fine_tune_epochs(len(splits.train), recipe.data.batch_size, at_most=True)  # the winner's, in all
