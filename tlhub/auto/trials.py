@@ -106,7 +106,7 @@ class CostModel:
         return self.epoch(k, min(self.n_train, steps * self.batch) if steps else self.trial_train or self.n_train)
 
     def train_steps(self, k: int, steps: float) -> float:
-        """``steps`` optimizer steps at depth ``k`` on cached features, no validation pass."""
+        """``steps`` optimizer steps at depth ``k``, training only (no validation pass)."""
         return self.epoch(k, round(steps * self.batch)) - self.epoch(k, 0)
 
     def steps_within(self, k: int, flops: float) -> int:
