@@ -74,18 +74,22 @@ def _names(recipe, index: int) -> tuple[str, str, str]:
     return tuple(n if n not in taken else f"{n}_auto" for n in ("head", "tune", "anneal"))
 
 
+def batches_per_epoch(n_train: int, batch_size: int, processes: int = 1) -> int:
+    """Optimizer steps in one epoch of ``n_train`` examples (each process takes ``batch_size``), at least 1."""
+    return max(1, math.ceil(n_train / max(1, batch_size * processes)))
+
+
 def fine_tune_epochs(n_train: int, batch_size: int, at_most: bool = False) -> int:
     """Epochs of a fine-tuning phase: at least ``FINE_TUNE_STEPS`` optimizer steps (the default plan, the
     budget's unit), or with ``at_most`` no more than that (the winner's training in all); 1 to ``MAX_EPOCHS``."""
-    steps = max(1, math.ceil(n_train / max(1, batch_size)))
+    steps = batches_per_epoch(n_train, batch_size)
     epochs = FINE_TUNE_STEPS // steps if at_most else math.ceil(FINE_TUNE_STEPS / steps)
     return max(1, min(MAX_EPOCHS, epochs))
 
 
 def trial_steps(n_train: int, batch_size: int, processes: int = 1) -> int:
     """Batches per trial epoch: 0 (whole epochs) unless an epoch is longer than ``TRIAL_STEPS``."""
-    steps = math.ceil(n_train / max(1, batch_size * processes))
-    return TRIAL_STEPS if steps > TRIAL_STEPS else 0
+    return TRIAL_STEPS if batches_per_epoch(n_train, batch_size, processes) > TRIAL_STEPS else 0
 
 
 def default_plan(costs, head_epochs: int, quarter: int, n_train: int, batch_size: int,
@@ -97,7 +101,7 @@ def default_plan(costs, head_epochs: int, quarter: int, n_train: int, batch_size
     a hundred steps cannot pay for trials of ``MIN_TRIAL_STEPS`` at every depth, and the deeper plans are
     cut or skipped unmeasured."""
     epochs = fine_tune_epochs(n_train, batch_size)
-    steps = epochs * math.ceil(n_train / max(1, batch_size))
+    steps = epochs * batches_per_epoch(n_train, batch_size)
     unit_steps = max(FINE_TUNE_STEPS, steps)
     flops = costs.phase(0, head_epochs) + costs.phase(quarter, epochs) + \
         costs.train_steps(quarter, (unit_steps - steps) / processes)
@@ -206,7 +210,7 @@ def search_auto(accelerator, recipe, registry, backbone, rng_state, splits, run_
     default, unit_steps = default_plan(costs, head_epochs, quarter, len(splits.train), recipe.data.batch_size,
                                        accelerator.num_processes)
     steps = trial_steps(len(splits.train), recipe.data.batch_size, accelerator.num_processes)
-    per_epoch = math.ceil(len(splits.train) / (recipe.data.batch_size * accelerator.num_processes))
+    per_epoch = batches_per_epoch(len(splits.train), recipe.data.batch_size, accelerator.num_processes)
     most = fine_tune_epochs(len(splits.train), recipe.data.batch_size, at_most=True)  # the winner's, in all
     # a trial may train as many steps as the winner will: more of its shorter epochs
     max_trial = math.ceil(most * per_epoch / steps) if steps else most
