@@ -319,6 +319,26 @@ def test_auto_run_prints_stores_and_draws_the_search(tiny_recipe):
     assert "successive halving" in log and f"auto: winner {winner['plan']}" in log and "the default plan" in log
     assert len(ran) >= 3 and result.metrics["accuracy"] > 0.25  # above chance (4 classes)
     assert not (run / "auto").exists()  # trial checkpoints removed; the JSON keeps the record
+    # this data's winner trains the top groups on a cache: the anneal takes the search's, the phase after
+    # the auto one (not written by the search) fills its own
+    assert winner["plan"].startswith("top")
+    anneal = log[log.index("phase 3/4 'anneal'"):log.index("phase 4/4")]
+    assert "filled by the search and reused" in anneal and "filled by the search" not in log[log.index("phase 4/4"):]
+
+
+def test_the_run_keeps_only_the_winners_cache_held_in_memory():
+    from pathlib import Path
+    from types import SimpleNamespace
+
+    from tlhub.auto.driver import winner_cache
+    from tlhub.model.transfer import Entry
+    mem, spilled = SimpleNamespace(rows=SimpleNamespace(paths=[])), SimpleNamespace(rows=SimpleNamespace(paths=[Path("x")]))
+    shared = {(Entry(2), True): (mem, mem), (Entry(3), True): (mem, mem), (Entry(4, pooled=True), True): (mem, mem)}
+    assert list(winner_cache(shared, 2, 4)) == [(Entry(2), True)]       # top 2 of 4: after 2 groups
+    assert list(winner_cache(shared, 0, 4)) == [(Entry(4, pooled=True), True)]  # head only: pooled features
+    assert winner_cache(shared, 4, 4) == {}                              # all groups train: no cache
+    assert winner_cache({(Entry(2), False): (None, mem)}, 2, 4) == {(Entry(2), False): (None, mem)}
+    assert winner_cache({(Entry(2), True): (spilled, mem)}, 2, 4) == {}  # its files go with the trial folders
 
 
 def test_same_seed_same_choice_and_write_reproduces_it(tiny_recipe, tmp_path):

@@ -176,8 +176,12 @@ def _loader(backbone, recipe, split, batch_size: int):
         tf = build_transform(prep, recipe.data.image_size or prep.size, None, train=False)[0]
         ds, collate = ImageDataset(split.items, split.labels, tf), None
     else:
+        from tlhub.data.batching import by_length
         from tlhub.data.text import TextDataset
         ds = TextDataset(split.items, split.labels, prep)
+        if recipe.data.group_by_length:  # batches pad to their longest text: similar lengths pad little
+            return torch.utils.data.DataLoader(ds, batch_sampler=by_length(ds.lengths, batch_size),
+                                               collate_fn=ds.collate)
         collate = ds.collate
     return torch.utils.data.DataLoader(ds, batch_size=batch_size, shuffle=False, collate_fn=collate)
 

@@ -24,7 +24,7 @@ import logging
 import math
 import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -56,6 +56,10 @@ class Outcome:
     recipe: object              # the auto phase replaced by ordinary phases
     splits: object              # possibly with an enlarged validation split
     result: search.SearchResult
+    # The search's frozen-prefix cache at the winner's depth, for the run's phases that the search wrote
+    # (``cache_phases``, indices in ``recipe``): their frozen groups hold the weights the cache was filled with.
+    caches: dict = field(default_factory=dict)
+    cache_phases: range = range(0)
 
 
 def auto_index(recipe) -> int:
@@ -108,12 +112,12 @@ def default_plan(costs, head_epochs: int, quarter: int, n_train: int, batch_size
     return flops, unit_steps
 
 
-def _anneal_epochs(winner, costs, left: float, final: int) -> int:
+def _anneal_epochs(winner, costs, left: float, final: int, refill: bool = True) -> int:
     """Epochs after the winner's trial: what ``left`` of the budget pays for at the winner's depth (its
-    cache refilled once), at least 1, and no more than ``final`` in all (a trial's short epochs counted
-    as the part of an epoch they are)."""
+    cache refilled once unless the search hands it over), at least 1, and no more than ``final`` in all
+    (a trial's short epochs counted as the part of an epoch they are)."""
     k = winner.candidate.k
-    affordable = int((left - costs.fill(k)) // max(costs.epoch(k), 1e-9))
+    affordable = int((left - (costs.fill(k) if refill else 0.0)) // max(costs.epoch(k), 1e-9))
     trained = math.ceil(winner.epochs * (costs.trial_train or costs.n_train) / max(1, costs.n_train) - 1e-9)
     return max(1, min(final - trained, affordable))
 
@@ -156,6 +160,15 @@ def _two_stage(states, head, quarter: int, costs, budget, max_epochs: int, train
     winner = search.successive_halving([head, *depths], costs, budget, max_epochs, train, criterion, log.info,
                                        min_epochs)
     return [head, *lr_states, *depths], winner
+
+
+def winner_cache(shared: dict, k: int, n_groups: int) -> dict:
+    """The entries of the search's ``shared`` caches at depth ``k`` (the winner's), held in memory. A cache
+    that spilled to files stays behind: its files live in the trial folders the search removes."""
+    from tlhub.model.transfer import Entry
+    entry = Entry.after_frozen(n_groups - k, n_groups)
+    return {key: pair for key, pair in shared.items()
+            if key[0] == entry and not any(getattr(getattr(ds, "rows", None), "paths", ()) for ds in pair)}
 
 
 def _agree(accelerator, value):
@@ -277,7 +290,8 @@ def search_auto(accelerator, recipe, registry, backbone, rng_state, splits, run_
         states, winner = _two_stage(states, head, quarter, costs, budget, max_trial, train, vplan.criterion,
                                     min_trial)
     head_won = winner.candidate.k == 0 and bool(prefix)  # the head phase itself won: anneal the head alone
-    anneal = _anneal_epochs(winner, costs, total - budget.spent, most)
+    kept = winner_cache(runner.shared_cache, winner.candidate.k, n)
+    anneal = _anneal_epochs(winner, costs, total - budget.spent, most, refill=not kept)
     if anneal:
         log.info("auto: the winner trains %d more epoch(s) with its lr annealed to zero (what the budget leaves, "
                  "at most %d epochs in all: no more than %d steps; ~%.0f s)", anneal, most, FINE_TUNE_STEPS,
@@ -297,12 +311,15 @@ def search_auto(accelerator, recipe, registry, backbone, rng_state, splits, run_
     log.info("auto: search took %.0f s (%.2f x the default plan's estimated cost spent)\n%s\nauto: winner %s; "
              "the run continues with %s", result.seconds, budget.spent / default, result.table(), winner.candidate.name,
              " then ".join(p["name"] for p in phases))
+    runner.shared_cache.clear()  # every depth but the winner's (``kept``)
+    if kept:
+        log.info("auto: the run keeps the search's cache at the winner's depth (%s) for its phases",
+                 next(iter(kept))[0].label)
     if accelerator.is_main_process:
         runner.adopt(winner, run_dir, final, splits.classes)
-        runner.shared_cache.clear()
         shutil.rmtree(Path(run_dir) / "auto", ignore_errors=True)  # trial checkpoints: the JSON keeps the record
         rundir.write_json(saved, result.to_dict())
         if winner.epochs:
             search.plot(result, Path(run_dir) / "auto_search.png")
     accelerator.wait_for_everyone()
-    return Outcome(final, splits, result)
+    return Outcome(final, splits, result, kept, range(index, index + len(phases)))

@@ -116,7 +116,7 @@ def phase_inputs(accelerator, model, recipe, index, audit, datasets, collate, de
     if shared is not None and (entry, deterministic) in shared:
         train, val = shared[(entry, deterministic)]
         return (train if deterministic else datasets["train"]), val, (entry if deterministic else RAW), \
-            f"cache: {what}, reused from an earlier trial"
+            f"cache: {what}, filled by the search and reused"
     val = build_cache(model, datasets["val"], collate, entry, spill_path=run_dir / "cache" / f"{tag}-val",
                       desc="caching val", **kw)
     if not deterministic:

@@ -228,6 +228,7 @@ def _run(recipe_or_path, overrides, overwrite, quiet, resume, staged) -> RunResu
              len(splits.train), len(splits.val), len(splits.test))
     stop = StopFlag()
     searched = any(p.freeze == "auto" for p in recipe.phases)
+    found = None
     if searched:  # measured: trials become ordinary phases
         from tlhub.auto.driver import search_auto
         found = search_auto(accelerator, recipe, registry, backbone, rng_after_backbone, splits, run_dir,
@@ -287,6 +288,8 @@ def _run(recipe_or_path, overrides, overwrite, quiet, resume, staged) -> RunResu
     stop.install()
     try:
         for index in range(first_phase, len(recipe.phases)):
+            # the phases the search wrote may reuse its cache at the winner's depth (no second fill)
+            ctx.shared_cache = found.caches if found and index in found.cache_phases else None
             model = run_phase(ctx, model, index, resume=resume_in if index == first_phase else None)
             if recipe.eval.each_phase and index < len(recipe.phases) - 1:
                 scores = evaluate_split(accelerator, model, datasets["test"], collate, recipe, splits)[0]
