@@ -256,8 +256,10 @@ def search_auto(accelerator, recipe, registry, backbone, rng_state, splits, run_
              " the winner's training the rest", base.auto_budget, head_epochs, quarter, n, unit_steps, tune_epochs,
              sec(default), capped, sec(total), seconds, sec(budget.limit - budget.spent))
     if min_trial > 1:
-        log.info("auto: an epoch is %d batches: every trial trains at least %d epoch(s) (%d steps or more)", per_epoch,
-                 min_trial, MIN_TRIAL_STEPS)
+        short = "" if min_trial * per_epoch >= MIN_TRIAL_STEPS else \
+            f"; fewer than {MIN_TRIAL_STEPS}: no trial trains more epochs than the winner's {max_trial}"
+        log.info("auto: an epoch is %d batches: every trial trains at least %d epoch(s) (%d steps%s)", per_epoch,
+                 min_trial, min_trial * per_epoch, short)
     if steps:
         log.info("auto: an epoch is %d batches: each trial epoch trains the first %d of a fresh shuffle "
                  "(epoch_steps), up to %d of them", per_epoch, steps, max_trial)
