@@ -40,10 +40,15 @@ def auto_phase(budget: float = 0) -> list[str]:
     return [f"phases=[{{ name = 'auto', freeze = 'auto'{extra} }}]"]
 
 
-def cifar_overrides() -> list[str]:
-    return ["data.source=image-folder", f"data.options={{ path = '{CIFAR / 'train'}' }}", "data.val_split=0.2",
+def image_folder_overrides(root: Path) -> list[str]:
+    """``root``/train (a fifth of it for validation) and ``root``/test, class folders in both."""
+    return ["data.source=image-folder", f"data.options={{ path = '{root / 'train'}' }}", "data.val_split=0.2",
             "data.test_split=0.0", "data.test.source=image-folder",
-            f"data.test.options={{ path = '{CIFAR / 'test'}' }}"]
+            f"data.test.options={{ path = '{root / 'test'}' }}"]
+
+
+def cifar_overrides() -> list[str]:
+    return image_folder_overrides(CIFAR)
 
 
 def data_sets() -> dict[str, tuple[Path, list[str], Path]]:

@@ -27,13 +27,13 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
+from auto_dev import CIFAR, auto_phase, image_folder_overrides
 from run import OUT, SHARED, TEXT, VISION, run
 
 DATA = OUT / "tiny-data"
-CIFAR = SHARED / "cifar10-jpg"
 RT = SHARED / "rt-polarity"
 KINDS = {"copied": [], "head": ["phases=[{ name = 'head', freeze = 'frozen', epochs = 100, lr = 1e-3 }]"],
-         "auto": ["phases=[{ name = 'auto', freeze = 'auto' }]"]}
+         "auto": auto_phase()}
 
 
 def _images(name: str, classes: list[str], train: slice, test: slice) -> Path:
@@ -63,12 +63,7 @@ def _sentences(n_train: int = 30, n_test: int = 500) -> Path:
 def data_sets() -> dict[str, tuple[Path, Path, Callable[[], list[str]]]]:
     """name: (recipe to copy, folder that must exist, builder returning overrides)."""
     def image(name, classes, train, test):
-        def build():
-            root = _images(name, classes, train, test)
-            return ["data.source='image-folder'", f"data.options={{ path = '{root / 'train'}' }}",
-                    "data.val_split=0.2", "data.test_split=0.0", "data.test.source='image-folder'",
-                    f"data.test.options={{ path = '{root / 'test'}' }}"]
-        return build
+        return lambda: image_folder_overrides(_images(name, classes, train, test))
 
     def text():
         root = _sentences()

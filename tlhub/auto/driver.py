@@ -166,9 +166,9 @@ def winner_cache(shared: dict, k: int, n_groups: int) -> dict:
     """The entries of the search's ``shared`` caches at depth ``k`` (the winner's), held in memory. A cache
     that spilled to files stays behind: its files live in the trial folders the search removes."""
     from tlhub.model.transfer import Entry
+    from tlhub.training.cache import spill_files
     entry = Entry.after_frozen(n_groups - k, n_groups)
-    return {key: pair for key, pair in shared.items()
-            if key[0] == entry and not any(getattr(getattr(ds, "rows", None), "paths", ()) for ds in pair)}
+    return {key: pair for key, pair in shared.items() if key[0] == entry and not any(map(spill_files, pair))}
 
 
 def _agree(accelerator, value):

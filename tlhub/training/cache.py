@@ -244,5 +244,10 @@ def _flat(state, backbone) -> bool:
         and type(backbone).collate_state is Backbone.collate_state
 
 
+def spill_files(ds) -> list[Path]:
+    """The memory-mapped files behind a dataset's cached states (none when it is held in memory or not a cache)."""
+    return list(getattr(getattr(ds, "rows", None), "paths", ()))
+
+
 def cache_bytes(ds: CachedDataset) -> int:
     return ds.nbytes

@@ -17,7 +17,13 @@ from tlhub.errors import UserError
 from tlhub.model import RAW, Entry, TransferModel, apply_states, frozen_prefix
 from tlhub.recipe.plan import NOT_STAGED
 from tlhub.training import checkpoint
-from tlhub.training.cache import CachedDataset, Shard, build_cache, cache_bytes
+from tlhub.training.cache import (
+    CachedDataset,
+    Shard,
+    build_cache,
+    cache_bytes,
+    spill_files,
+)
 from tlhub.training.early_stop import Best, snapshot
 from tlhub.training.optim import build_optimizer, build_scheduler
 
@@ -287,7 +293,7 @@ def run_phase(ctx: RunContext, model: TransferModel, index: int, resume=None) ->
                         "cache_seconds": round(cache_seconds, 3), "train_input": entry.label,
                         "resumed": resume is not None})
     model = accelerator.unwrap_model(prepared)
-    spilled = [p for ds in (train_ds, val_ds) for p in getattr(getattr(ds, "rows", None), "paths", ())]
+    spilled = spill_files(train_ds) + spill_files(val_ds)
     del train_ds, val_ds, train_loader, val_loader
     for f in spilled:  # each process removes its own spill files: they are only valid for this phase
         f.unlink(missing_ok=True)
