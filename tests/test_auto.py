@@ -132,30 +132,45 @@ def test_two_stage_search_measures_the_lr_at_the_cheapest_depth_then_depths_at_i
 
 def test_lr_trials_on_a_large_split_train_the_batches_their_share_pays_for():
     """One epoch each would cost several times the lr stage's share: each lr trial trains fewer batches (one
-    annealed epoch of them), charged as such; the depth trials after it train whole epochs."""
+    annealed epoch of them), charged as such; the deeper plans then train as many batches, one-shot, and the
+    top quarter is not trained again (its best lr trial is its measurement)."""
     from tlhub.auto.driver import LR_STAGE_SHARE, _two_stage
     states = _states(n=4, centre=1e-3)
     costs = trials.CostModel([1.0] * 4, 1.0, n_train=10_000, n_val=0, batch=10)  # 1,000 batches an epoch
     costs.filled.add(1)  # the top quarter's cache is already there: the share is all training
     assert costs.trial_epoch(1) == 60_000 and costs.steps_within(1, 12_000) == 200
     trained = []
+    quality = {"top1@0.001": 0.70, "top2@0.001": 0.80, "all@0.001": 0.75}
 
     def train(st, total):
         trained.append((st.candidate.name, st.scheduler, st.steps))
-        st.epochs, st.accuracy, st.loss = total, 0.5 + st.candidate.k / 10 + st.candidate.lr, 0.5
+        st.epochs, st.loss = total, 0.5
+        st.accuracy = quality.get(st.candidate.name, 0.5 + st.candidate.k / 100)
     head = next(s for s in states if s.candidate.k == 0)
     train(head, 1)
     head.stopped = True
     budget = search.Budget(12_000 * 3 / LR_STAGE_SHARE + 400_000)
     ran, winner = _two_stage(states, head, 1, costs, budget, 8, train, "val_accuracy")
-    lr_stage = [s for s in ran if s.scheduler == "cosine"]
+    lr_stage = [s for s in ran if s.status == "lr stage" or (s.candidate.k == 1 and s.scheduler == "cosine")]
     room = LR_STAGE_SHARE * budget.limit
-    assert [s.steps for s in lr_stage] == [int(room / 3 // 60)] * 3 and all(s.epochs == 1 for s in lr_stage)
+    assert len(lr_stage) == 3 and [s.steps for s in lr_stage] == [int(room / 3 // 60)] * 3
+    assert all(s.epochs == 1 for s in lr_stage)
     assert sum(s.cost for s in lr_stage) <= room  # not three whole epochs (180,000): the share holds
-    assert all(steps == 0 for _, sched, steps in trained if sched == "constant")
+    # the depths: lr 1e-3 won at depth 1 (0.70 against 0.51), then depths 2 and 4 at it, as long and one-shot
+    assert trained[4:] == [("top2@0.001", "cosine", lr_stage[0].steps), ("all@0.001", "cosine", lr_stage[0].steps)]
+    assert winner.candidate.name == "top2@0.001" and winner.status == "winner" and winner.scheduler == "cosine"
+    assert {s.status for s in ran if s.candidate.name == "all@0.001"} == {"cut"}
+    assert budget.spent <= budget.limit
     rows = [search.TrialRow.of(s, ["a", "b", "c", "d"], 1.0) for s in ran]
     table = search.SearchResult(rows, winner.candidate.name, [], "val_accuracy", {}, None, None).table()
     assert f"{lr_stage[0].steps}b" in table and "an epoch of N batches" in table
+    # the run continues from the one-shot trial: the same phase, then the anneal (a warm restart)
+    from types import SimpleNamespace
+    base = SimpleNamespace(optimizer="adam", weight_decay=0.0)
+    trial, anneal = winner.candidate.final_phases(base, winner.epochs, 1, "tune", "anneal", winner.steps,
+                                                  winner.scheduler)
+    assert (trial["scheduler"], trial["epoch_steps"], trial["epochs"]) == ("cosine", winner.steps, 1)
+    assert anneal["scheduler"] == "cosine" and not anneal["restore_best"]
 
 
 def test_candidates_cover_depths_and_lrs_around_the_centre():
@@ -409,3 +424,28 @@ def test_trials_on_a_large_split_train_short_epochs(tiny_recipe, monkeypatch):
     rows = [r for r in result.history if r["phase"] == "tune"]
     assert trial and rows and all(r["steps"] == 2 for r in rows)  # this data: a fine-tuning plan wins
     assert "each trial epoch trains the first 2" in (result.run_dir / "run.log").read_text()
+
+
+def test_one_shot_depth_trials_on_a_large_split_and_the_run_continues_from_the_winner(tiny_recipe, monkeypatch):
+    """Where the lr trials train part of an epoch, the deeper plans train as many batches one-shot, and a
+    fine-tuning winner's trial phase (cosine, its batches) is the run's: continued by the anneal, not retrained."""
+    from tlhub.auto import driver
+    monkeypatch.setattr(driver, "LR_STAGE_SHARE", 0.01)  # the lr stage's share pays for part of an epoch ...
+    monkeypatch.setattr(driver, "MIN_TRIAL_STEPS", 1)    # ... of this tiny training split
+    # a budget too small for one epoch of the whole grid: the lr first, then the depths
+    result = tlhub.run(tiny_recipe, SMALL + AUTO + ["phases.0.auto_budget=0.6"], quiet=True)
+    data = json.loads((result.run_dir / "auto_search.json").read_text())
+    ran = [r for r in data["trials"] if r["epochs"] and r["freeze"] != "frozen"]
+    steps = {r["steps"] for r in ran}
+    assert len(steps) == 1 and steps.pop() > 0 and {r["scheduler"] for r in ran} == {"cosine"}
+    assert len({r["freeze"] for r in ran}) > 1  # depths beyond the top quarter were measured
+    assert not [r for r in data["trials"] if r["epochs"] and r["scheduler"] == "constant" and r["freeze"] != "frozen"]
+    log = (result.run_dir / "run.log").read_text()
+    assert "the deeper plans at it" in log
+    winner = next(r for r in data["trials"] if r["status"] == "winner")
+    tune = [p for p in data["phases"] if p["name"] == "tune"]
+    if winner["freeze"] != "frozen":  # the run adopted the trial: its phase as trained, then the anneal
+        assert [(p["scheduler"], p["epoch_steps"]) for p in tune] == [("cosine", winner["steps"])]
+        rows = [r for r in result.history if r["phase"] == "tune"]
+        assert [r["steps"] for r in rows] == [winner["steps"]]
+        assert [p["name"] for p in data["phases"]][-1] == "anneal"

@@ -14,7 +14,8 @@
    run's, so it is not trained twice) and an anneal phase: the winner's remaining epochs with the lr
    decaying to zero (cosine), keeping its last epoch; no more than ``FINE_TUNE_STEPS`` steps in all.
 On a large training split, trial epochs are capped at ``TRIAL_STEPS`` batches (``epoch_steps``), and the
-lr trials train what their share of the budget pays for.
+lr trials train what their share of the budget pays for; when that is part of an epoch, the depths are
+measured the same way (``_one_shot_depths``).
 """
 from __future__ import annotations
 
@@ -118,13 +119,15 @@ def _anneal_epochs(winner, costs, left: float, final: int, refill: bool = True) 
     (a trial's short epochs counted as the part of an epoch they are)."""
     k = winner.candidate.k
     affordable = int((left - (costs.fill(k) if refill else 0.0)) // max(costs.epoch(k), 1e-9))
-    trained = math.ceil(winner.epochs * (costs.trial_train or costs.n_train) / max(1, costs.n_train) - 1e-9)
+    per_epoch = min(costs.n_train, winner.steps * costs.batch) if winner.steps else costs.trial_train or costs.n_train
+    trained = math.ceil(winner.epochs * per_epoch / max(1, costs.n_train) - 1e-9)
     return max(1, min(final - trained, affordable))
 
 
 def _two_stage(states, head, quarter: int, costs, budget, max_epochs: int, train, criterion, min_epochs: int = 1):
     """When one epoch of the whole grid costs over half the search budget: the lr is measured where trials
-    are cheapest (the top quarter, on cached features), then the depths at that lr by successive halving.
+    are cheapest (the top quarter, on cached features), then the depths at that lr by successive halving
+    (or, where the lr trials trained part of an epoch, one-shot trials as long: ``_one_shot_depths``).
 
     The lr trials are one-shot runs whose lr decays to zero over their epochs (cosine), as the winner's
     training will end: a short trial at a constant lr favours the lowest lr, which moves the weights
@@ -152,7 +155,11 @@ def _two_stage(states, head, quarter: int, costs, budget, max_epochs: int, train
         search.run_trial(st, epochs, costs, budget, train)
         st.rung, st.status = 0, "lr stage"
         log.info(search.trial_line("lr stage", st, budget))
-    lr = search.best([s for s in lr_states if s.epochs], criterion).candidate.lr
+    best_lr = search.best([s for s in lr_states if s.epochs], criterion)
+    lr = best_lr.candidate.lr
+    if steps:
+        depths, winner = _one_shot_depths(grid, best_lr, head, steps, costs, budget, train, criterion)
+        return [head, *lr_states, *depths], winner
     depths = [next(s for s in states if s.candidate == trials.at(grid, k, lr))
               for k in sorted({c.k for c in grid} - {0})]
     log.info("auto: lr %.2g chosen at top %d; successive halving over the depths at it (criterion %s):", lr,
@@ -160,6 +167,37 @@ def _two_stage(states, head, quarter: int, costs, budget, max_epochs: int, train
     winner = search.successive_halving([head, *depths], costs, budget, max_epochs, train, criterion, log.info,
                                        min_epochs)
     return [head, *lr_states, *depths], winner
+
+
+def _one_shot_depths(grid, best_lr, head, steps: int, costs, budget, train, criterion):
+    """The depths at the lr trials' length, when those trained part of an epoch (a large training split).
+
+    Every depth then trains what one lr trial trained, one-shot with the lr annealed, and the top quarter's
+    best lr trial is that depth's measurement. Fresh constant-lr trials of a whole epoch (what a smaller
+    split gets) would cost the search more than the whole hand-written recipe on such a split, and compare
+    the top quarter at twice its lr trial's length (benchmarks/RESULTS.md, the auto part). One rung: a
+    one-shot trial ends at lr 0 and cannot be continued, so the best of them (or the head) is the winner.
+    (Depth trials run; winner)."""
+    lr, quarter = best_lr.candidate.lr, best_lr.candidate.k
+    epochs = best_lr.epochs
+    depths = [trials.TrialState(trials.at(grid, k, lr), scheduler="cosine", steps=steps)
+              for k in sorted({c.k for c in grid} - {0, quarter})]
+    log.info("auto: lr %.2g chosen at top %d; the deeper plans at it, %d batches each like the lr trials "
+             "(criterion %s):", lr, quarter, steps, criterion)
+    for st in sorted(depths, key=lambda s: costs.trial(s.candidate.k, epochs, steps)):  # cheapest first
+        if not budget.affords(costs.trial(st.candidate.k, epochs, steps)):
+            st.status = "skipped: over budget"
+            continue
+        search.run_trial(st, epochs, costs, budget, train)
+        st.rung, st.status = 0, "ran"
+        log.info(search.trial_line("depth", st, budget))
+    measured = [head, best_lr, *(s for s in depths if s.epochs)]
+    winner = search.best(measured, criterion)
+    for st in measured:
+        if st is not winner and st.status == "ran":
+            st.status = "cut"
+    winner.status = "winner"
+    return depths, winner
 
 
 def winner_cache(shared: dict, k: int, n_groups: int) -> dict:
@@ -299,7 +337,8 @@ def search_auto(accelerator, recipe, registry, backbone, rng_state, splits, run_
                  "at most %d epochs in all: no more than %d steps; ~%.0f s)", anneal, most, FINE_TUNE_STEPS,
                  sec(costs.phase(winner.candidate.k, anneal)))
     phases = prefix + (winner.candidate.final_phases(base, 0, anneal, anneal_name, anneal_name) if head_won else
-                       winner.candidate.final_phases(base, winner.epochs, anneal, tune_name, anneal_name, steps))
+                       winner.candidate.final_phases(base, winner.epochs, anneal, tune_name, anneal_name,
+                                                     winner.steps or steps, winner.scheduler))
     final = expand(recipe, index, phases)
     result = search.SearchResult(
         [search.TrialRow.of(s, list(model.backbone.group_names), default) for s in states], winner.candidate.name,

@@ -66,17 +66,20 @@ class Candidate:
             p.update(freeze="top_k", freeze_options={"k": int(self.k)})
         return p
 
-    def final_phases(self, base, trained: int, more: int, name: str, anneal: str, epoch_steps: int = 0) -> list[dict]:
-        """The winner as the run trains it: its trial (``trained`` epochs at a constant lr, continued from the
-        trial's checkpoint), then ``more`` epochs with the lr decaying to zero (cosine), which
-        settles the weights that a constant lr keeps moving. A winner never trained is one cosine phase."""
+    def final_phases(self, base, trained: int, more: int, name: str, anneal: str, epoch_steps: int = 0,
+                     scheduler: str = "constant") -> list[dict]:
+        """The winner as the run trains it: its trial (``trained`` epochs at a constant lr, or one-shot with
+        ``scheduler``; the run continues from the trial's checkpoint), then ``more`` epochs with the lr
+        decaying to zero (cosine), which settles the weights that a constant lr keeps moving (after a
+        one-shot trial: a warm restart). A winner never trained is one cosine phase."""
         # Annealing keeps its last epoch: its last epochs, at the lowest lrs, are the point of it, and a
         # "best" epoch picked earlier on a validation split that cannot tell them apart would be noise
         # (benchmarks/RESULTS.md, the auto part).
         last = {"early_stop": 0, "restore_best": False}
         if trained <= 0:
             return [self.phase(base, more, name, "cosine") | last]
-        return [self.phase(base, trained, name, epoch_steps=epoch_steps), self.phase(base, more, anneal, "cosine") | last]
+        return [self.phase(base, trained, name, scheduler, epoch_steps),
+                self.phase(base, more, anneal, "cosine") | last]
 
 
 @dataclass
