@@ -197,12 +197,19 @@ def plot(result: SearchResult, path: str | Path) -> Path:
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
     runs = [r for r in result.trials if r.epochs]
     colours = {"frozen": "#2e7d32", "none": "#6a1b9a"}
-    for r in runs:
+    costs, scores = [r.cost for r in runs] or [0.0], [r.val_accuracy for r in runs] or [0.0]
+    middle, x_span, y_span = (min(costs) + max(costs)) / 2, max(costs) - min(costs), max(scores) - min(scores)
+    placed = []
+    for r in sorted(runs, key=lambda r: r.cost):
         c = colours.get(r.freeze, "#1565c0")
         ax.scatter(r.cost, r.val_accuracy, s=20 + 12 * r.epochs, color=c, alpha=0.75, edgecolor="white")
         length = f"{r.epochs} x {r.steps} batches" if r.steps else f"{r.epochs} ep"
-        ax.annotate(f"{r.plan} ({length})", (r.cost, r.val_accuracy), fontsize=7, xytext=(4, 3),
-                    textcoords="offset points")
+        right = r.cost > middle  # labels of the dearer half go left of their point, not over the legend
+        # a label that would print over a neighbour's (same score, nearby cost) goes one line lower
+        near = sum(abs(r.val_accuracy - y) <= 0.03 * y_span and abs(r.cost - x) <= 0.3 * x_span for x, y in placed)
+        placed.append((r.cost, r.val_accuracy))
+        ax.annotate(f"{r.plan} ({length})", (r.cost, r.val_accuracy), fontsize=7, xytext=(-4 if right else 4, 3 - 9 * near),
+                    textcoords="offset points", ha="right" if right else "left")
     win = next(r for r in result.trials if r.status.startswith("winner"))
     ax.scatter(win.cost, win.val_accuracy, s=260, facecolor="none", edgecolor="#c62828", lw=2, label=f"winner: {win.plan}")
     for label, c in (("head only", "#2e7d32"), ("top k groups", "#1565c0"), ("all groups", "#6a1b9a")):
@@ -210,7 +217,7 @@ def plot(result: SearchResult, path: str | Path) -> Path:
     ax.set_xlabel("cost of the trial (x the default plan's estimated cost)")
     ax.set_ylabel("best validation accuracy" + (" (ranked by val loss)" if result.criterion == "val_loss" else ""))
     ax.set_title(f"freeze = \"auto\": {len(runs)} trials, winner {win.plan}")
-    ax.margins(x=0.3, y=0.15)  # room for the labels right of each point
+    ax.margins(x=0.3, y=0.15)  # room for the labels beside the outermost points
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0)
     ax.grid(alpha=0.3)
     path = Path(path)
