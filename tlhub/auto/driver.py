@@ -119,9 +119,20 @@ def _anneal_epochs(winner, costs, left: float, final: int, refill: bool = True) 
     (a trial's short epochs counted as the part of an epoch they are)."""
     k = winner.candidate.k
     affordable = int((left - (costs.fill(k) if refill else 0.0)) // max(costs.epoch(k), 1e-9))
-    per_epoch = min(costs.n_train, winner.steps * costs.batch) if winner.steps else costs.trial_train or costs.n_train
-    trained = math.ceil(winner.epochs * per_epoch / max(1, costs.n_train) - 1e-9)
+    trained = math.ceil(winner.epochs * costs.trial_examples(winner.steps) / max(1, costs.n_train) - 1e-9)
     return max(1, min(final - trained, affordable))
+
+
+def _one_shot(st, epochs: int, costs, budget, train, label: str, status: str | None = None,
+              always: bool = False) -> None:
+    """Run one first-rung trial of ``epochs`` (of its own ``steps``) if the budget pays for it (or ``always``),
+    and log its line; else mark it skipped."""
+    if not always and not budget.affords(costs.trial(st.candidate.k, epochs, st.steps)):
+        st.status = "skipped: over budget"
+        return
+    search.run_trial(st, epochs, costs, budget, train)
+    st.rung, st.status = 0, status or label
+    log.info(search.trial_line(label, st, budget))
 
 
 def _two_stage(states, head, quarter: int, costs, budget, max_epochs: int, train, criterion, min_epochs: int = 1):
@@ -148,13 +159,8 @@ def _two_stage(states, head, quarter: int, costs, budget, max_epochs: int, train
     log.info("auto: one epoch of all %d candidates would spend over half the search budget: the lr first, at the "
              "cheapest depth (top %d, %s each, lr annealed), then the depths at the best lr",
              len(states), quarter, what)
-    for st in lr_states:
-        if st is not lr_states[0] and not budget.affords(costs.trial(quarter, epochs, steps)):
-            st.status = "skipped: over budget"
-            continue
-        search.run_trial(st, epochs, costs, budget, train)
-        st.rung, st.status = 0, "lr stage"
-        log.info(search.trial_line("lr stage", st, budget))
+    for st in lr_states:  # the first runs whatever the budget: the search needs one measured lr
+        _one_shot(st, epochs, costs, budget, train, "lr stage", always=st is lr_states[0])
     best_lr = search.best([s for s in lr_states if s.epochs], criterion)
     lr = best_lr.candidate.lr
     if steps:
@@ -185,12 +191,7 @@ def _one_shot_depths(grid, best_lr, head, steps: int, costs, budget, train, crit
     log.info("auto: lr %.2g chosen at top %d; the deeper plans at it, %d batches each like the lr trials "
              "(criterion %s):", lr, quarter, steps, criterion)
     for st in sorted(depths, key=lambda s: costs.trial(s.candidate.k, epochs, steps)):  # cheapest first
-        if not budget.affords(costs.trial(st.candidate.k, epochs, steps)):
-            st.status = "skipped: over budget"
-            continue
-        search.run_trial(st, epochs, costs, budget, train)
-        st.rung, st.status = 0, "ran"
-        log.info(search.trial_line("depth", st, budget))
+        _one_shot(st, epochs, costs, budget, train, "depth", "ran")
     measured = [head, best_lr, *(s for s in depths if s.epochs)]
     winner = search.best(measured, criterion)
     for st in measured:

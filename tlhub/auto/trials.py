@@ -104,9 +104,13 @@ class CostModel:
         fixed = 0.0 if self.cache else frozen * (n_train + self.n_val)
         return fixed + n_train * 3 * (rest + self.head_flops) + self.n_val * (rest + self.head_flops)
 
+    def trial_examples(self, steps: int = 0) -> int:
+        """Examples one trial epoch trains; ``steps``: its batches when a trial of its own trains fewer."""
+        return min(self.n_train, steps * self.batch) if steps else self.trial_train or self.n_train
+
     def trial_epoch(self, k: int, steps: int = 0) -> float:
         """One trial epoch; ``steps``: its batches when a trial of its own trains fewer than the others."""
-        return self.epoch(k, min(self.n_train, steps * self.batch) if steps else self.trial_train or self.n_train)
+        return self.epoch(k, self.trial_examples(steps))
 
     def train_steps(self, k: int, steps: float) -> float:
         """``steps`` optimizer steps at depth ``k``, training only (no validation pass)."""
