@@ -16,7 +16,25 @@ SHARED_DATA = REPO.parent / "shared" / "data"
 
 def pytest_configure(config):
     import torch
-    torch.set_num_threads(1)  # two cores, often two test processes: oversubscription is brutal
+    # Two cores, often two test processes: oversubscription is brutal. TLHUB_TEST_THREADS lets
+    # test_portability.py rerun the recorded-figure tests with another thread count.
+    torch.set_num_threads(int(os.environ.get("TLHUB_TEST_THREADS", "1")))
+
+
+@pytest.fixture
+def network_attempts(monkeypatch) -> list:
+    """Every outgoing connection is refused and recorded: "fails fast offline" is checked as "tried no
+    network", not as a wall-clock bound that a busy or slower machine could break."""
+    import socket
+    attempts: list = []
+
+    def refuse(self_or_address, *args, **kwargs):
+        attempts.append(args[0] if args and not isinstance(self_or_address, tuple) else self_or_address)
+        raise OSError("network refused by the test")
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket.socket, "connect_ex", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    return attempts
 
 
 @pytest.fixture(autouse=True)
