@@ -62,7 +62,7 @@ def probe_image(tmp_path_factory) -> Path:
     return path
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow,
                                                                  HealthCheck.function_scoped_fixture])
 @given(data=st.data())
 def test_damaged_run_folders_give_exit_0_or_2_and_stay_unchanged(trained_image_model, probe_image, data):
