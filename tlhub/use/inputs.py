@@ -9,7 +9,6 @@ ONNX path must run without it.
 """
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -78,11 +77,8 @@ def read_image(item: Any):
     if hasattr(item, "shape") and not isinstance(item, (str, Path)):
         check_array(item)
     try:
-        with warnings.catch_warnings():
-            # Pillow warns between 1x and 2x its pixel limit and raises above: both are refused
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            return to_pil(item)
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        return to_pil(item)  # Pillow raises past twice its pixel limit (179 MP), as training's decode check does
+    except Image.DecompressionBombError as exc:
         raise UserError(f"{what}: cannot read the image: refused as a decompression bomb "
                         f"({type(exc).__name__}: {exc})") from None
     except (OSError, ValueError, TypeError, KeyError, SyntaxError) as exc:  # missing, not an image, bad record
