@@ -17,7 +17,7 @@ MISTAKE = "#c62828"
 def write_report(run_dir: str | Path) -> list[Path]:
     from tlhub.reporting.rundata import damaged_files, load_run, read_samples_images
     run_dir = Path(run_dir)
-    run = load_run(run_dir)  # every file read and type-checked before a picture is drawn
+    run = load_run(run_dir, finished=False)  # every file read and type-checked before a picture is drawn
     written: list[Path] = []
     with damaged_files(run_dir):
         if run.metrics.get("confusion_matrix"):

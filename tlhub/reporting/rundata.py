@@ -115,14 +115,15 @@ class RunFiles:
                 if isinstance(v, (int, float)) and not isinstance(v, bool) and k != "test_examples"}
 
 
-def load_run(path: str | Path) -> RunFiles:
-    """Read a finished run directory; ``UserError`` when it is not one."""
+def load_run(path: str | Path, finished: bool = True) -> RunFiles:
+    """Read a run directory; ``UserError`` when it is not one (``finished``: it must have metrics.json)."""
     path = Path(path)
     if not path.is_dir():
         raise UserError(f"{path}: no such run directory")
     metrics = _json(path / "metrics.json")
-    if metrics is None:
+    if metrics is None and finished:
         raise UserError(f"{path}: not a finished tlhub run directory (no metrics.json)")
+    metrics = metrics or {}
     try:
         recipe_text = (path / "recipe.toml").read_text(encoding="utf-8") if (path / "recipe.toml").is_file() else ""
         recipe = tomllib.loads(recipe_text)
