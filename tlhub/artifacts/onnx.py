@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tlhub import __version__
+from tlhub.artifacts.writable import writable_folder
 from tlhub.errors import UserError
 
 log = logging.getLogger("tlhub")
@@ -88,9 +89,9 @@ def export_onnx(path: str | Path, output: str | Path | None = None) -> OnnxExpor
 
     model_dir = find_model_dir(path)
     run_dir = model_dir.parent if model_dir.name == "model" else model_dir
-    out_dir = Path(output) if output else run_dir / "onnx"
-    out_dir.mkdir(parents=True, exist_ok=True)
+    out_dir = writable_folder(Path(output) if output else run_dir / "onnx", "--output")
     predictor = load(model_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)  # after the model loads: a damaged one leaves no empty folder
     model = predictor.model.to(memory_format=torch.contiguous_format)  # NCHW in the graph
     inputs = _example_inputs(predictor)
     names = list(inputs)

@@ -41,6 +41,12 @@ def advise(recipe, overrides, write, overwrite, rule, lr_only, phase_index, out_
 
     if write and Path(write).exists() and not overwrite:
         raise UserError(f"--write: {write} already exists; pass --overwrite to replace it")
+    if write:  # before the search: its minutes are not lost to an unwritable path
+        from tlhub.artifacts.writable import writable_folder
+        writable_folder(Path(write).parent, "--write")
+    if out_dir:
+        from tlhub.artifacts.writable import writable_folder
+        writable_folder(out_dir, "--out")
     r = load_and_validate(recipe, overrides)
     raw = apply_overrides(load_toml(recipe), list(overrides))
 

@@ -19,6 +19,13 @@ def user_errors(fn):
             for line in exc.errors or [str(exc)]:
                 click.echo(f"error: {line}", err=True)
             sys.exit(getattr(exc, "exit_code", 2))
+        except OSError as exc:  # an output the user cannot write (read-only, full, no such folder): no traceback
+            from tlhub.artifacts.writable import os_error_message
+            message = os_error_message(exc)
+            if message is None:
+                raise
+            click.echo(f"error: {message}", err=True)
+            sys.exit(2)
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
             sys.exit(130)

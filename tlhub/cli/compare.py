@@ -21,7 +21,9 @@ def compare(runs, out, overwrite):
         output_path,
         write_compare_html,
     )
+    from tlhub.reporting.rundata import damaged_files
     path = output_path(out, overwrite)  # before reading anything: never replace a file by surprise
-    comparison = compare_runs(list(runs))
-    click.echo(format_comparison(comparison))
-    click.echo(f"page: {write_compare_html(comparison, path)}")
+    with damaged_files(", ".join(runs)):
+        comparison = compare_runs(list(runs))
+        click.echo(format_comparison(comparison))
+        click.echo(f"page: {write_compare_html(comparison, path)}")

@@ -33,8 +33,12 @@ def eval_cmd(model, source, options, split, out, overwrite, batch_size, device):
         run_dir = predictor.model_dir.parent if predictor.model_dir.name == "model" else predictor.model_dir
         out = run_dir / f"eval-{source}-{split}"
     out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out: {out} is a file, not a folder")
     if out.exists() and any(out.iterdir()) and not overwrite:
         raise UserError(f"--out: {out} already exists and is not empty; pass --overwrite or choose another folder")
+    from tlhub.artifacts.writable import writable_folder
+    writable_folder(out, "--out")  # before scoring: the predictions are not lost to an unwritable folder
     metrics = evaluate_source(predictor, source, key_values(options, "--option"), split, out, batch_size,
                               base_dir=Path.cwd(), say=lambda m: click.echo(m, err=True))
     from tlhub.metrics import format_scores

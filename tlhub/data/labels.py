@@ -1,7 +1,12 @@
 """Raw labels to class names, shared by the table, file and Hugging Face data sources."""
 from __future__ import annotations
 
+import re
+
 from tlhub.errors import UserError
+
+# a label written as a decimal number ("1.0", "-2.50"): the same class as the number, as JSON reads it
+_DECIMAL = re.compile(r"-?\d+\.\d+")
 
 
 def class_names(values) -> list[str]:
@@ -18,7 +23,10 @@ def label_name(v) -> str:
         return str(v).lower()
     if isinstance(v, float) and v.is_integer():
         return str(int(v))
-    return str(v).strip()
+    text = str(v).strip()
+    if isinstance(v, str) and _DECIMAL.fullmatch(text):
+        return label_name(float(text))  # "1.0" == 1.0 == "1" (a CSV column of 1 and 1.0 is one class)
+    return text
 
 
 def check_classes(classes: list[str], source: str) -> None:

@@ -68,8 +68,23 @@ def compute_metrics(names, predictions, references, num_classes: int) -> dict:
         kwargs = {"num_classes": num_classes} if name in CORE else {}
         result = metric.compute(predictions=list(map(int, predictions)), references=list(map(int, references)),
                                 **kwargs)
-        out.update(result)
+        out.update({str(k): plain(v) for k, v in (result or {}).items()})
     return out
+
+
+def plain(value):
+    """A metric's value as JSON can write it: numpy scalars and arrays (``np.float32`` from a custom metric)
+    become Python numbers and lists, anything else unknown its text -- never an error after training."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, dict):
+        return {str(k): plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    tolist = getattr(value, "tolist", None)  # numpy scalars and arrays, torch tensors
+    if callable(tolist):
+        return plain(tolist())
+    return str(value)
 
 
 def float_scores(metrics: dict) -> dict:

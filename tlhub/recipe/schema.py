@@ -171,7 +171,7 @@ def load_toml(path: str | Path) -> dict:
     if not p.is_file():
         raise UserError(f"{path}: no such recipe file")
     try:
-        return tomllib.loads(p.read_text(encoding="utf-8"))
+        return tomllib.loads(p.read_text(encoding="utf-8-sig"))  # a BOM (Windows editors) is not TOML
     except tomllib.TOMLDecodeError as exc:
         raise UserError(f"{path}: malformed TOML: {exc}") from None
     except UnicodeDecodeError as exc:

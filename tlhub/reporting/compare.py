@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tlhub.artifacts.rundir import write_atomic
+from tlhub.artifacts.writable import writable_folder
 from tlhub.errors import UserError
 from tlhub.reporting.htmlkit import esc, fig_png, num, page, png_uri, table
 from tlhub.reporting.rundata import RunFiles, epoch_rows, load_run
@@ -245,6 +246,7 @@ def output_path(out: str | Path, overwrite: bool) -> Path:
         raise UserError(f"--out: {path} already exists; pass --overwrite to replace it or choose another --out")
     if not path.parent.is_dir():
         raise UserError(f"--out: folder {path.parent} does not exist")
+    writable_folder(path.parent, "--out")
     return path
 
 

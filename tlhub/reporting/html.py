@@ -14,7 +14,7 @@ from pathlib import Path
 
 from tlhub.artifacts.rundir import write_atomic
 from tlhub.reporting.htmlkit import Cell, esc, figure, num, page, png_uri, table
-from tlhub.reporting.rundata import RunFiles, epoch_rows, load_run, per_class_scores
+from tlhub.reporting.rundata import RunFiles, damaged_files, epoch_rows, load_run, per_class_scores, read_samples_images
 
 REPORT = "report.html"
 
@@ -23,7 +23,9 @@ def write_html_report(run_dir: str | Path) -> Path:
     """Write ``report.html`` in ``run_dir`` (replacing an older one) and return its path."""
     run = load_run(run_dir)
     out = run.path / REPORT
-    write_atomic(out, render(run))
+    with damaged_files(run_dir):
+        text = render(run)
+    write_atomic(out, text)
     return out
 
 
@@ -162,13 +164,12 @@ def classes_table(run: RunFiles) -> str:
 
 
 def _thumbnails(run: RunFiles) -> list[bytes]:
-    path = run.path / "samples.safetensors"
-    if not path.is_file():
+    images = read_samples_images(run.path / "samples.safetensors")
+    if images is None:
         return []
     from PIL import Image
-    from safetensors.numpy import load_file
     out = []
-    for arr in load_file(str(path))["images"]:
+    for arr in images:
         img = Image.fromarray(arr.squeeze())
         if max(img.size) < 136:  # small digits: enlarge with sharp pixels rather than a blur
             img = img.resize((136, 136), Image.NEAREST)

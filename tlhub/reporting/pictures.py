@@ -9,39 +9,31 @@ Reading only the run directory means a report can be redrawn later, anywhere, wi
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 MISTAKE = "#c62828"
 
 
 def write_report(run_dir: str | Path) -> list[Path]:
+    from tlhub.reporting.rundata import damaged_files, load_run, read_samples_images
     run_dir = Path(run_dir)
+    run = load_run(run_dir, finished=False)  # every file read and type-checked before a picture is drawn
     written: list[Path] = []
-    metrics = _json(run_dir / "metrics.json")
-    if metrics and metrics.get("confusion_matrix"):
-        written.append(confusion_matrix_png(metrics, run_dir / "confusion_matrix.png"))
-    history = _jsonl(run_dir / "history.jsonl")
-    if history:
-        written.append(learning_curves_png(history, run_dir / "learning_curves.png"))
-    samples = _json(run_dir / "samples.json")
-    if samples and samples.get("items"):
-        items = sorted(enumerate(samples["items"]), key=lambda t: t[1]["true"] == t[1]["pred"])  # mistakes first
-        if samples.get("modality") == "text":
-            written.append(samples_md(items, run_dir / "samples.md"))
-        elif (run_dir / "samples.safetensors").is_file():
-            written.append(samples_png(items, run_dir / "samples.safetensors", run_dir / "samples.png"))
+    with damaged_files(run_dir):
+        if run.metrics.get("confusion_matrix"):
+            written.append(confusion_matrix_png(run.metrics, run_dir / "confusion_matrix.png"))
+        if run.history:
+            written.append(learning_curves_png(run.history, run_dir / "learning_curves.png"))
+        samples = run.samples
+        if samples and samples.get("items"):
+            items = sorted(enumerate(samples["items"]), key=lambda t: t[1]["true"] == t[1]["pred"])  # mistakes first
+            if samples.get("modality") == "text":
+                written.append(samples_md(items, run_dir / "samples.md"))
+            else:
+                images = read_samples_images(run_dir / "samples.safetensors")
+                if images is not None:
+                    written.append(samples_png(items, images, run_dir / "samples.png"))
     return written
-
-
-def _json(path: Path):
-    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
-
-
-def _jsonl(path: Path) -> list[dict]:
-    if not path.is_file():
-        return []
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
 def _pyplot():
@@ -118,10 +110,8 @@ def learning_curves_png(history: list[dict], path: Path) -> Path:
     return _save(fig, path)
 
 
-def samples_png(items: list[tuple[int, dict]], tensors: Path, path: Path) -> Path:
-    from safetensors.numpy import load_file
+def samples_png(items: list[tuple[int, dict]], images, path: Path) -> Path:
     plt = _pyplot()
-    images = load_file(str(tensors))["images"]
     fig, axes = plt.subplots(3, 3, figsize=(8, 8.6))
     for ax in axes.flat:
         ax.axis("off")

@@ -6,6 +6,7 @@ written by older versions still give a page.
 from __future__ import annotations
 
 import json
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -15,13 +16,58 @@ from tlhub.artifacts.rundir import read_jsonl, staged_target
 from tlhub.errors import UserError
 
 
-def _json(path: Path):
+def _json(path: Path, kind: type = dict):
+    """The file's JSON value (None when the file is absent), which must be a ``kind``."""
     if not path.is_file():
         return None
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        value = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
-        raise UserError(f"{path}: not valid JSON ({exc.msg}, line {exc.lineno})") from None
+        raise UserError(f"{path}: not valid JSON ({exc.msg}, line {exc.lineno}); the file is damaged") from None
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise UserError(f"{path}: not UTF-8 JSON text ({exc}); the file is damaged") from None
+    if not isinstance(value, kind):
+        raise UserError(f"{path}: expected a JSON {'object' if kind is dict else 'list'}, got "
+                        f"{type(value).__name__}; the file is damaged or not written by tlhub")
+    return value
+
+
+def _history(path: Path) -> list[dict]:
+    try:
+        rows = read_jsonl(path)
+    except json.JSONDecodeError as exc:
+        raise UserError(f"{path}: not valid JSON lines ({exc.msg}); the file is damaged") from None
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise UserError(f"{path}: not UTF-8 JSON text ({exc}); the file is damaged") from None
+    if not all(isinstance(r, dict) for r in rows):
+        raise UserError(f"{path}: every line must be a JSON object; the file is damaged or not written by tlhub")
+    return rows
+
+
+@contextmanager
+def damaged_files(run_dir: str | Path):
+    """Where a report is drawn from a run's files: a file whose content is not what tlhub wrote (a value of
+    another type, a missing key, a truncated tensor file) is one message naming the run, not a traceback."""
+    try:
+        yield
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
+        raise UserError(f"{run_dir}: a run file holds something tlhub did not write ({type(exc).__name__}: "
+                        f"{str(exc)[:200]}); the run folder is damaged or edited by hand") from None
+
+
+def read_samples_images(path: Path):
+    """The ``images`` array of ``samples.safetensors`` (None when absent); a damaged file is a UserError."""
+    if not path.is_file():
+        return None
+    from safetensors.numpy import load_file
+    try:
+        images = load_file(str(path))["images"]
+    except Exception as exc:  # SafetensorError, KeyError, ...: a truncated or foreign file
+        raise UserError(f"{path}: not a readable samples file ({type(exc).__name__}: {exc}); "
+                        "the file is damaged") from None
+    if images.ndim not in (3, 4) or images.dtype.kind != "u":
+        raise UserError(f"{path}: images of shape {images.shape} and type {images.dtype}; the file is damaged")
+    return images
 
 
 @dataclass
@@ -69,20 +115,21 @@ class RunFiles:
                 if isinstance(v, (int, float)) and not isinstance(v, bool) and k != "test_examples"}
 
 
-def load_run(path: str | Path) -> RunFiles:
-    """Read a finished run directory; ``UserError`` when it is not one."""
+def load_run(path: str | Path, finished: bool = True) -> RunFiles:
+    """Read a run directory; ``UserError`` when it is not one (``finished``: it must have metrics.json)."""
     path = Path(path)
     if not path.is_dir():
         raise UserError(f"{path}: no such run directory")
     metrics = _json(path / "metrics.json")
-    if metrics is None:
+    if metrics is None and finished:
         raise UserError(f"{path}: not a finished tlhub run directory (no metrics.json)")
-    recipe_text = (path / "recipe.toml").read_text(encoding="utf-8") if (path / "recipe.toml").is_file() else ""
+    metrics = metrics or {}
     try:
+        recipe_text = (path / "recipe.toml").read_text(encoding="utf-8") if (path / "recipe.toml").is_file() else ""
         recipe = tomllib.loads(recipe_text)
-    except tomllib.TOMLDecodeError as exc:
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise UserError(f"{path / 'recipe.toml'}: not valid TOML ({exc})") from None
-    return RunFiles(path, metrics, read_jsonl(path / "history.jsonl"), _json(path / "plan.json"),
+    return RunFiles(path, metrics, _history(path / "history.jsonl"), _json(path / "plan.json"),
                     _json(path / "timings.json"), recipe_text, recipe, _json(path / "samples.json"),
                     _json(path / "environment.json"), _json(path / "model" / "config.json"))
 

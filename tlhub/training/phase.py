@@ -312,7 +312,7 @@ def _measure_lr(ctx: RunContext, model, optimizer, loader, entry: Entry, index: 
             found = lr_find.range_test(model, loader, optimizer, entry=entry,
                                        steps=lr_find.STEPS)
             lr = found.suggestion if found.descent else phase.lr
-            lr_find.plot(found, ctx.run_dir / f"lr_find-{phase.name}.png", title=f"lr range test: phase {phase.name!r}")
+            lr_find.plot(found, _lr_find_png(ctx.run_dir, phase.name), title=f"lr range test: phase {phase.name!r}")
         except ValueError as exc:
             log.info("  lr = \"auto\": %s; keeping lr %g", exc, phase.lr)
     if ctx.accelerator.num_processes > 1:
@@ -324,7 +324,13 @@ def _measure_lr(ctx: RunContext, model, optimizer, loader, entry: Entry, index: 
         g["lr"] = g["lr"] * lr / phase.lr
     if found is not None:
         log.info("  lr = \"auto\": %s; the phase trains at %.3g (%s)", found.format(), lr,
-                 ctx.run_dir / f"lr_find-{phase.name}.png")
+                 _lr_find_png(ctx.run_dir, phase.name))
+
+
+def _lr_find_png(run_dir, name: str):
+    """The lr range test's picture: a phase name is free text (``a/b``, ``..``), a file name is not."""
+    import re
+    return run_dir / f"lr_find-{re.sub(r'[^A-Za-z0-9_.-]+', '_', name).strip('.') or 'phase'}.png"
 
 
 def _loader(ds, batch_size, shuffle, collate, workers, seed, group_by_length=False):

@@ -46,12 +46,25 @@ EVAL_SPLITS = ("test", "val", "train", "all")
 
 
 def _training_recipe(model_dir: Path) -> dict:
-    """The recipe saved beside the model (raw TOML), or {} when absent or unreadable."""
+    """The recipe saved beside the model (raw TOML), or {} when absent or unreadable; the few values eval
+    reads from it are checked, so a damaged file is an error naming it, not a traceback or another split."""
     import tomllib
+    path = model_dir / "recipe.toml"
     try:
-        return tomllib.loads((model_dir / "recipe.toml").read_text(encoding="utf-8"))
+        recipe = tomllib.loads(path.read_text(encoding="utf-8-sig"))
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
         return {}
+    data, ev = recipe.get("data", {}), recipe.get("eval", {})
+    ok = isinstance(data, dict) and isinstance(ev, dict)
+    if ok:
+        seed, frac, metrics = data.get("split_seed", 0), data.get("test_split", 0.1), ev.get("metrics", [])
+        ok = (isinstance(seed, int) and not isinstance(seed, bool)
+              and isinstance(frac, (int, float)) and not isinstance(frac, bool) and 0 < frac < 1
+              and isinstance(metrics, list) and all(isinstance(m, str) for m in metrics))
+    if not ok:
+        raise UserError(f"{path}: data.split_seed, data.test_split or eval.metrics is not what tlhub wrote; "
+                        "the model folder's recipe is damaged")
+    return recipe
 
 
 def load_eval_split(predictor: Predictor, source: str, options: dict, split: str = "test",

@@ -117,23 +117,8 @@ class Predictor:
     # ------------------------------------------------------------------ inputs
 
     def _as_list(self, inputs: Any) -> list:
-        import numpy as np
-        if self.modality == "text":
-            items = [inputs] if isinstance(inputs, str) else list(inputs)
-            bad = [type(t).__name__ for t in items if not isinstance(t, str)]
-            if bad:
-                raise UserError(f"this model takes text (strings); got {bad[0]}")
-            _check_texts(items)
-            return items
-        if isinstance(inputs, (str, Path)) or _is_pil(inputs):
-            return [inputs]
-        if _is_tensor(inputs) or isinstance(inputs, np.ndarray):
-            if inputs.ndim == 4:  # a batch of images
-                return list(inputs)
-            if inputs.ndim in (2, 3):
-                return [inputs]
-            raise UserError(f"an image array or tensor must have 2, 3 or 4 dimensions, got shape {tuple(inputs.shape)}")
-        return list(inputs)
+        from tlhub.use.inputs import as_items
+        return as_items(inputs, self.modality)
 
     def _batch(self, items: Sequence) -> Any:
         if self.modality == "text":
@@ -142,16 +127,10 @@ class Predictor:
         return torch.stack([self._image(item) for item in items]).to(self.device)
 
     def _image(self, item: Any) -> "torch.Tensor":
-        from tlhub.data.images import to_pil
+        from tlhub.use.inputs import read_image
         if _is_tensor(item):
             return self._tensor_image(item)
-        from PIL import Image
-        try:
-            img = to_pil(item)
-        except (OSError, ValueError, TypeError, Image.DecompressionBombError) as exc:  # missing, not an image, ...
-            what = str(item) if isinstance(item, (str, Path)) else type(item).__name__
-            raise UserError(f"{what}: cannot read the image ({type(exc).__name__}: {exc})") from None
-        return self._transform(img)
+        return self._transform(read_image(item))
 
     def _tensor_image(self, t: "torch.Tensor") -> "torch.Tensor":
         import torch
@@ -181,27 +160,8 @@ class Predictor:
         return {"input_ids": batch.to(self.device), "attention_mask": mask.to(self.device)}
 
 
-def _check_texts(items: list[str]) -> None:
-    """Refuse what a text model would label anyway without reading it: blank or undecodable text."""
-    errors = []
-    for i, t in enumerate(items):
-        if not t.strip():
-            errors.append(f"input {i + 1}: empty or blank text; a text model has nothing to label")
-        else:
-            try:
-                t.encode("utf-8")
-            except UnicodeEncodeError:  # bytes that were not UTF-8, kept by Python as lone surrogates
-                errors.append(f"input {i + 1}: not valid UTF-8 text ({t.encode('utf-8', 'replace')[:40]!r})")
-    if errors:
-        raise UserError(errors=errors)
-
-
 def _is_tensor(x: Any) -> bool:
     return type(x).__module__.startswith("torch") and hasattr(x, "ndim")
-
-
-def _is_pil(x: Any) -> bool:
-    return type(x).__module__.startswith("PIL.")
 
 
 # ---------------------------------------------------------------------- loading
@@ -236,41 +196,18 @@ def find_model_dir(path: str | Path) -> Path:
 
 
 def read_config(model_dir: Path) -> dict:
+    """``config.json`` of a model folder, checked against its schema (``tlhub.use.modelconfig``)."""
+    from tlhub.use.modelconfig import config_problems
+
     path = model_dir / "config.json"
     try:
         config = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise UserError(f"{path}: cannot read the model config ({exc})") from None
-    missing = [k for k in ("backbone", "head", "classes", "preprocessing") if k not in config]
-    if not isinstance(config, dict) or missing:
-        raise UserError(f"{path}: not a tlhub model config (missing {', '.join(missing) or 'a JSON object'})")
-    problems = _preprocessing_problems(config["preprocessing"])
+    problems = config_problems(config)
     if problems:
-        raise UserError(errors=[f"{path}: preprocessing: {p}" for p in problems])
+        raise UserError(errors=[f"{path}: {p}" for p in problems])
     return config
-
-
-def _preprocessing_problems(prep: Any) -> list[str]:
-    """What ``Predictor`` needs from ``config.json``'s preprocessing table and does not find."""
-    if not isinstance(prep, dict):
-        return [f"expected a table, got {prep!r}"]
-    modality = prep.get("modality", "image")
-    if modality == "text":
-        ml = prep.get("max_length", 512)
-        return [] if isinstance(ml, int) and not isinstance(ml, bool) and ml > 0 else \
-            [f"max_length must be a positive integer, got {ml!r}"]
-    if modality != "image":
-        return [f"modality must be 'image' or 'text', got {modality!r}"]
-    out = []
-    size = prep.get("image_size")
-    if not (isinstance(size, int) and not isinstance(size, bool) and size > 0):
-        out.append("image_size is missing" if size is None else f"image_size must be a positive integer, "
-                                                                  f"got {size!r}")
-    for key in ("mean", "std"):
-        v = prep.get(key)
-        if not (isinstance(v, list) and len(v) == 3 and all(isinstance(x, (int, float)) for x in v)):
-            out.append(f"{key} must be a list of 3 numbers, got {v!r}")
-    return out
 
 
 def build_model(config: dict, model_dir: Path, registry=None):

@@ -11,7 +11,9 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from tlhub.errors import UserError
+from tlhub.use.inputs import as_items, check_texts, read_image
 from tlhub.use.load import Prediction, predictions
+from tlhub.use.modelconfig import classes_problems, preprocessing_problems
 
 ONNX_FILE = "model.onnx"
 
@@ -49,8 +51,14 @@ class OnnxPredictor:
         if "tlhub.classes" not in meta or "tlhub.preprocessing" not in meta:
             raise UserError(f"{path}: an ONNX model without tlhub metadata (export it with tlhub export)")
         self.path = Path(path)
-        self.classes: list[str] = [str(c) for c in json.loads(meta["tlhub.classes"])]
-        self.preprocessing: dict = json.loads(meta["tlhub.preprocessing"])
+        try:
+            classes, self.preprocessing = (json.loads(meta[k]) for k in ("tlhub.classes", "tlhub.preprocessing"))
+        except json.JSONDecodeError as exc:
+            raise UserError(f"{path}: its tlhub metadata is not valid JSON ({exc})") from None
+        problems = classes_problems(classes) + preprocessing_problems(self.preprocessing)
+        if problems:
+            raise UserError(errors=[f"{path}: tlhub metadata: {p}" for p in problems])
+        self.classes: list[str] = [str(c) for c in classes]
         self.modality: str = self.preprocessing["modality"]
         self.tokenizer = self._tokenizer() if self.modality == "text" else None
 
@@ -83,7 +91,7 @@ class OnnxPredictor:
         import numpy as np
         if batch_size < 1:
             raise UserError(f"batch_size: must be >= 1, got {batch_size}")
-        items = [inputs] if isinstance(inputs, (str, Path)) else list(inputs)
+        items = as_items(inputs, self.modality)
         rows = [self.session.run(["probabilities"], self.feed(items[i:i + batch_size]))[0]
                 for i in range(0, len(items), batch_size)]
         return np.concatenate(rows).astype(np.float32) if rows else np.zeros((0, len(self.classes)), np.float32)
@@ -92,20 +100,11 @@ class OnnxPredictor:
         """The session's inputs for a batch of raw items (image paths/arrays/PIL images, or texts)."""
         import numpy as np
         if self.modality == "text":
-            bad = [type(t).__name__ for t in items if not isinstance(t, str)]
-            if bad:
-                raise UserError(f"this model takes text (strings); got {bad[0]}")
+            check_texts(list(items))
             encoded = self.tokenizer.encode_batch(list(items))
             return {"input_ids": np.array([e.ids for e in encoded], dtype=np.int64),
                     "attention_mask": np.array([e.attention_mask for e in encoded], dtype=np.int64)}
-        from tlhub.data.decode import to_chw, to_pil
+        from tlhub.data.decode import to_chw
         p = self.preprocessing
-        batch = []
-        for item in items:
-            try:
-                img = to_pil(item)
-            except (OSError, ValueError, TypeError) as exc:
-                what = str(item) if isinstance(item, (str, Path)) else type(item).__name__
-                raise UserError(f"{what}: cannot read the image ({type(exc).__name__}: {exc})") from None
-            batch.append(to_chw(img, int(p["image_size"]), p["mean"], p["std"]))
+        batch = [to_chw(read_image(item), int(p["image_size"]), p["mean"], p["std"]) for item in items]
         return {"pixel_values": np.stack(batch)}

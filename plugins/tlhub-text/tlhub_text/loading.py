@@ -96,10 +96,12 @@ def load_hf(model: str, pretrained: bool, want_pooler: bool):
     if folder is not None:
         try:
             return _load(str(folder), pretrained, want_pooler, local_files_only=True)
-        except (OSError, ValueError) as exc:
+        except Exception as exc:  # noqa: BLE001 -- a damaged folder raises anything (SafetensorError for
+            # truncated weights, TypeError for hidden_size = "x"): every one is the folder's problem, not tlhub's
+            first = (str(exc).splitlines() or [""])[0][:300]
             raise UserError(f"model.backbone_options.model: {folder} is not a loadable Hugging Face model "
                             f"folder (config.json, weights and tokenizer files, as save_pretrained writes "
-                            f"them): {str(exc).splitlines()[0]}") from None
+                            f"them): {type(exc).__name__}: {first}") from None
     cached = _from_cache(model, pretrained, want_pooler)
     if cached is not None:
         return cached

@@ -75,7 +75,7 @@ def register_data_sources(register):
             _ENC)))
     register(DataSourceSpec("csv", "a CSV file with a text and a label column", "text",
                             _loader("tables", "load_table", "csv"), options=_table_opts(True)))
-    register(DataSourceSpec("tsv", "a tab-separated file (no quoting) with a text and a label column", "text",
+    register(DataSourceSpec("tsv", "a tab-separated file with a text and a label column (quoted fields as in CSV; quotes that are only text, as in GLUE, stay text)", "text",
                             _loader("tables", "load_table", "tsv"), options=_table_opts(True)))
     register(DataSourceSpec("jsonl", "JSON lines: one object per line with a text and a label key", "text",
                             _loader("tables", "load_table", "jsonl"), options=_table_opts(False)))

@@ -74,7 +74,8 @@ def register_data_sources(register):
     register(DataSourceSpec("cifar10", "CIFAR-10 (50k train, 10k test) from the python batches in root or "
                             "downloaded", "image", _lazy("sources", "load_cifar10"), options=(_ROOT, _DOWNLOAD)))
     register(DataSourceSpec("image-folder", "one sub-folder of images per class; train/val/test sub-folders "
-                            "become splits; unreadable images are skipped and listed", "image",
+                            "(any case; also training, valid, validation, dev, testing) become splits; "
+                            "unreadable images are skipped and listed", "image",
                             _lazy("folders", "load_image_folder"),
                             options=(Opt("path", str, REQUIRED, "the folder (relative paths: to the recipe)"),
                                      Opt("extensions", list, [".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp",

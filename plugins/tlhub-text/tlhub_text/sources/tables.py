@@ -54,29 +54,24 @@ def _column(option: str, value, columns: list[str] | None, path: Path, first_row
 def read_delimited(kind: str, path: Path, options: dict, skipped: list[str]) -> list[tuple[str, str]]:
     text = read_text(path, options["encoding"])
     csv.field_size_limit(2**31 - 1)  # long documents are fine; the core truncates tokens
-    quoting = csv.QUOTE_NONE if kind == "tsv" else csv.QUOTE_MINIMAL  # TSV (e.g. GLUE) quotes nothing
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter="\t" if kind == "tsv" else ",", quoting=quoting)
-    try:
-        first = next(reader, None)
-    except csv.Error as exc:
-        raise UserError(f"{path}: line 1: not valid {kind.upper()}: {exc}") from None
-    if first is None:
-        raise UserError(f"{path}: the file is empty")
     header = options.get("header", True)
+    rows = _tsv_rows(path, text) if kind == "tsv" else _parse(path, kind, text, csv.QUOTE_MINIMAL, strict=False)
+    if not rows:
+        raise UserError(f"{path}: the file is empty")
+    first = rows[0][1]
     columns = [c.strip() for c in first] if header else None
     ti = _column("text_column", options["text_column"], columns, path, first)
     li = _column("label_column", options["label_column"], columns, path, first)
     if ti == li:  # a name and an index of one column
         raise UserError(f"data.options: text_column {options['text_column']!r} and label_column "
                         f"{options['label_column']!r} are the same column of {path}; the label must come from another")
-    rows = [] if header else [(1, first)]
-    try:
-        for row in reader:
-            rows.append((reader.line_num, row))  # the line the row ends on
-    except csv.Error as exc:
-        raise UserError(f"{path}: line {reader.line_num}: not valid {kind.upper()}: {exc}") from None
+    if header:
+        rows = rows[1:]
     out = []
     for n, row in rows:
+        if header and [c.strip() for c in row] == columns:  # two files joined with `cat`: its label would be a class
+            raise UserError(f"{path}: line {n} repeats the header row ({', '.join(map(repr, columns))}); "
+                            "remove it (files joined with cat keep each file's header)")
         if not any(cell.strip() for cell in row):
             skipped.append(f"{path}:{n}: blank row")  # counted, as the docs promise
             continue
@@ -87,6 +82,40 @@ def read_delimited(kind: str, path: Path, options: dict, skipped: list[str]) -> 
         else:
             out.append((row[ti].strip(), label_name(row[li])))
     return out
+
+
+def _parse(path: Path, kind: str, text: str, quoting: int, strict: bool) -> list[tuple[int, list[str]]]:
+    """(line the row ends on, fields) per row; malformed quoting is a UserError naming the line."""
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter="\t" if kind == "tsv" else ",",
+                        quoting=quoting, strict=strict)
+    rows = []
+    try:
+        for row in reader:
+            rows.append((reader.line_num, row))
+    except csv.Error as exc:
+        raise UserError(f"{path}: line {reader.line_num}: not valid {kind.upper()}: {exc}") from None
+    return rows
+
+
+def _tsv_rows(path: Path, text: str) -> list[tuple[int, list[str]]]:
+    """TSV rows, quoted fields read as quoted (``"great<TAB>movie"<TAB>pos`` is two fields, as in
+    pandas and spreadsheets), but a file whose quotes are only text (GLUE: ``"the " best``, a lone
+    ``"``) is read as it stands: quotes are honoured only when every row parses strictly with them and
+    has as many fields as the first, or when without them the rows disagree on their field count."""
+    plain = _parse(path, "tsv", text, csv.QUOTE_NONE, strict=False)
+    if '"' not in text:
+        return plain
+    try:
+        quoted = _parse(path, "tsv", text, csv.QUOTE_MINIMAL, strict=True)
+    except UserError:
+        return plain
+
+    def even(rows):  # blank rows are skipped later; they do not count
+        widths = {len(r) for _, r in rows if any(c.strip() for c in r)}
+        return len(widths) <= 1
+    if even(quoted) and (not even(plain) or len(quoted) == len(plain)):
+        return quoted
+    return plain
 
 
 def read_jsonl(kind: str, path: Path, options: dict, skipped: list[str]) -> list[tuple[str, str]]:

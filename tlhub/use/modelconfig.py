@@ -1,0 +1,76 @@
+"""The schema of a model folder's ``config.json`` (and of an ONNX file's tlhub metadata): every field a
+loader reads, checked before anything is built, every problem listed at once.
+
+Hand-written rather than a JSON-schema library: seven fields, and the messages name the field the way
+the rest of tlhub does. No torch here (the ONNX path uses it too).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+REQUIRED = ("backbone", "head", "classes", "preprocessing")
+OPTIONAL_TABLES = ("backbone_options", "head_options", "offline_backbone_options")
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def classes_problems(classes: Any) -> list[str]:
+    """Class names: a list of at least 2 distinct, non-empty names (strings; integers are read as text)."""
+    if not isinstance(classes, list):
+        return [f"classes must be a list of class names, got {type(classes).__name__} {str(classes)[:40]!r}"]
+    bad = [c for c in classes if not (isinstance(c, str) and c.strip()) and not _is_int(c)]
+    if bad:
+        return [f"classes must be non-empty names, got {bad[0]!r}"]
+    names = [str(c) for c in classes]
+    if len(names) < 2:
+        return [f"classes must name at least 2 classes, got {names!r}"]
+    dupes = sorted({c for c in names if names.count(c) > 1})
+    if dupes:
+        return [f"classes must be distinct, got {', '.join(map(repr, dupes[:10]))} more than once"]
+    return []
+
+
+def preprocessing_problems(prep: Any) -> list[str]:
+    """What a predictor needs from the preprocessing table and does not find."""
+    if not isinstance(prep, dict):
+        return [f"preprocessing: expected a table, got {prep!r}"]
+    modality = prep.get("modality", "image")
+    if modality == "text":
+        ml = prep.get("max_length", 512)
+        return [] if _is_int(ml) and ml > 0 else [f"preprocessing: max_length must be a positive integer, got {ml!r}"]
+    if modality != "image":
+        return [f"preprocessing: modality must be 'image' or 'text', got {modality!r}"]
+    out = []
+    size = prep.get("image_size")
+    if not (_is_int(size) and size > 0):
+        out.append("preprocessing: image_size is missing" if size is None
+                   else f"preprocessing: image_size must be a positive integer, got {size!r}")
+    for key in ("mean", "std"):
+        v = prep.get(key)
+        if not (isinstance(v, list) and len(v) == 3
+                and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in v)):
+            out.append(f"preprocessing: {key} must be a list of 3 numbers, got {v!r}")
+        elif key == "std" and any(x == 0 for x in v):
+            out.append(f"preprocessing: std must not be 0, got {v!r}")
+    return out
+
+
+def config_problems(config: Any) -> list[str]:
+    """Every way ``config`` is not a tlhub model config ([] when it is one)."""
+    if not isinstance(config, dict):
+        return [f"expected a JSON object (a tlhub model config), got {type(config).__name__} {str(config)[:40]!r}"]
+    missing = [k for k in REQUIRED if k not in config]
+    if missing:
+        return [f"not a tlhub model config (missing {', '.join(missing)})"]
+    out = [f"{k} must be a registered name (a string), got {config[k]!r}"
+           for k in ("backbone", "head") if not (isinstance(config[k], str) and config[k].strip())]
+    out += [f"{k} must be a table (JSON object) or null, got {type(config[k]).__name__} {str(config[k])[:40]!r}"
+            for k in OPTIONAL_TABLES if config.get(k) is not None and not isinstance(config[k], dict)]
+    for key in ("backbone_plugin", "weights_origin", "tlhub_version"):
+        if config.get(key) is not None and not isinstance(config[key], str):
+            out.append(f"{key} must be a string, got {config[key]!r}")
+    if config.get("channels_last") is not None and not isinstance(config["channels_last"], bool):
+        out.append(f"channels_last must be true or false, got {config['channels_last']!r}")
+    return out + classes_problems(config["classes"]) + preprocessing_problems(config["preprocessing"])
