@@ -33,6 +33,10 @@ def eval_cmd(model, source, options, split, out, overwrite, batch_size, device):
         run_dir = predictor.model_dir.parent if predictor.model_dir.name == "model" else predictor.model_dir
         out = run_dir / f"eval-{source}-{split}"
     out = Path(out)
+    from tlhub.artifacts.rundir import is_run_dir
+    if out.exists() and (is_run_dir(out) or (out / "config.json").is_file() or (out / "model").is_dir()):
+        raise UserError(f"--out: {out} is a run or model folder; eval writes its own metrics.json and pictures, "
+                        f"which would pass for the run's: choose another folder (default: RUN_DIR/eval-SOURCE-SPLIT)")
     if out.exists() and any(out.iterdir()) and not overwrite:
         raise UserError(f"--out: {out} already exists and is not empty; pass --overwrite or choose another folder")
     metrics = evaluate_source(predictor, source, key_values(options, "--option"), split, out, batch_size,
