@@ -270,3 +270,28 @@ def test_lock_file_sits_beside_the_run(tmp_path):
         lock.release()
     assert not lock.path.exists()
     runlock.acquire(tmp_path / "out").release()
+
+
+def test_ctrl_c_during_the_auto_search_prints_a_resume_command_that_restarts_it(tiny_recipe, tmp_path,
+                                                                                  monkeypatch):
+    from tlhub.auto import trials
+    real = trials.TrialRunner.run_prefix
+
+    def ctrl_c_in_the_head_trial(self):
+        os.kill(os.getpid(), signal.SIGINT)  # the run's handler only sets its stop flag
+        return real(self)
+    monkeypatch.setattr(trials.TrialRunner, "run_prefix", ctrl_c_in_the_head_trial)
+    auto = ["data.options.per_class=10", "phases.0.freeze=auto", "phases.0.lr=0.03", "phases.0.auto_budget=0.6"]
+    res = invoke("run", tiny_recipe, *auto, "--quiet")
+    assert res.exit_code == 130, res.output
+    assert "during the auto search" in res.output and f"--resume {tmp_path / 'run'}" in res.output, res.output
+    assert "Traceback" not in res.output
+    from tlhub.auto import driver
+    resumed = []
+
+    def search_again(*a, resuming=False, **k):  # the whole search again would take a minute: stop at its start
+        resumed.append(resuming)
+        raise UserError("stopped at the start of the search")
+    monkeypatch.setattr(driver, "search_auto", search_again)
+    refused(invoke("run", tiny_recipe, *auto, "--resume", tmp_path / "run", "--quiet"), "stopped at the start")
+    assert resumed == [True]  # the printed command is accepted: the search starts over in the same folder
