@@ -14,7 +14,7 @@ import pytest
 from click.testing import CliRunner
 
 import tlhub
-from tlhub.artifacts import rundir, runlock
+from tlhub.artifacts import rundir
 from tlhub.cli import cli
 from tlhub.errors import UserError
 
@@ -128,6 +128,7 @@ print("done", flush=True)
 
 
 def test_a_second_writer_is_refused_with_the_holders_pid(tiny_recipe, tmp_path):
+    from tlhub.artifacts import runlock
     run, go = tmp_path / "run", tmp_path / "go"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     a = subprocess.Popen([sys.executable, "-c", _HOLD_A_RUN, str(tiny_recipe), str(go)], stdout=subprocess.PIPE,
@@ -151,6 +152,7 @@ def test_a_second_writer_is_refused_with_the_holders_pid(tiny_recipe, tmp_path):
 
 
 def test_a_lock_left_by_a_killed_run_is_stale(tiny_recipe, tmp_path):
+    from tlhub.artifacts import runlock
     run = tmp_path / "run"
     holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from pathlib import Path; "
                                "from tlhub.artifacts import runlock; runlock.acquire(Path(sys.argv[1])); "
@@ -170,6 +172,7 @@ def test_a_lock_left_by_a_killed_run_is_stale(tiny_recipe, tmp_path):
 
 
 def test_the_lock_is_held_while_the_run_trains_and_released_on_failure(tiny_recipe, tmp_path, monkeypatch):
+    from tlhub.artifacts import runlock
     from tlhub.training import trainer
     seen = []
 
@@ -260,6 +263,7 @@ def test_device_meta_is_one_message(trained_image_model, tmp_path, command):
 
 
 def test_lock_file_sits_beside_the_run(tmp_path):
+    from tlhub.artifacts import runlock
     lock = runlock.acquire(tmp_path / "out")
     try:
         assert lock.path == tmp_path / ".out.tlhub-lock"

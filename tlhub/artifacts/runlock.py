@@ -88,12 +88,13 @@ def acquire(final: Path) -> RunLock:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise UserError(f"output.dir: cannot create {path.parent}: {exc.strerror or exc}") from None
+        raise UserError(f"output.dir: cannot write to {final}: {exc.strerror or exc}") from None
     for _ in range(20):
         try:
             fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
         except OSError as exc:
-            raise UserError(f"output.dir: cannot write beside {final}: {exc.strerror or exc}") from None
+            raise UserError(f"output.dir: cannot write to {final} (its lock file {path.name} beside it): "
+                            f"{exc.strerror or exc}") from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as exc:
