@@ -300,12 +300,13 @@ def test_unknown_metric_fails_validate_offline_with_suggestion(tiny_recipe, tmp_
 
 
 def test_metrics_from_evaluates_cache_pass_a_script_path_does_not(tiny_recipe, tmp_path, monkeypatch):
+    from tlhub import plugins
     from tlhub.metrics import HERE, local_metrics
     cached = tmp_path / "modules" / "evaluate_modules" / "metrics" / "evaluate-metric--mcc" / ("a" * 64)
     cached.mkdir(parents=True)
     (cached / "mcc.py").write_text("# a cached evaluate metric script\n")
     monkeypatch.setenv("HF_MODULES_CACHE", str(tmp_path / "modules"))
-    assert "mcc" in local_metrics()
+    assert "mcc" in local_metrics(plugins.get_registry())
     assert invoke("show", tiny_recipe, 'eval.metrics=["mcc"]').exit_code == 0
     one_line_error(invoke("show", tiny_recipe, f'eval.metrics=["mcc", "{HERE / "accuracy"}"]'), "is a path")
 

@@ -19,20 +19,19 @@ def load_core(name: str):
     return evaluate.load(str(HERE / name))
 
 
-def _registered() -> dict:
-    from tlhub.plugins import get_registry
-    return get_registry().items["metrics"]
+def _registered(registry) -> dict:
+    return registry.items["metrics"]
 
 
-def load_metric(name: str):
+def load_metric(name: str, registry):
     if name not in _LOADED:
-        spec = _registered().get(name)
+        spec = _registered(registry).get(name)
         if spec is not None:
             _LOADED[name] = spec.load()
         else:
             script = _cached_script(name)
             if script is None:
-                raise UserError(metric_errors([name])[0])
+                raise UserError(metric_errors([name], registry)[0])
             import evaluate
             try:  # by the cache's own path: a folder of that name in the working directory is never loaded
                 _LOADED[name] = evaluate.load(str(script.parent))
@@ -69,9 +68,9 @@ def _cached_script(name: str) -> Path | None:
     return _cached_scripts().get(name)
 
 
-def local_metrics() -> list[str]:
+def local_metrics(registry) -> list[str]:
     """Metric names that load without the network: the registered ones and those in evaluate's module cache."""
-    names = [m for m in _registered() if m != "confusion_matrix"]
+    names = [m for m in _registered(registry) if m != "confusion_matrix"]
     names += [m for m in _cached_scripts() if m not in names]
     return names
 
@@ -81,9 +80,9 @@ def _looks_like_path(name: str) -> bool:
         or ("/" in name and Path(name).expanduser().exists())
 
 
-def metric_errors(names) -> list[str]:
+def metric_errors(names, registry) -> list[str]:
     """Errors for ``eval.metrics`` names that are not registered or cached, found without going to the Hub."""
-    known = local_metrics()
+    known = local_metrics(registry)
     errors = []
     for n in names:
         if n in known or n == "confusion_matrix":
@@ -100,12 +99,12 @@ def metric_errors(names) -> list[str]:
     return errors
 
 
-def compute_metrics(names, predictions, references, num_classes: int) -> dict:
+def compute_metrics(names, predictions, references, num_classes: int, registry) -> dict:
     """Every requested metric plus the confusion matrix, as plain JSON-able values."""
     out: dict = {}
     for name in list(dict.fromkeys(list(names) + ["confusion_matrix"])):
-        metric = load_metric(name)
-        spec = _registered().get(name)
+        metric = load_metric(name, registry)
+        spec = _registered(registry).get(name)
         kwargs = {"num_classes": num_classes} if spec is not None and spec.num_classes else {}
         result = metric.compute(predictions=list(map(int, predictions)), references=list(map(int, references)),
                                 **kwargs)

@@ -358,6 +358,8 @@ def evaluate_split(accelerator, model, dataset, collate, recipe, splits):
         logits[order], labels[order] = logits.clone(), labels.clone()
     probs = logits.softmax(-1)
     preds = probs.argmax(-1)
-    metrics = compute_metrics(recipe.eval.metrics, preds.tolist(), labels.tolist(), len(splits.classes))
+    from tlhub.plugins import get_registry
+    metrics = compute_metrics(recipe.eval.metrics, preds.tolist(), labels.tolist(), len(splits.classes),
+                              get_registry())
     metrics["test_examples"] = len(labels)
     return metrics, preds, probs

@@ -16,7 +16,7 @@ _SUMMARIES = {
 
 
 def _load(name: str):
-    from tlhub.metrics import load_core
+    from tlhub.metrics import load_core  # builtins sit above the metric implementations
     return load_core(name)
 
 
