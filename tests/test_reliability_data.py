@@ -46,7 +46,7 @@ def test_a_metric_path_is_an_error_at_validate_and_never_runs(tiny_recipe, tmp_p
 
 
 def test_a_metric_path_suggests_the_registered_name(tiny_recipe):
-    refused(invoke("show", tiny_recipe, 'eval.metrics=["acuracy.py"]'), "did you mean 'accuracy'")
+    refused(invoke("show", tiny_recipe, 'eval.metrics=["acuracy.py"]'), "is a path", "did you mean 'accuracy'")
 
 
 def test_eval_of_a_received_model_never_runs_a_metric_script_it_names(trained_image_model, tmp_path, monkeypatch):

@@ -65,14 +65,13 @@ def is_disk_full(exc: BaseException) -> bool:
 
 def check_free_space(folder: Path, nbytes: int, what: str) -> None:
     """Refuse (``DiskFull``) before a file of ``nbytes`` is memory-mapped: a full disk behind a mapping is a
-    SIGBUS (the process dies without a word), not an error Python could report."""
+    SIGBUS (the process dies without a word), not an error Python could report. Other writes fail with
+    ENOSPC, which the run reports itself."""
     folder.mkdir(parents=True, exist_ok=True)
     free = shutil.disk_usage(folder).free
-    margin = 16 * 2**20  # room for checkpoints and logs written beside it
-    if nbytes + margin > free:
-        raise DiskFull(f"disk full: {what} needs {(nbytes + margin) / 2**20:.0f} MB in {folder} but "
-                       f"{free / 2**20:.0f} MB are free; free space (or raise train.cache_memory_mb to keep it in "
-                       f"memory), then continue with --resume")
+    if nbytes + 2**20 > free:  # 1 MiB spare: the file's header and what the run logs meanwhile
+        raise DiskFull(f"disk full: {what} needs {nbytes / 2**20:.1f} MB in {folder} but {free / 2**20:.1f} MB "
+                       f"are free; free space there, or raise train.cache_memory_mb to keep it in memory")
 
 
 def choose_run_dir(recipe, overwrite: bool) -> RunDir:
