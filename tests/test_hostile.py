@@ -299,15 +299,16 @@ def test_unknown_metric_fails_validate_offline_with_suggestion(tiny_recipe, tmp_
     assert not (tmp_path / "run").exists()  # refused before anything was trained or written
 
 
-def test_metrics_from_evaluates_cache_or_a_script_path_pass(tiny_recipe, tmp_path, monkeypatch):
+def test_metrics_from_evaluates_cache_pass_a_script_path_does_not(tiny_recipe, tmp_path, monkeypatch):
+    from tlhub import plugins
     from tlhub.metrics import HERE, local_metrics
     cached = tmp_path / "modules" / "evaluate_modules" / "metrics" / "evaluate-metric--mcc" / ("a" * 64)
     cached.mkdir(parents=True)
     (cached / "mcc.py").write_text("# a cached evaluate metric script\n")
     monkeypatch.setenv("HF_MODULES_CACHE", str(tmp_path / "modules"))
-    assert "mcc" in local_metrics()
-    res = invoke("show", tiny_recipe, f'eval.metrics=["mcc", "{HERE / "accuracy"}"]')
-    assert res.exit_code == 0, res.output
+    assert "mcc" in local_metrics(plugins.get_registry())
+    assert invoke("show", tiny_recipe, 'eval.metrics=["mcc"]').exit_code == 0
+    one_line_error(invoke("show", tiny_recipe, f'eval.metrics=["mcc", "{HERE / "accuracy"}"]'), "is a path")
 
 
 @pytest.mark.parametrize("overrides, needle", [

@@ -25,3 +25,8 @@ def register_freeze_policies(register):
 @hookspec
 def register_data_sources(register):
     """Register data sources: call ``register(DataSourceSpec(...))`` once per source."""
+
+
+@hookspec
+def register_metrics(register):
+    """Register test-set metrics for ``eval.metrics``: call ``register(MetricSpec(...))`` once per metric."""

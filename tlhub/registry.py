@@ -59,14 +59,29 @@ class DataSourceSpec:
     plugin: str = ""
 
 
+@dataclass(frozen=True)
+class MetricSpec:
+    """A test-set metric: ``load() -> m`` with ``m.compute(predictions=, references=, **kw) -> dict`` of scores.
+
+    ``num_classes``: pass ``num_classes=`` to ``compute``. Recipes name metrics only by these names
+    (``eval.metrics``): no metric code is ever loaded from a recipe's or a model folder's path."""
+
+    name: str
+    summary: str
+    load: Callable[[], Any]
+    num_classes: bool = False
+    plugin: str = ""
+
+
 KINDS = {
     "backbones": BackboneSpec,
     "heads": HeadSpec,
     "freeze-policies": FreezePolicySpec,
     "data-sources": DataSourceSpec,
+    "metrics": MetricSpec,
 }
 KIND_SINGULAR = {"backbones": "backbone", "heads": "head", "freeze-policies": "freeze policy",
-                 "data-sources": "data source"}
+                 "data-sources": "data source", "metrics": "metric"}
 
 @dataclass(frozen=True)
 class PluginInfo:

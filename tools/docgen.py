@@ -111,6 +111,7 @@ KIND_TEXT = {
     "heads": ("Heads", "`model.head`", "`model.head_options`"),
     "freeze-policies": ("Freeze policies", "`phases.N.freeze`", "`phases.N.freeze_options`"),
     "data-sources": ("Data sources", "`data.source` (and `data.test.source`)", "`data.options`"),
+    "metrics": ("Metrics", "`eval.metrics` (names only, never a path)", ""),
 }
 
 
@@ -150,7 +151,7 @@ def render_recipes() -> str:
             "`tlhub list KIND` shows what is installed where you are, third-party plugins included.", ""]
     for kind in KINDS:
         title, name_key, opt_key = KIND_TEXT[kind]
-        out += [f"### {title}", "", f"Named by {name_key}; options in {opt_key}.", ""]
+        out += [f"### {title}", "", f"Named by {name_key}" + (f"; options in {opt_key}." if opt_key else "."), ""]
         for name in registry.names(kind):
             spec = registry.get(kind, name)
             facts = [f"plugin `{spec.plugin}`"]
@@ -159,7 +160,8 @@ def render_recipes() -> str:
             if getattr(spec, "default_weights", None):
                 facts.append(f"default weights `{spec.default_weights}`")
             out += [f"#### `{name}`", "", f"{spec.summary} ({'; '.join(facts)}).", ""]
-            out += _options_table(spec.options) + [""]
+            if opt_key:
+                out += _options_table(spec.options) + [""]
     return "\n".join(out).rstrip() + "\n"
 
 

@@ -21,12 +21,15 @@ FIELD_HELP = {
     "help": "one line shown in the recipe reference and in error messages",
     "choices": "allowed values, or `None` for any value of the type",
 }
-FIELD_HELP_BY_CLASS = {"Opt": {"name": "the key in the component's options table, e.g. `k` in "
+FIELD_HELP_BY_CLASS = {"MetricSpec": {"load": "called lazily without arguments; returns an object whose "
+                                              "`compute(predictions=, references=, **kw)` returns a dict of scores",
+                                      "num_classes": "pass `num_classes=` to `compute`"},
+                       "Opt": {"name": "the key in the component's options table, e.g. `k` in "
                                        "`freeze_options = { k = 2 }`",
                                 "check": "optional `check(value) -> str`: '' when a value of the right type is "
                                          "allowed, else why not (e.g. \"must be in [0, 1)\"); reported by "
                                          "`tlhub validate`"}}
-DESCRIPTORS = ("BackboneSpec", "HeadSpec", "FreezePolicySpec", "DataSourceSpec")
+DESCRIPTORS = ("BackboneSpec", "HeadSpec", "FreezePolicySpec", "DataSourceSpec", "MetricSpec")
 CONTRACTS = (("tlhub.interfaces", "Backbone"), ("tlhub.interfaces", "SequentialBackbone"),
              ("tlhub.interfaces", "ImagePreprocessing"), ("tlhub.interfaces", "TextPreprocessing"),
              ("tlhub.policy", "FreezePolicy"), ("tlhub.interfaces", "SourceData"), ("tlhub.interfaces", "Split"),

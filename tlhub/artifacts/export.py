@@ -33,9 +33,8 @@ def write_model(model_dir: Path, recipe, model, classes: list[str]) -> None:
     model_dir.mkdir(parents=True, exist_ok=True)
     spec = get_registry().get("backbones", recipe.model.backbone)
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    tmp = model_dir / "model.safetensors.tmp"
-    save_file(state, str(tmp), metadata={"format": "pt", "tlhub": __version__, "classes": json.dumps(classes)})
-    tmp.replace(model_dir / "model.safetensors")
+    with rundir.atomic_path(model_dir / "model.safetensors") as tmp:
+        save_file(state, str(tmp), metadata={"format": "pt", "tlhub": __version__, "classes": json.dumps(classes)})
     prep = model.backbone.preprocessing
     config = {
         "tlhub_version": __version__,
@@ -87,7 +86,8 @@ def write_samples(run_dir: Path, model, splits, preds, probs, image_size: int) -
         from tlhub.data.images import to_pil
         size = max(image_size, 64)
         imgs = [np.asarray(to_pil(splits.test.items[i]).resize((size, size))) for i in idx]
-        save_file({"images": torch.from_numpy(np.stack(imgs)).to(torch.uint8)}, str(run_dir / "samples.safetensors"))
+        with rundir.atomic_path(run_dir / "samples.safetensors") as tmp:
+            save_file({"images": torch.from_numpy(np.stack(imgs)).to(torch.uint8)}, str(tmp))
 
 
 def write_outputs(run_dir: Path, recipe, model, splits, metrics, preds, probs) -> None:

@@ -35,6 +35,10 @@ def eval_cmd(model, source, options, split, out, overwrite, batch_size, device):
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise UserError(f"--out: {out} is a file, not a folder")
+    from tlhub.artifacts.rundir import is_run_dir
+    if out.exists() and (is_run_dir(out) or (out / "config.json").is_file() or (out / "model").is_dir()):
+        raise UserError(f"--out: {out} is a run or model folder; eval writes its own metrics.json and pictures, "
+                        f"which would pass for the run's: choose another folder (default: RUN_DIR/eval-SOURCE-SPLIT)")
     if out.exists() and any(out.iterdir()) and not overwrite:
         raise UserError(f"--out: {out} already exists and is not empty; pass --overwrite or choose another folder")
     from tlhub.artifacts.writable import writable_folder

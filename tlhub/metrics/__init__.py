@@ -1,4 +1,6 @@
-"""Metrics through ``evaluate``: tlhub's own modules load by path (offline); other names go to the Hub."""
+"""Metrics by name only: registered by plugins (tlhub's own: accuracy, f1, precision, recall, confusion_matrix),
+or an ``evaluate`` metric already in evaluate's module cache, loaded from that cache. A recipe never names
+a path: no code runs from a recipe's or a received model folder's files."""
 from __future__ import annotations
 
 import os
@@ -11,18 +13,31 @@ CORE = ("accuracy", "f1", "precision", "recall", "confusion_matrix")
 _LOADED: dict = {}
 
 
-def load_metric(name: str):
+def load_core(name: str):
+    """One of tlhub's own evaluate modules, loaded by the path of this package (offline)."""
     import evaluate
+    return evaluate.load(str(HERE / name))
+
+
+def _registered(registry) -> dict:
+    return registry.items["metrics"]
+
+
+def load_metric(name: str, registry):
     if name not in _LOADED:
-        if name in CORE:
-            _LOADED[name] = evaluate.load(str(HERE / name))
+        spec = _registered(registry).get(name)
+        if spec is not None:
+            _LOADED[name] = spec.load()
         else:
-            try:
-                _LOADED[name] = evaluate.load(name)
+            script = _cached_script(name)
+            if script is None:
+                raise UserError(metric_errors([name], registry)[0])
+            import evaluate
+            try:  # by the cache's own path: a folder of that name in the working directory is never loaded
+                _LOADED[name] = evaluate.load(str(script.parent))
             except Exception as exc:
-                raise UserError(f"eval.metrics: cannot load metric {name!r} through evaluate "
-                                f"({type(exc).__name__}: {str(exc).splitlines()[0][:200]}); tlhub's offline "
-                                f"metrics are {', '.join(CORE)}") from None
+                raise UserError(f"eval.metrics: cannot load metric {name!r} from evaluate's cache "
+                                f"({type(exc).__name__}: {str(exc).splitlines()[0][:200]})") from None
     return _LOADED[name]
 
 
@@ -33,39 +48,64 @@ def _evaluate_module_cache() -> Path:
     return Path(modules).expanduser() / "evaluate_modules" / "metrics"
 
 
-def local_metrics() -> list[str]:
-    """Metric names that load without the network: tlhub's own and those in evaluate's module cache."""
-    names = [m for m in CORE if m != "confusion_matrix"]
+def _cached_scripts() -> dict[str, Path]:
+    """Metric scripts evaluate has cached (loaded once with the network), by the name a recipe uses."""
+    found: dict[str, Path] = {}
     cache = _evaluate_module_cache()
     if cache.is_dir():
         for d in sorted(cache.iterdir()):
             owner, sep, metric = d.name.partition("--")
-            if sep and d.is_dir() and any(len(h.name) == 64 and (h / f"{metric}.py").is_file() for h in d.iterdir()):
-                names.append(metric if owner.startswith("evaluate-") else f"{owner}/{metric}")
-    return list(dict.fromkeys(names))
+            if not (sep and d.is_dir()):
+                continue
+            scripts = sorted((h / f"{metric}.py" for h in d.iterdir() if len(h.name) == 64
+                              and (h / f"{metric}.py").is_file()), key=lambda p: p.stat().st_mtime)
+            if scripts:
+                found[metric if owner.startswith("evaluate-") else f"{owner}/{metric}"] = scripts[-1]
+    return found
 
 
-def _is_script(name: str) -> bool:
-    """A metric given by path: a script, or a folder holding a script of the folder's name (evaluate's rule)."""
-    p = Path(name).expanduser()
-    return (p.suffix == ".py" and p.is_file()) or (p / f"{p.name}.py").is_file()
+def _cached_script(name: str) -> Path | None:
+    return _cached_scripts().get(name)
 
 
-def metric_errors(names) -> list[str]:
-    """Errors for ``eval.metrics`` names that cannot be loaded here, found without going to the Hub."""
-    known = local_metrics()
-    bad = [n for n in names if n not in known and n != "confusion_matrix" and not _is_script(n)]
-    return [f"eval.metrics: unknown metric {n!r}{did_you_mean(n, known)}; metrics that load offline: "
-            f"{', '.join(known)} (another evaluate metric must be in evaluate's cache -- load it once with "
-            f"the network -- or be given as the path of its script)" for n in bad]
+def local_metrics(registry) -> list[str]:
+    """Metric names that load without the network: the registered ones and those in evaluate's module cache."""
+    names = [m for m in _registered(registry) if m != "confusion_matrix"]
+    names += [m for m in _cached_scripts() if m not in names]
+    return names
 
 
-def compute_metrics(names, predictions, references, num_classes: int) -> dict:
+def _looks_like_path(name: str) -> bool:
+    return name.endswith(".py") or name.startswith((".", "/", "~")) or "\\" in name or name.count("/") > 1 \
+        or ("/" in name and Path(name).expanduser().exists())
+
+
+def metric_errors(names, registry) -> list[str]:
+    """Errors for ``eval.metrics`` names that are not registered or cached, found without going to the Hub."""
+    known = local_metrics(registry)
+    errors = []
+    for n in names:
+        if n in known or n == "confusion_matrix":
+            continue
+        if _looks_like_path(n):
+            stem = Path(n).stem
+            errors.append(f"eval.metrics: {n!r} is a path; metrics are names (tlhub list metrics), never code "
+                          f"from a recipe's folder{did_you_mean(stem, known)}; a new metric comes from a plugin's "
+                          f"register_metrics hook")
+        else:
+            errors.append(f"eval.metrics: unknown metric {n!r}{did_you_mean(n, known)}; metrics that load offline: "
+                          f"{', '.join(known)} (a plugin registers more through register_metrics; an evaluate "
+                          f"metric must be in evaluate's cache -- load it once with the network)")
+    return errors
+
+
+def compute_metrics(names, predictions, references, num_classes: int, registry) -> dict:
     """Every requested metric plus the confusion matrix, as plain JSON-able values."""
     out: dict = {}
     for name in list(dict.fromkeys(list(names) + ["confusion_matrix"])):
-        metric = load_metric(name)
-        kwargs = {"num_classes": num_classes} if name in CORE else {}
+        metric = load_metric(name, registry)
+        spec = _registered(registry).get(name)
+        kwargs = {"num_classes": num_classes} if spec is not None and spec.num_classes else {}
         result = metric.compute(predictions=list(map(int, predictions)), references=list(map(int, references)),
                                 **kwargs)
         out.update({str(k): plain(v) for k, v in (result or {}).items()})

@@ -126,7 +126,8 @@ class TrainCfg:
 @dataclass(frozen=True)
 class EvalCfg:
     metrics: list = field(default_factory=lambda: ["accuracy", "f1", "precision", "recall"],
-                          metadata={"help": "metrics: tlhub's accuracy/f1/precision/recall or an evaluate name"})
+                          metadata={"help": "metric names (tlhub list metrics: registered by plugins) "
+                                                   "or an evaluate metric in its cache; never a path"})
     each_phase: bool = field(default=False, metadata={"help": "also score the test split after every earlier phase "
                                                                "(metrics.json: after_phase)"})
 

@@ -43,7 +43,7 @@ def validate(recipe: Recipe, registry=None) -> list[str]:
                       f"{recipe.model.backbone!r} takes {bb.modality} input")
     if bb is not None and not any(e.startswith("model.backbone") for e in errors):
         errors += _plan_errors(recipe, reg)
-    errors += _setup_errors(recipe)
+    errors += _setup_errors(recipe, reg)
     return list(dict.fromkeys(errors))  # the plan may repeat a name error found above
 
 
@@ -65,7 +65,7 @@ def _plan_errors(recipe: Recipe, registry) -> list[str]:
     return []
 
 
-def _setup_errors(recipe: Recipe) -> list[str]:
+def _setup_errors(recipe: Recipe, registry) -> list[str]:
     """What the run would otherwise find only at setup: output folder, trackers, metrics."""
     from tlhub.artifacts.rundir import check_output_dir
     from tlhub.metrics import metric_errors
@@ -73,7 +73,7 @@ def _setup_errors(recipe: Recipe) -> list[str]:
     errors += weights_file_errors(recipe)
     errors += tracker_errors(recipe.train.log_with)
     if all(isinstance(m, str) for m in recipe.eval.metrics):  # else reported by the schema
-        errors += metric_errors(recipe.eval.metrics)
+        errors += metric_errors(recipe.eval.metrics, registry)
     return errors
 
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from tlhub.artifacts.rundir import atomic_path, write_atomic
+
 MISTAKE = "#c62828"
 
 
@@ -44,8 +46,11 @@ def _pyplot():
 
 
 def _save(fig, path: Path) -> Path:
-    fig.savefig(path, dpi=110, bbox_inches="tight")
-    _pyplot().close(fig)
+    try:
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, dpi=110, bbox_inches="tight", format=path.suffix.lstrip(".") or "png")
+    finally:
+        _pyplot().close(fig)
     return path
 
 
@@ -138,5 +143,5 @@ def samples_md(items: list[tuple[int, dict]], path: Path) -> Path:
         mark = " ✗" if item["true"] != item["pred"] else ""
         lines.append(f"| {cell(item.get('text', ''), 120)} | {cell(item['true'])} | {cell(item['pred'])}{mark} "
                      f"| {float(item['prob']):.2f} |")
-    path.write_text("Test samples (mistakes first, marked ✗)\n\n" + "\n".join(lines) + "\n", encoding="utf-8")
+    write_atomic(path, "Test samples (mistakes first, marked ✗)\n\n" + "\n".join(lines) + "\n")
     return path

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from tlhub import states
+from tlhub.artifacts import rundir
 from tlhub.interfaces import Backbone
 from tlhub.model.transfer import Entry
 
@@ -44,7 +45,7 @@ class StateArrays:
         nbytes = sum(int(np.prod(s)) * np.dtype(d).itemsize for s, d in zip(shapes, dtypes))
         if nbytes <= budget_mb * 2**20:
             return cls(type(state), [np.empty(s, dtype=d) for s, d in zip(shapes, dtypes)])
-        spill.parent.mkdir(parents=True, exist_ok=True)
+        rundir.check_free_space(spill.parent, nbytes, "the frozen-feature cache")
         paths = [spill.with_name(f"{spill.name}.{j}.bin") for j in range(len(parts))]
         log.info("  cache: %.0f MB over the %.0f MB memory budget: memory-mapped at %s", nbytes / 2**20, budget_mb,
                  ", ".join(map(str, paths)))

@@ -27,6 +27,8 @@ from tlhub.recipe import (
     validate,
 )
 from tlhub.recipe.plan import build_plan
+from tlhub.training import datapin, runfolder
+from tlhub.training.runfolder import find_resume_dir  # noqa: F401 (tlhub.training.trainer.find_resume_dir)
 
 log = logging.getLogger("tlhub")
 
@@ -94,31 +96,10 @@ def setup_logging(run_dir: Path | None, main: bool, quiet: bool) -> None:
         log.addHandler(logging.NullHandler())
 
 
-def find_resume_dir(recipe: Recipe, resume: str) -> Path:
-    """The run directory to continue: the one given, output.dir, or the newest runs/<recipe>-* with a checkpoint."""
-    if resume and resume != "latest":
-        path = Path(resume)
-    elif recipe.output.dir:
-        path = Path(recipe.output.dir).expanduser()
-        staged = rundir.staged_runs(path)
-        if staged:  # an interrupted --overwrite of output.dir: continue it (it replaces the old run at the end)
-            path = staged[-1]
-    else:
-        runs = sorted(Path("runs").glob(f"{recipe.stem}-*/checkpoints"), key=lambda p: p.stat().st_mtime)
-        if not runs:
-            raise UserError(f"--resume: no run of {recipe.stem!r} with checkpoints under runs/; "
-                            f"pass the run directory: --resume RUN_DIR")
-        path = runs[-1].parent
-    if not path.is_dir():
-        raise UserError(f"--resume: {path} is not a run directory")
-    if not (path / "checkpoints").is_dir():  # refuse before anything (run.log) is written into a stranger's folder
-        raise UserError(f"--resume: no whole checkpoint in {path / 'checkpoints'}; start a new run instead")
-    return path
-
-
-def _resume_command(recipe: Recipe, overrides, run_dir: Path) -> str:
+def _resume_command(recipe: Recipe | str, overrides, run_dir: Path) -> str:
     import shlex
-    parts = ["tlhub", "run", recipe.path or "RECIPE", *overrides, "--resume", str(run_dir)]
+    path = recipe.path if isinstance(recipe, Recipe) else recipe
+    parts = ["tlhub", "run", path or "RECIPE", *overrides, "--resume", str(run_dir)]
     return " ".join(shlex.quote(p) for p in parts)
 
 
@@ -128,16 +109,19 @@ def run(recipe_or_path, overrides=(), overwrite: bool = False, quiet: bool = Fal
 
     ``resume``: a run directory (or "latest") to continue from its newest whole checkpoint.
     """
-    from tlhub.training.phase import Interrupted
-    staged: list[rundir.RunDir] = []  # set by the main process when --overwrite builds the run beside the old
+    opened: list[runfolder.OpenedRun] = []  # set by the main process: the run folder and its lock
     try:
-        return _run(recipe_or_path, overrides, overwrite, quiet, resume, staged)
+        result = _run(recipe_or_path, overrides, overwrite, quiet, resume, opened)
     except BaseException as exc:
-        # Keep an interrupted one (it has a checkpoint to resume) and one that a --resume continues.
-        if staged and resume is None and not isinstance(exc, Interrupted):
-            rundir.discard(staged[0])
-            log.info("overwrite: the new run failed; %s still holds the old run", staged[0].final)
+        op = opened[0] if opened else None
+        full = op is not None and (isinstance(exc, rundir.DiskFull) or rundir.is_disk_full(exc))
+        runfolder.close_run(op, rundir.DiskFull(str(exc)) if full and not isinstance(exc, UserError) else exc)
+        if full:
+            path = recipe_or_path.path if isinstance(recipe_or_path, Recipe) else str(recipe_or_path)
+            raise runfolder.disk_full(op, exc, _resume_command(path, list(overrides), op.rd.path)) from None
         raise
+    runfolder.close_run(opened[0] if opened else None, None)
+    return result
 
 
 def _kernels(device: torch.device, deterministic: bool) -> None:
@@ -162,7 +146,7 @@ def _check_gpus_per_process() -> None:
                         "to train on the CPU")
 
 
-def _run(recipe_or_path, overrides, overwrite, quiet, resume, staged) -> RunResult:
+def _run(recipe_or_path, overrides, overwrite, quiet, resume, opened) -> RunResult:
     from accelerate import Accelerator
     from accelerate.utils import (
         DataLoaderConfiguration,
@@ -172,7 +156,7 @@ def _run(recipe_or_path, overrides, overwrite, quiet, resume, staged) -> RunResu
 
     from tlhub.plugins import get_registry
     from tlhub.training import checkpoint
-    from tlhub.training.phase import RunContext, StopFlag, run_phase
+    from tlhub.training.phase import Interrupted, RunContext, StopFlag, run_phase
 
     recipe = resolve_recipe(recipe_or_path, overrides)
     registry = get_registry()
@@ -192,17 +176,15 @@ def _run(recipe_or_path, overrides, overwrite, quiet, resume, staged) -> RunResu
 
     holder = [None, None]
     if main:
-        rd = (rundir.resumed_run_dir(find_resume_dir(recipe, resume)) if resume is not None
-              else rundir.choose_run_dir(recipe, overwrite))
-        holder[:] = [str(rundir.make_run_dir(rd.path)), str(rd.final)]
-        if rd.staged:
-            staged.append(rd)
+        opened.append(runfolder.open_run(recipe, overwrite, resume))
+        holder[:] = [str(opened[0].rd.path), str(opened[0].rd.final)]
     if accelerator.num_processes > 1:
         broadcast_object_list(holder)
     run_dir, final_dir = Path(holder[0]), Path(holder[1])
     setup_logging(run_dir, main, quiet)
     ckpt = checkpoint.newest(run_dir) if resume is not None else None
-    if resume is not None and ckpt is None:
+    searched = any(p.freeze == "auto" for p in recipe.phases)
+    if resume is not None and ckpt is None and not searched:  # an interrupted search starts over
         raise UserError(f"--resume: no whole checkpoint in {run_dir / 'checkpoints'}; start a new run instead")
     t_start = time.time()
     log.info("tlhub: run %s -> %s (%d process(es), %s, %d thread(s) each)", recipe.path or "recipe", run_dir,
@@ -226,13 +208,21 @@ def _run(recipe_or_path, overrides, overwrite, quiet, resume, staged) -> RunResu
         raise UserError(errors=problems)
     log.info("data: %s, %d classes, train %d / val %d / test %d", recipe.data.source, len(splits.classes),
              len(splits.train), len(splits.val), len(splits.test))
+    pinned = datapin.check(run_dir, splits, resuming=resume is not None)  # every process: all refuse together
+    if main and not (run_dir / datapin.FILE).is_file():
+        rundir.write_json(run_dir / datapin.FILE, pinned)
     stop = StopFlag()
-    searched = any(p.freeze == "auto" for p in recipe.phases)
     found = None
     if searched:  # measured: trials become ordinary phases
         from tlhub.auto.driver import search_auto
-        found = search_auto(accelerator, recipe, registry, backbone, rng_after_backbone, splits, run_dir,
-                            make_datasets, stop, resuming=resume is not None)
+        stop.install()
+        try:
+            found = search_auto(accelerator, recipe, registry, backbone, rng_after_backbone, splits, run_dir,
+                                make_datasets, stop, resuming=resume is not None)
+        except (Interrupted, KeyboardInterrupt):  # a trial saw the signal, or a second Ctrl-C
+            raise _search_interrupted(stop, run_dir, _resume_command(recipe, list(overrides), run_dir)) from None
+        finally:
+            stop.restore()
         recipe, splits = found.recipe, found.splits
         ckpt = checkpoint.newest(run_dir)  # the winner's trial: the run continues it
     if not searched:  # the search checks (and enlarges) the validation split itself
@@ -315,13 +305,25 @@ def _run(recipe_or_path, overrides, overwrite, quiet, resume, staged) -> RunResu
     if main:
         rundir.write_json(run_dir / "timings.json", {"phases": ctx.timings, "total_seconds": round(elapsed, 3)})
         write_page(run_dir)
-        if staged:
-            rundir.commit(staged[0])
+        if opened[0].rd.staged:
+            rundir.commit(opened[0].rd)
             log.info("overwrite: the new run replaced the old one in %s", final_dir)
     log.info("results: %s (report.html, metrics.json, history.jsonl, model/, confusion_matrix.png, "
              "learning_curves.png, samples)", final_dir)
     accelerator.wait_for_everyone()
     return RunResult(final_dir, metrics, history, splits.classes, model, ctx.timings)
+
+
+def _search_interrupted(stop, run_dir: Path, command: str) -> UserError:
+    """Ctrl-C or SIGTERM during the auto search: the resume command (the search starts over; ``auto/`` marks
+    the folder as resumable)."""
+    import signal
+
+    from tlhub.training.phase import Interrupted
+    (run_dir / "auto").mkdir(exist_ok=True)
+    signum = stop.signum or signal.SIGINT
+    return Interrupted(f"interrupted by {signal.Signals(signum).name} during the auto search (its trials start "
+                       f"over when resumed). Resume with:\n  {command}", 128 + signum)
 
 
 def write_page(run_dir: Path) -> None:
@@ -330,6 +332,8 @@ def write_page(run_dir: Path) -> None:
     try:
         log.info("report: %s", write_html_report(run_dir))
     except Exception as exc:  # noqa: BLE001 - the run's results are written; `tlhub report` can retry
+        if rundir.is_disk_full(exc):  # the run is not whole: one message with the resume command
+            raise
         log.warning("report: report.html not written (%s: %s); `tlhub report %s` retries", type(exc).__name__,
                     exc, run_dir)
 
@@ -354,6 +358,8 @@ def evaluate_split(accelerator, model, dataset, collate, recipe, splits):
         logits[order], labels[order] = logits.clone(), labels.clone()
     probs = logits.softmax(-1)
     preds = probs.argmax(-1)
-    metrics = compute_metrics(recipe.eval.metrics, preds.tolist(), labels.tolist(), len(splits.classes))
+    from tlhub.plugins import get_registry
+    metrics = compute_metrics(recipe.eval.metrics, preds.tolist(), labels.tolist(), len(splits.classes),
+                              get_registry())
     metrics["test_examples"] = len(labels)
     return metrics, preds, probs

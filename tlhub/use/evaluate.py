@@ -128,14 +128,22 @@ def evaluate_source(predictor: Predictor, source: str, options: dict | None = No
     import torch
 
     from tlhub.data.splits import Splits
-    from tlhub.metrics import compute_metrics
+    from tlhub.metrics import compute_metrics, metric_errors
+    from tlhub.plugins import get_registry
+    registry = get_registry()
 
+    names = _training_recipe(predictor.model_dir).get("eval", {}).get("metrics") \
+        or ["accuracy", "f1", "precision", "recall"]
+    # A received model folder's recipe names the metrics: names only, checked before anything runs.
+    bad = [f"{n!r} is not a metric name" for n in names if not isinstance(n, str)] if isinstance(names, list) \
+        else [f"{names!r} is not a list of metric names"]
+    errors = bad or metric_errors(names, registry)
+    if errors:
+        raise UserError(errors=[f"{predictor.model_dir / 'recipe.toml'}: {e}" for e in errors])
     data, _ = load_eval_split(predictor, source, dict(options or {}), split, base_dir, say)
     probs = torch.from_numpy(predictor.predict_proba(data.items, batch_size))
     preds = probs.argmax(-1)
-    names = _training_recipe(predictor.model_dir).get("eval", {}).get("metrics") \
-        or ["accuracy", "f1", "precision", "recall"]
-    metrics = compute_metrics(names, preds.tolist(), list(data.labels), len(predictor.classes))
+    metrics = compute_metrics(names, preds.tolist(), list(data.labels), len(predictor.classes), registry)
     metrics.update({"test_examples": len(data), "classes": predictor.classes, "source": source, "split": split,
                     "model": str(predictor.model_dir)})
     if out_dir is not None:

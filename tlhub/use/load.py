@@ -175,9 +175,11 @@ def resolve_device(device: Any = "cpu") -> str:
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise UserError(f"device {name!r}: no CUDA GPU is visible to torch; use device='cpu' or 'auto'")
     try:
-        torch.device(name)
+        kind = torch.device(name).type
     except RuntimeError:
         raise UserError(f"device {name!r}: not a torch device (try 'cpu', 'cuda' or 'auto')") from None
+    if kind not in ("cpu", "cuda", "mps", "xpu"):  # 'meta' holds no data: every prediction would fail later
+        raise UserError(f"device {name!r}: tlhub predicts on 'cpu', 'cuda[:N]', 'mps' or 'auto', not {kind!r}")
     return name
 
 
