@@ -129,8 +129,8 @@ def check_replaceable(path: Path, protected: list[Path]) -> None:
     if (path / MARKER).is_file():
         return
     if any((path / m).exists() for m in _LEGACY_MARKERS):
-        raise UserError(f"output.dir: {path} has no {MARKER} marker (a run made by tlhub before 0.x marked its "
-                        f"runs, or not a run at all); --overwrite replaces only marked runs: delete the folder "
+        raise UserError(f"output.dir: {path} has no {MARKER} marker (a run made by a tlhub older than the marker, "
+                        f"or not a run at all); --overwrite replaces only marked runs: delete the folder "
                         f"yourself if it is a run you no longer need, or choose another output.dir")
     raise UserError(f"output.dir: {path} is not empty and is not a tlhub run directory (no {MARKER}); "
                     f"--overwrite replaces only runs: choose another output.dir")
