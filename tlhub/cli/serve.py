@@ -6,6 +6,7 @@ import os
 import signal
 import socket
 import tempfile
+from importlib.util import find_spec
 from pathlib import Path
 
 import click
@@ -49,8 +50,9 @@ def serve(model, host, port, onnx, workers, threads, max_batch_size, max_wait_ms
     """
     try:
         import fastapi  # noqa: F401
-        import multipart  # noqa: F401  (python-multipart: file uploads)
         import uvicorn
+        if not (find_spec("python_multipart") or find_spec("multipart")):  # file uploads; renamed in 0.0.13
+            raise ImportError(name="python-multipart")
     except ImportError as exc:
         raise UserError(f"tlhub serve needs FastAPI, uvicorn and python-multipart ({exc.name} is missing): "
                         "pip install 'tlhub[serve]'") from None
