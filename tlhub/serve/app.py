@@ -42,7 +42,7 @@ PREDICT_BODY = {
 
 def create_app(settings: ServeSettings, engine: Engine | None = None) -> FastAPI:
     """The app for ``settings``; ``engine`` (a loaded model) is loaded at startup when not given."""
-    state: dict[str, Any] = {}
+    state: dict[str, Any] = {"in_flight": 0}
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -77,9 +77,9 @@ def create_app(settings: ServeSettings, engine: Engine | None = None) -> FastAPI
 
     @app.get("/health")
     async def health():
-        """200 with batching counters once the model is loaded."""
+        """200 once the model is loaded, with the requests in flight and the batching counters."""
         stats = state["batcher"].stats
-        return {"status": "ok", "batches": stats.batches, "inputs": stats.inputs, "largest_batch": stats.largest,
+        return {"status": "ok", "in_flight": state["in_flight"], "batches": stats.batches, "inputs": stats.inputs, "largest_batch": stats.largest,
                 "dropped_requests": stats.dropped}
 
     @app.get("/metadata")
@@ -93,11 +93,14 @@ def create_app(settings: ServeSettings, engine: Engine | None = None) -> FastAPI
 
         JSON `{"inputs": [...]}`: texts, or base64 image files. Multipart: one image per uploaded file.
         """
+        state["in_flight"] += 1
         try:
             items = await read_inputs(request, state["decoder"], settings)
+            rows = await state["batcher"].submit(items)
         except ClientDisconnect:  # the client left mid-upload: nobody to answer
             return Response(status_code=499)
-        rows = await state["batcher"].submit(items)
+        finally:
+            state["in_flight"] -= 1
         return {"model": state["metadata"]["name"],
                 "predictions": ranked(state["engine"].classes, rows, top or settings.top)}
 
