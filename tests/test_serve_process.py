@@ -3,7 +3,10 @@ headless Chromium, and SIGTERM draining the requests in flight."""
 from __future__ import annotations
 
 import json
+import re
+import shutil
 import socket
+import subprocess
 import threading
 import time
 
@@ -14,10 +17,36 @@ from serving import start_server
 pytest.importorskip("fastapi")
 pytest.importorskip("uvicorn")
 
+from conftest import REPO  # noqa: E402
+
 from tlhub.cli import cli  # noqa: E402
 from tlhub.testing.browser import find_chromium  # noqa: E402
 
 BROWSER = find_chromium()
+DOCS_URL = "http://127.0.0.1:8000"  # what the docs' examples call; the tests swap in the test server's
+
+
+def doc_blocks(lang: str) -> list[str]:
+    """The ``lang`` code blocks of docs/serving.md and of the README's serving section."""
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    texts = [(REPO / "docs" / "serving.md").read_text(encoding="utf-8"),
+             readme.split("### Serving over HTTP", 1)[1].split("\n### ", 1)[0]]
+    return [b for t in texts for b in re.findall(rf"```{lang}\n(.*?)```", t, re.S)]
+
+
+def doc_curls(image: bool) -> list[str]:
+    lines = [ln for b in doc_blocks("bash") for ln in b.splitlines() if ln.startswith("curl ")]
+    return [ln for ln in lines if ("file=@" in ln) == image]
+
+
+def run_curl(line: str, url: str, cwd) -> dict:
+    if not shutil.which("curl"):
+        pytest.skip("curl is not installed")
+    assert DOCS_URL in line, line
+    out = subprocess.run(line.replace(DOCS_URL, url), shell=True, cwd=cwd, capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, (line, out.stderr)
+    return json.loads(out.stdout)
 
 
 @pytest.fixture(scope="module")
@@ -72,6 +101,20 @@ def test_clients_that_leave_mid_request_do_not_wedge_the_server(server, trained_
     assert health["status"] == "ok" and health["in_flight"] == 0
 
 
+def test_docs_examples_run_against_a_server(server, trained_image_model, image_png, tmp_path, monkeypatch, capsys):
+    """The curl lines (image ones here; text ones in the SIGTERM test) and the Python example of the docs."""
+    want = expected(trained_image_model, image_png)
+    shutil.copy(image_png, tmp_path / "digit.png")
+    curls, pythons = doc_curls(image=True), [b for b in doc_blocks("python") if DOCS_URL in b]
+    assert len(curls) >= 2 and len(pythons) == 1  # docs/serving.md and the README
+    for line in curls:
+        assert run_curl(line, server.url, tmp_path)["predictions"][0]["label"] == want["label"]
+    monkeypatch.chdir(tmp_path)
+    exec(compile(pythons[0].replace(DOCS_URL, server.url), "docs/serving.md", "exec"), {})
+    printed = capsys.readouterr().out
+    assert printed.startswith(want["label"] + " [{'label': " + repr(want["label"]))
+
+
 @pytest.mark.skipif(isinstance(BROWSER, str), reason=f"headless browser unavailable: {BROWSER}")
 def test_page_predicts_an_uploaded_image_like_tlhub_predict(server, trained_image_model, image_png):
     from selenium import webdriver
@@ -122,6 +165,8 @@ def test_sigterm_drains_in_flight_requests_and_exits_0(tmp_path):
     try:
         status, doc = s.post_json({"inputs": ["great movie"]})
         assert status == 200 and doc["predictions"][0]["label"] == want.label
+        texts = doc_curls(image=False)  # the docs' text example, against a text model
+        assert texts and all(len(run_curl(line, s.url, tmp_path)["predictions"]) == 1 for line in texts)
         result = []
         t = threading.Thread(target=lambda: result.append(s.post_json({"inputs": ["great movie"]})))
         t.start()

@@ -80,7 +80,7 @@ def create_app(settings: ServeSettings, engine: Engine | None = None) -> FastAPI
         """200 once the model is loaded, with the requests in flight and the batching counters."""
         stats = state["batcher"].stats
         return {"status": "ok", "in_flight": state["in_flight"], "batches": stats.batches, "inputs": stats.inputs, "largest_batch": stats.largest,
-                "dropped_requests": stats.dropped}
+                "dropped_requests": stats.dropped, "model_seconds": round(stats.model_seconds, 3)}
 
     @app.get("/metadata")
     async def metadata():

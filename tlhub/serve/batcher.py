@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -29,6 +30,7 @@ class BatchStats:
     inputs: int = 0
     largest: int = 0
     dropped: int = 0  # requests whose client had gone before their batch ran
+    model_seconds: float = 0.0  # wall time spent in ``run``
 
 
 class Batcher:
@@ -101,6 +103,7 @@ class Batcher:
             if not live:
                 continue
             items = [x for j in live for x in j.items]
+            start = time.perf_counter()
             try:
                 rows = await loop.run_in_executor(self._pool, self.run, items)
             except asyncio.CancelledError:
@@ -110,6 +113,7 @@ class Batcher:
                     if not j.future.done():
                         j.future.set_exception(exc)
                 continue
+            self.stats.model_seconds += time.perf_counter() - start
             self.stats.batches += 1
             self.stats.inputs += len(items)
             self.stats.largest = max(self.stats.largest, len(items))
