@@ -180,3 +180,18 @@ def test_sigterm_drains_in_flight_requests_and_exits_0(tmp_path):
     finally:
         if s.proc.poll() is None:
             s.proc.kill()
+
+
+def test_two_workers_answer_and_stop_on_sigterm(trained_image_model, image_png, tmp_path):
+    import base64
+    s = start_server(trained_image_model, tmp_path / "server.log", "--workers", "2")
+    try:
+        want = expected(trained_image_model, image_png)
+        body = {"inputs": [base64.b64encode(image_png.read_bytes()).decode()]}
+        answers = [s.post_json(body) for _ in range(4)]
+        assert all(status == 200 and doc["predictions"][0]["label"] == want["label"] for status, doc in answers)
+        assert s.stop() == 0, s.log.read_text()
+        assert s.log.read_text().count("Application shutdown complete") == 2  # both workers shut down cleanly
+    finally:
+        if s.proc.poll() is None:
+            s.proc.kill()
