@@ -117,22 +117,13 @@ def test_docs_examples_run_against_a_server(server, trained_image_model, image_p
 
 @pytest.mark.skipif(isinstance(BROWSER, str), reason=f"headless browser unavailable: {BROWSER}")
 def test_page_predicts_an_uploaded_image_like_tlhub_predict(server, trained_image_model, image_png):
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as EC
     from selenium.webdriver.support.ui import WebDriverWait
 
     want = expected(trained_image_model, image_png)
-    opts = webdriver.ChromeOptions()
-    opts.binary_location = BROWSER.binary
-    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-extensions",
-                "--window-size=1000,900"):
-        opts.add_argument(arg)
-    opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(options=opts, service=Service(BROWSER.driver))
+    driver = chromium()
     try:
-        driver.set_page_load_timeout(60)
         driver.get(server.url + "/")
         wait = WebDriverWait(driver, 60)
         wait.until(EC.visibility_of_element_located((By.ID, "image-input")))
@@ -152,14 +143,59 @@ def test_page_predicts_an_uploaded_image_like_tlhub_predict(server, trained_imag
         driver.quit()
 
 
-def test_sigterm_drains_in_flight_requests_and_exits_0(tmp_path):
-    """A text model built by a tiny run, served by `tlhub serve`; SIGTERM while a request waits in the batcher."""
+@pytest.fixture(scope="module")
+def text_run(tmp_path_factory):
     pytest.importorskip("transformers")
     pytest.importorskip("tlhub_text")
     from tinyruns import train_tiny_text
+    return train_tiny_text(tmp_path_factory.mktemp("serve-text"))
+
+
+def chromium():
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = BROWSER.binary
+    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-extensions",
+                "--window-size=1000,900"):
+        opts.add_argument(arg)
+    opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(options=opts, service=Service(BROWSER.driver))
+    driver.set_page_load_timeout(60)
+    return driver
+
+
+@pytest.mark.skipif(isinstance(BROWSER, str), reason=f"headless browser unavailable: {BROWSER}")
+def test_page_predicts_a_typed_sentence_like_the_predictor(text_run, tmp_path):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as EC
+    from selenium.webdriver.support.ui import WebDriverWait
 
     import tlhub
-    run_dir = train_tiny_text(tmp_path)
+    sentence = "great movie <b>really</b>"
+    want = tlhub.load(text_run).predict([sentence])[0]
+    s = start_server(text_run, tmp_path / "server.log")
+    driver = chromium()
+    try:
+        driver.get(s.url + "/")
+        wait = WebDriverWait(driver, 60)
+        wait.until(EC.visibility_of_element_located((By.ID, "text-input")))
+        labels = [e.text for e in driver.find_elements(By.CSS_SELECTOR, "#labels span")]
+        assert labels == list(want.probs) and driver.find_element(By.ID, "image-input").is_displayed() is False
+        driver.find_element(By.ID, "text").send_keys(sentence)
+        driver.find_element(By.ID, "go").click()
+        top = wait.until(EC.visibility_of_element_located((By.ID, "top-label")))
+        assert top.text == want.label  # the label's markup shows as text
+        assert [e["message"] for e in driver.get_log("browser") if e.get("level") == "SEVERE"] == []
+    finally:
+        driver.quit()
+        assert s.stop() == 0
+
+
+def test_sigterm_drains_in_flight_requests_and_exits_0(text_run, tmp_path):
+    """A text model built by a tiny run, served by `tlhub serve`; SIGTERM while a request waits in the batcher."""
+    import tlhub
+    run_dir = text_run
     want = tlhub.load(run_dir).predict(["great movie"])[0]
     s = start_server(run_dir, tmp_path / "server.log", "--max-wait-ms", "3000")
     try:
