@@ -34,8 +34,12 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
-BAD_BODIES = [b'{"inputs": [', json.dumps({"inputs": [base64.b64encode(b"not an image").decode()]}).encode(),
-              json.dumps({"inputs": [""]}).encode()]
+SENTENCE = "a gripping, funny and quietly moving film that never once lets up"
+BAD_BODIES = {  # per modality: each is a client mistake the server must answer with a 4xx
+    "image": [b'{"inputs": [', json.dumps({"inputs": [base64.b64encode(b"not an image").decode()]}).encode(),
+              b'{"inputs": [3]}'],
+    "text": [b'{"inputs": [', b'{"inputs": [""]}', b'{"inputs": [3]}'],
+}
 
 
 @dataclass
@@ -62,12 +66,13 @@ class Cell:
                 f"{self.model_seconds / self.seconds:.0%} | {1e3 * self.model_seconds / max(self.inputs, 1):.1f} |")
 
 
-async def client(port: int, good: bytes, cell: Cell, stop_at: float, bad_share: float, rng: random.Random):
+async def client(port: int, good: bytes, bad_bodies: list[bytes], cell: Cell, stop_at: float, bad_share: float,
+                 rng: random.Random):
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     try:
         while time.perf_counter() < stop_at:
             bad = rng.random() < bad_share
-            body = rng.choice(BAD_BODIES) if bad else good
+            body = rng.choice(bad_bodies) if bad else good
             start = time.perf_counter()
             writer.write(b"POST /predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
                          b"Content-Length: %d\r\n\r\n" % len(body) + body)
@@ -102,14 +107,14 @@ def health(port: int) -> dict:
         return json.load(r)
 
 
-def drive(port: int, good: bytes, cell: Cell, seconds: float, bad_share: float) -> Cell:
+def drive(port: int, good: bytes, bad_bodies: list[bytes], cell: Cell, seconds: float, bad_share: float) -> Cell:
     before = health(port)
     rng = random.Random(cell.clients)
 
     async def main():
         stop_at = time.perf_counter() + seconds
         start = time.perf_counter()
-        await asyncio.gather(*(client(port, good, cell, stop_at, bad_share, random.Random(rng.random()))
+        await asyncio.gather(*(client(port, good, bad_bodies, cell, stop_at, bad_share, random.Random(rng.random()))
                                for _ in range(cell.clients)))
         cell.seconds = time.perf_counter() - start
     asyncio.run(main())
@@ -156,11 +161,19 @@ def main(argv=None) -> None:
     ap.add_argument("--threads", type=int, default=1, help="server inference threads")
     ap.add_argument("--bad-share", type=float, default=0.0, help="share of requests that are bad on purpose")
     ap.add_argument("--write", action="store_true", help="write the table into benchmarks/RESULTS.md")
+    ap.add_argument("--section", default="serve_load", help="the RESULTS.md section (between its markers)")
     args = ap.parse_args(argv)
     sys.path.insert(0, str(REPO / "tests"))
     from serving import free_port
 
-    good = json.dumps({"inputs": [base64.b64encode(digit_png()).decode()]}).encode()
+    meta = json.loads((args.model / "model" / "config.json").read_text())
+    modality = meta["preprocessing"].get("modality", "image")
+    if modality == "image":
+        good = json.dumps({"inputs": [base64.b64encode(digit_png()).decode()]}).encode()
+        payload = f"one 28x28 MNIST PNG per request (base64 JSON; {meta['preprocessing']['image_size']} px model)"
+    else:
+        good = json.dumps({"inputs": [SENTENCE]}).encode()
+        payload = f"one {len(SENTENCE.split())}-word sentence per request (JSON)"
     load_start = os.getloadavg()
     cells, stops = [], []
     for backend in args.backends.split(","):
@@ -169,24 +182,24 @@ def main(argv=None) -> None:
             log = Path(f"/tmp/serve_load-{backend}-{max_batch}.log")
             proc = start(args.model, port, backend, max_batch, args.threads, log)
             try:
-                drive(port, good, Cell(backend, max_batch, 1), 2.0, 0.0)  # warm-up, not reported
+                drive(port, good, BAD_BODIES[modality], Cell(backend, max_batch, 1), 2.0, 0.0)  # warm-up
                 for n in map(int, args.clients.split(",")):
-                    cell = drive(port, good, Cell(backend, max_batch, n), args.seconds, args.bad_share)
+                    cell = drive(port, good, BAD_BODIES[modality], Cell(backend, max_batch, n), args.seconds,
+                                 args.bad_share)
                     print(cell.row(), flush=True)
                     cells.append(cell)
             finally:
                 proc.send_signal(signal.SIGTERM)
                 stops.append(proc.wait(60))
-    meta = json.load(urllib.request.urlopen(f"file://{args.model.resolve()}/model/config.json"))
     lines = [
-        "## `tlhub serve` under load (benchmarks/serve_load.py)", "",
+        f"## `tlhub serve` under load: {modality} model (benchmarks/serve_load.py)", "",
         f"Produced by `OMP_NUM_THREADS={args.threads} .venv/bin/python benchmarks/serve_load.py "
         f"{' '.join(sys.argv[1:] if argv is None else argv)}` on {date.today()}: model "
-        f"{meta['backbone']} + {meta['head']} ({len(meta['classes'])} classes, "
-        f"{meta['preprocessing'].get('image_size')} px), one 28x28 MNIST PNG per request (base64 JSON), "
+        f"{meta['backbone']} + {meta['head']} ({len(meta['classes'])} classes), {payload}, "
         f"server with {args.threads} inference thread(s) and --max-wait-ms 5, clients on the same machine. "
         f"{args.seconds:g} s per cell after a 2 s warm-up; "
-        f"{args.bad_share:.0%} of requests bad on purpose (malformed JSON, non-image bytes, empty text).",
+        f"{args.bad_share:.0%} of requests bad on purpose (malformed JSON, a non-string input, "
+        f"{'non-image bytes' if modality == 'image' else 'empty text'}).",
         "", f"- machine: {platform.machine()}, {os.cpu_count()} cores SHARED with other busy processes "
         f"(load average at start {', '.join(f'{x:.1f}' for x in load_start)}, at end "
         f"{', '.join(f'{x:.1f}' for x in os.getloadavg())}); figures from a busy machine, compare within this table only",
@@ -209,7 +222,7 @@ def main(argv=None) -> None:
     if args.write:
         sys.path.insert(0, str(HERE))
         from report_md import replace_marked
-        replace_marked(HERE / "RESULTS.md", "serve_load", text)
+        replace_marked(HERE / "RESULTS.md", args.section, text)
 
 
 if __name__ == "__main__":
