@@ -248,3 +248,23 @@ def test_serve_command_mistakes_are_one_line_and_exit_2(tmp_path, trained_image_
     monkeypatch.setitem(__import__("sys").modules, "uvicorn", None)  # as if the extra were not installed
     r = CliRunner().invoke(cli, ["serve", str(trained_image_model)])
     assert r.exit_code == 2 and "pip install 'tlhub[serve]'" in r.output
+
+
+def test_a_failing_model_gets_a_json_500_and_the_server_serves_on(trained_image_model, monkeypatch):
+    settings = ServeSettings(str(trained_image_model), threads=1)
+    engine = load_engine(settings)
+    real = engine.predict_proba
+    calls = []
+
+    def flaky(items, batch_size):
+        calls.append(len(items))
+        if len(calls) == 1:
+            raise RuntimeError("out of memory, say")
+        return real(items, batch_size)
+
+    monkeypatch.setattr(engine, "predict_proba", flaky)
+    body = {"inputs": [base64.b64encode(images(1)[0]).decode()]}
+    with TestClient(create_app(settings, engine), raise_server_exceptions=False) as c:
+        r = c.post("/predict", json=body)
+        assert r.status_code == 500 and r.json()["error"] == "internal error (RuntimeError: out of memory, say)"
+        assert c.post("/predict", json=body).status_code == 200

@@ -18,6 +18,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from starlette.formparsers import MultiPartException, MultiPartParser
 from starlette.requests import ClientDisconnect
 
+from tlhub.errors import UserError
 from tlhub.serve.batcher import Batcher
 from tlhub.serve.engine import Engine, load_engine
 from tlhub.serve.inputs import BadRequest, decoder_for, from_form, from_json_body
@@ -65,6 +66,15 @@ def create_app(settings: ServeSettings, engine: Engine | None = None) -> FastAPI
     @app.exception_handler(BadRequest)
     async def bad_request(request: Request, exc: BadRequest):
         return JSONResponse({"error": exc.message}, status_code=exc.status)
+
+    @app.exception_handler(UserError)
+    async def refused_by_the_predictor(request: Request, exc: UserError):  # what tlhub predict would refuse
+        return JSONResponse({"error": "; ".join(exc.errors) or str(exc)}, status_code=422)
+
+    @app.exception_handler(Exception)
+    async def server_fault(request: Request, exc: Exception):  # a bug of ours: logged, answered in JSON
+        log.exception("predict failed")
+        return JSONResponse({"error": f"internal error ({type(exc).__name__}: {exc})"}, status_code=500)
 
     @app.exception_handler(RequestValidationError)
     async def bad_parameter(request: Request, exc: RequestValidationError):
