@@ -11,10 +11,11 @@ from tlhub.cli.plugins import plugins
 from tlhub.cli.predict import predict
 from tlhub.cli.report import report
 from tlhub.cli.run import run
+from tlhub.cli.serve import serve
 from tlhub.cli.show import show
 from tlhub.cli.validate import validate
 
-for _command in (run, validate, show, plugins, list_, report, compare, predict, eval_cmd, advise, export):
+for _command in (run, validate, show, plugins, list_, report, compare, predict, eval_cmd, advise, export, serve):
     cli.add_command(_command)
 
 __all__ = ["cli", "main", "user_errors"]
