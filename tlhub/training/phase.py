@@ -347,7 +347,8 @@ def predict_loader(accelerator, model, loader, entry: Entry = RAW):
     model.eval()
     all_logits, all_labels = [], []
     for x, y in loader:
-        logits = model(x, entry=entry)
+        with accelerator.autocast():  # the run's mixed precision, also for a model unwrapped after its phase
+            logits = model(x, entry=entry)
         logits, y = accelerator.gather_for_metrics((logits.float(), y))
         all_logits.append(logits.cpu())
         all_labels.append(y.cpu())
