@@ -56,7 +56,7 @@ def overrides(part: str, quick: bool, tmp: Path, workers: int) -> list[str] | No
             return None
         extra = source + extra
         if quick:
-            extra += ["data.limit=64", "phases.head.epochs=1", "model.backbone_options={max_length=48}"]
+            extra += ["data.limit=64", "model.backbone_options={max_length=48}"]
     elif quick:
         extra += ["data.limit=64", "data.image_size=32", "phases.head.epochs=1", "phases.finetune.epochs=1",
                   "data.test_split=0.02"]
