@@ -80,7 +80,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     import torch
     torch.set_num_threads(1)
-    from tlhub.training import precision
+    from tlhub import precision
     res: dict = {"cpu_capability": torch.backends.cpu.get_cpu_capability(), "bf16_flags": precision.cpu_bf16_flags(),
                  "auto": precision.resolve("auto", "cpu").describe(), "torch": torch.__version__}
     print(res, flush=True)

@@ -10,7 +10,7 @@ import torch
 
 import tlhub
 from tlhub.errors import UserError
-from tlhub.training import precision
+from tlhub import precision
 
 SHORT = ["phases.head.epochs=1", "phases.top.epochs=1"]
 

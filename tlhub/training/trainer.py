@@ -181,7 +181,7 @@ def _run(recipe_or_path, overrides, overwrite, quiet, resume, staged) -> RunResu
     _check_gpus_per_process()
     from accelerate.state import AcceleratorState, PartialState
 
-    from tlhub.training import precision
+    from tlhub import precision
     AcceleratorState._reset_state()  # mixed precision is per run: one process may run several recipes
     # "auto" needs the device first: PartialState is the one Accelerator then adopts.
     prec = precision.resolve(recipe.train.mixed_precision, PartialState(cpu=cpu_ddp).device.type)

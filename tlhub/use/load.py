@@ -108,7 +108,7 @@ class Predictor:
         if batch_size < 1:
             raise UserError(f"batch_size: must be >= 1, got {batch_size}")
         items = self._as_list(inputs)
-        from tlhub.training.precision import autocast
+        from tlhub.precision import autocast
         rows = []
         with torch.inference_mode(), autocast(self.mixed_precision, torch.device(self.device).type):
             for start in range(0, len(items), batch_size):
@@ -351,7 +351,7 @@ def load(path: str | Path, device: str = "cpu", mixed_precision: str = "auto") -
     "fp16" force one.
     Raises ``tlhub.UserError`` when the folder, config or weights are missing, corrupt or do not fit.
     """
-    from tlhub.training import precision
+    from tlhub import precision
     if mixed_precision not in precision.MODES:
         raise UserError(f"mixed_precision {mixed_precision!r}: expected one of {', '.join(precision.MODES)}")
     model_dir = find_model_dir(path)
