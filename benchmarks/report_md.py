@@ -102,7 +102,7 @@ def render(env, r, fmt_phase_table, phase_rows, ratio) -> str:
         w_c, w_u = c["phases"][0]["seconds"], u["phases"][0]["seconds"]
         targets.append(_target(w_u / w_c >= 5, f"phase 1 whole (10 epochs, cache filling included): {w_c:.1f} s vs "
                                                f"{w_u:.1f} s = {ratio(w_u, w_c)} (target >= 5x)"))
-    if "text_cached" in r:
+    if "text_cached" in r and len(r["text_cached"]["phases"]) > 1:  # the two-phase recipe before issue 29
         c, u = r["text_cached"], r["text_uncached"]
         first = c["phases"][0]["phase"]
         p1 = c["after_phase"][first]["accuracy"]  # the recipe sets eval.each_phase
@@ -169,7 +169,8 @@ def replace_marked(path: Path, name: str, body: str) -> None:
 
 def keep_marked(old: str, text: str) -> str:
     """``text`` plus the sections other scripts wrote between markers in the old RESULTS.md (kept as they are)."""
-    for name in ("onnx_throughput", "group_by_length", "auto_dev", "text_cache", "hf_trainer", "gpu", "serve_load", "serve_load_text"):  # written by those scripts or by hand
+    for name in ("onnx_throughput", "group_by_length", "auto_dev", "text_cache", "hf_trainer", "hf_trainer_bf16",
+                 "cpu_bf16", "scaling", "gpu", "serve_load", "serve_load_text"):  # written by those scripts or by hand
         begin, end = f"<!-- BEGIN {name} -->", f"<!-- END {name} -->"
         if begin in old and end in old:
             text = text.rstrip("\n") + "\n\n" + old[old.index(begin):old.index(end) + len(end)] + "\n"

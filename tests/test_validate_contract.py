@@ -89,7 +89,7 @@ FIELDS: dict[str, list] = {
     "phases.0.early_stop": NUMBERS,
     "phases.0.restore_best": [True, False, 1],
     "train.seed": NUMBERS + [2**32 - 1, 2**32],
-    "train.mixed_precision": names("no", "fp16", "bf16"),
+    "train.mixed_precision": names("no", "fp16", "bf16", "auto"),
     "train.grad_accum": SMALL + [7, 2**31],
     "train.threads": [0, 1, 2, -1, 1.5, "2", math.nan],
     "train.log_with": [[], ["tensorboard"], ["nosuchtracker"], "tensorboard", [3], ["all"]],

@@ -20,10 +20,10 @@ def run(recipe, overrides=(), *, overwrite: bool = False, quiet: bool = False, r
     return _run(recipe, overrides=overrides, overwrite=overwrite, quiet=quiet, resume=resume)
 
 
-def load(path, device: str = "cpu"):
+def load(path, device: str = "cpu", mixed_precision: str = "auto"):
     """Load a trained model (a run directory or its ``model/`` folder) as a ``Predictor``; see ``tlhub.use.load``."""
     from tlhub.use.load import load as _load
-    return _load(path, device=device)
+    return _load(path, device=device, mixed_precision=mixed_precision)
 
 
 def __getattr__(name):  # Predictor and Prediction without importing torch at ``import tlhub``

@@ -23,7 +23,7 @@ def preprocessing_config(prep, recipe) -> dict:
     return {"modality": "unknown"}
 
 
-def write_model(model_dir: Path, recipe, model, classes: list[str]) -> None:
+def write_model(model_dir: Path, recipe, model, classes: list[str], mixed_precision: str = "no") -> None:
     """``model/``: weights (safetensors, never pickle), config.json, the recipe, the tokenizer for text."""
     from safetensors.torch import save_file
 
@@ -43,6 +43,7 @@ def write_model(model_dir: Path, recipe, model, classes: list[str]) -> None:
         "head": recipe.model.head, "head_options": recipe.model.head_options,
         "classes": classes, "preprocessing": preprocessing_config(prep, recipe),
         "channels_last": bool(getattr(model, "channels_last", False)),
+        "mixed_precision": mixed_precision,  # the autocast it was trained and tested in ("no": fp32)
     }
     # The backbone saves what a rebuild needs offline (a text plugin: tokenizer + architecture config); only
     # options its descriptor declares are kept.
@@ -90,9 +91,9 @@ def write_samples(run_dir: Path, model, splits, preds, probs, image_size: int) -
             save_file({"images": torch.from_numpy(np.stack(imgs)).to(torch.uint8)}, str(tmp))
 
 
-def write_outputs(run_dir: Path, recipe, model, splits, metrics, preds, probs) -> None:
+def write_outputs(run_dir: Path, recipe, model, splits, metrics, preds, probs, mixed_precision: str = "no") -> None:
     rundir.write_json(run_dir / "metrics.json", metrics)
-    write_model(run_dir / "model", recipe, model, splits.classes)
+    write_model(run_dir / "model", recipe, model, splits.classes, mixed_precision)
     prep = model.backbone.preprocessing
     size = (recipe.data.image_size or prep.size) if isinstance(prep, ImagePreprocessing) else 0
     write_samples(run_dir, model, splits, preds, probs, size)

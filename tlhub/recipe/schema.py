@@ -102,8 +102,9 @@ class PhaseCfg:
 @dataclass(frozen=True)
 class TrainCfg:
     seed: int = field(default=0, metadata={"help": "random seed"})
-    mixed_precision: str = field(default="no", metadata={"help": "no, fp16 or bf16",
-                                                          "choices": ("no", "fp16", "bf16")})
+    mixed_precision: str = field(default="no", metadata={"help": "no, fp16, bf16 or auto (bf16 on a CPU with AMX / "
+                                                                  "AVX-512 bf16, else fp32)",
+                                                          "choices": ("no", "fp16", "bf16", "auto")})
     grad_accum: int = field(default=1, metadata={"help": "gradient accumulation steps"})
     threads: int = field(default=0, metadata={"help": "torch CPU threads per process (0: cores / processes)"})
     log_with: list = field(default_factory=list, metadata={"help": "Accelerate trackers, e.g. ['tensorboard']"})

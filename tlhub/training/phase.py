@@ -289,8 +289,10 @@ def run_phase(ctx: RunContext, model: TransferModel, index: int, resume=None) ->
         log.info("  restore_best: weights of epoch %d (val acc %.4f, loss %.4f) instead of epoch %d", best.epoch,
                  best.accuracy, best.loss, last_epoch)
         _save(ctx, prepared, optimizer, scheduler, index, last_epoch, 0, None, entry, best, best_weights, done=True)
+    cached_mb = sum(cache_bytes(ds) for ds in (train_ds, val_ds) if isinstance(ds, CachedDataset)) / 2**20
     ctx.timings.append({"phase": phase.name, "seconds": round(time.time() - t_phase, 3),
-                        "cache_seconds": round(cache_seconds, 3), "train_input": entry.label,
+                        "cache_seconds": round(cache_seconds, 3), "cache_mb": round(cached_mb, 1),
+                        "train_input": entry.label,
                         "resumed": resume is not None})
     model = accelerator.unwrap_model(prepared)
     spilled = spill_files(train_ds) + spill_files(val_ds)
@@ -353,7 +355,8 @@ def predict_loader(accelerator, model, loader, entry: Entry = RAW):
     model.eval()
     all_logits, all_labels = [], []
     for x, y in loader:
-        logits = model(x, entry=entry)
+        with accelerator.autocast():  # the run's mixed precision, also for a model unwrapped after its phase
+            logits = model(x, entry=entry)
         logits, y = accelerator.gather_for_metrics((logits.float(), y))
         all_logits.append(logits.cpu())
         all_labels.append(y.cpu())

@@ -163,9 +163,13 @@ def _run(recipe_or_path, overrides, overwrite, quiet, resume, opened) -> RunResu
     # Under torchrun on a machine without GPUs, Accelerate picks gloo only when told it is on CPU.
     cpu_ddp = int(os.environ.get("WORLD_SIZE", "1")) > 1 and not torch.cuda.is_available()
     _check_gpus_per_process()
-    from accelerate.state import AcceleratorState
+    from accelerate.state import AcceleratorState, PartialState
+
+    from tlhub import precision
     AcceleratorState._reset_state()  # mixed precision is per run: one process may run several recipes
-    accelerator = Accelerator(cpu=cpu_ddp, mixed_precision=recipe.train.mixed_precision,
+    # "auto" needs the device first: PartialState is the one Accelerator then adopts.
+    prec = precision.resolve(recipe.train.mixed_precision, PartialState(cpu=cpu_ddp).device.type)
+    accelerator = Accelerator(cpu=cpu_ddp, mixed_precision=prec.mode,
                               gradient_accumulation_steps=recipe.train.grad_accum,
                               log_with=recipe.train.log_with or None, project_dir=".",
                               dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True))
@@ -187,8 +191,8 @@ def _run(recipe_or_path, overrides, overwrite, quiet, resume, opened) -> RunResu
     if resume is not None and ckpt is None and not searched:  # an interrupted search starts over
         raise UserError(f"--resume: no whole checkpoint in {run_dir / 'checkpoints'}; start a new run instead")
     t_start = time.time()
-    log.info("tlhub: run %s -> %s (%d process(es), %s, %d thread(s) each)", recipe.path or "recipe", run_dir,
-             accelerator.num_processes, accelerator.device, threads)
+    log.info("tlhub: run %s -> %s (%d process(es), %s, %d thread(s) each, %s)", recipe.path or "recipe", run_dir,
+             accelerator.num_processes, accelerator.device, threads, prec.describe())
 
     # Weights before data, and both problems in one message: an offline user hears about missing
     # weights and missing data at once, without first waiting for the data to load.
@@ -240,7 +244,7 @@ def _run(recipe_or_path, overrides, overwrite, quiet, resume, opened) -> RunResu
     if main:
         from tlhub.artifacts.environment import describe_environment
         rundir.write_json(run_dir / "environment.json", describe_environment(
-            accelerator.device, accelerator.num_processes, threads, recipe.train.mixed_precision, registry))
+            accelerator.device, accelerator.num_processes, threads, prec.mode, registry))
         rundir.write_atomic(run_dir / "recipe.toml", f"# resolved recipe of {recipe.path}\n" + to_toml(recipe))
         rundir.write_atomic(run_dir / "history.jsonl", "".join(json.dumps(r) + "\n" for r in history))
         if splits.skipped:
@@ -295,7 +299,7 @@ def _run(recipe_or_path, overrides, overwrite, quiet, resume, opened) -> RunResu
     metrics["classes"] = splits.classes
     if main:
         from tlhub.artifacts.export import write_outputs
-        write_outputs(run_dir, recipe, model, splits, metrics, preds, probs)
+        write_outputs(run_dir, recipe, model, splits, metrics, preds, probs, prec.mode)
     if recipe.train.log_with:
         accelerator.log({f"test/{k}": v for k, v in metrics.items() if isinstance(v, float)})
         accelerator.end_training()

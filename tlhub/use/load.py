@@ -60,11 +60,14 @@ class Predictor:
     """A loaded model in eval mode with the preprocessing it was trained with.
 
     Attributes: ``model`` (the ``TransferModel``), ``classes``, ``modality`` ("image" or "text"),
-    ``config`` (the parsed ``config.json``), ``model_dir`` and ``device``.
+    ``config`` (the parsed ``config.json``), ``model_dir``, ``device`` and ``mixed_precision`` (the
+    autocast predictions run under: "no", "bf16" or "fp16").
     """
 
-    def __init__(self, model: Any, config: dict, model_dir: Path, device: str = "cpu", tokenizer: Any = None):
+    def __init__(self, model: Any, config: dict, model_dir: Path, device: str = "cpu", tokenizer: Any = None,
+                 mixed_precision: str = "no"):
         self.model = model
+        self.mixed_precision = mixed_precision
         self.config = config
         self.model_dir = Path(model_dir)
         self.classes: list[str] = [str(c) for c in config["classes"]]
@@ -105,8 +108,9 @@ class Predictor:
         if batch_size < 1:
             raise UserError(f"batch_size: must be >= 1, got {batch_size}")
         items = self._as_list(inputs)
+        from tlhub.precision import autocast
         rows = []
-        with torch.inference_mode():
+        with torch.inference_mode(), autocast(self.mixed_precision, torch.device(self.device).type):
             for start in range(0, len(items), batch_size):
                 x = self._batch(items[start:start + batch_size])
                 rows.append(self.model(x).float().softmax(-1).cpu().numpy())
@@ -277,15 +281,26 @@ def load_tokenizer(model_dir: Path, backbone: Any) -> Any:
     return tok
 
 
-def load(path: str | Path, device: str = "cpu") -> Predictor:
+def load(path: str | Path, device: str = "cpu", mixed_precision: str = "auto") -> Predictor:
     """Load a fine-tuned model from a run directory (or its ``model/`` folder) for prediction.
 
     ``device``: "cpu" (default), "cuda", "cuda:N" or "auto" (a GPU when one is visible).
+    ``mixed_precision``: "auto" (default) predicts under the autocast the model was trained and tested in
+    where this device runs it fast (bf16: a CPU with AMX / AVX-512 bf16), else in fp32; "no", "bf16" or
+    "fp16" force one.
     Raises ``tlhub.UserError`` when the folder, config or weights are missing, corrupt or do not fit.
     """
+    from tlhub import precision
+    if mixed_precision not in precision.MODES:
+        raise UserError(f"mixed_precision {mixed_precision!r}: expected one of {', '.join(precision.MODES)}")
     model_dir = find_model_dir(path)
     config = read_config(model_dir)
     device = resolve_device(device)
+    if mixed_precision == precision.AUTO:
+        import torch
+        trained = config.get("mixed_precision", "no")
+        mixed_precision = precision.resolve(precision.AUTO, torch.device(device).type).mode \
+            if trained == "bf16" else "no"
     model = build_model(config, model_dir)
     load_weights(model, model_dir / "model.safetensors")
     if config.get("channels_last"):  # the memory format it was trained and tested in
@@ -295,4 +310,4 @@ def load(path: str | Path, device: str = "cpu") -> Predictor:
     tokenizer = None
     if (config.get("preprocessing") or {}).get("modality") == "text":
         tokenizer = load_tokenizer(model_dir, model.backbone)
-    return Predictor(model, config, model_dir, device, tokenizer)
+    return Predictor(model, config, model_dir, device, tokenizer, mixed_precision)
