@@ -182,8 +182,9 @@ def resolve_device(device: Any = "cpu") -> str:
         kind = torch.device(name).type
     except RuntimeError:
         raise UserError(f"device {name!r}: not a torch device (try 'cpu', 'cuda' or 'auto')") from None
-    if kind not in ("cpu", "cuda", "mps", "xpu"):  # 'meta' holds no data: every prediction would fail later
-        raise UserError(f"device {name!r}: tlhub predicts on 'cpu', 'cuda[:N]', 'mps' or 'auto', not {kind!r}")
+    if kind == "meta":  # holds no data: every prediction would fail later; other backends (xpu, hpu, ...) pass
+        raise UserError(f"device {name!r}: a meta tensor holds no data; tlhub predicts on 'cpu', 'cuda[:N]', "
+                        f"'mps' or 'auto'")
     return name
 
 
