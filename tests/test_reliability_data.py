@@ -8,26 +8,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 from PIL import Image
 
 import tlhub
-from tlhub.cli import cli
 
 FAST = ["phases.0.epochs=1", "phases.1.epochs=1"]
+from clichecks import invoke, refused  # noqa: E402
+
 REPO = Path(__file__).resolve().parents[1]
 EVIL = "from pathlib import Path\nPath(__file__).with_name('RAN').write_text('code from a recipe ran')\n"
-
-
-def invoke(*args):
-    return CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
-
-
-def refused(res, *needles):
-    assert res.exit_code == 2, res.output
-    assert "Traceback" not in res.output
-    for n in needles:
-        assert n in res.output, res.output
 
 
 # ---------------------------------------------------------------- finding 4: metrics are names

@@ -2,7 +2,6 @@
 setup errors and abandoned siblings, --resume with --overwrite."""
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import signal
@@ -11,31 +10,15 @@ import sys
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
 import tlhub
 from tlhub.artifacts import rundir
-from tlhub.cli import cli
 from tlhub.errors import UserError
 
 FAST = ["phases.0.epochs=1", "phases.1.epochs=1"]
+from clichecks import invoke, refused, snapshot  # noqa: E402
+
 REPO = Path(__file__).resolve().parents[1]
-
-
-def invoke(*args):
-    return CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
-
-
-def refused(res, *needles):
-    assert res.exit_code == 2, res.output
-    assert "Traceback" not in res.output
-    for n in needles:
-        assert n in res.output, res.output
-
-
-def snapshot(folder: Path) -> dict[str, str]:
-    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
 def tiny_text(out: Path) -> str:
