@@ -30,3 +30,8 @@ def register_data_sources(register):
 @hookspec
 def register_metrics(register):
     """Register test-set metrics for ``eval.metrics``: call ``register(MetricSpec(...))`` once per metric."""
+
+
+@hookspec
+def register_modalities(register):
+    """Register modalities (how a kind of data becomes model input): call ``register(ModalitySpec(...))``."""

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
 from tlhub.errors import UserError, did_you_mean
+from tlhub.modality import ModalitySpec
 from tlhub.options import Opt
 
 
@@ -74,13 +75,14 @@ class MetricSpec:
 
 
 KINDS = {
+    "modalities": ModalitySpec,
     "backbones": BackboneSpec,
     "heads": HeadSpec,
     "freeze-policies": FreezePolicySpec,
     "data-sources": DataSourceSpec,
     "metrics": MetricSpec,
 }
-KIND_SINGULAR = {"backbones": "backbone", "heads": "head", "freeze-policies": "freeze policy",
+KIND_SINGULAR = {"modalities": "modality", "backbones": "backbone", "heads": "head", "freeze-policies": "freeze policy",
                  "data-sources": "data source", "metrics": "metric"}
 
 @dataclass(frozen=True)
