@@ -35,3 +35,8 @@ def register_metrics(register):
 @hookspec
 def register_modalities(register):
     """Register modalities (how a kind of data becomes model input): call ``register(ModalitySpec(...))``."""
+
+
+@hookspec
+def register_tasks(register):
+    """Register tasks (what a model predicts, its loss and scores): call ``register(TaskSpec(...))``."""

@@ -10,6 +10,7 @@ from typing import Any, Callable
 
 from tlhub.errors import UserError, did_you_mean
 from tlhub.modality import ModalitySpec
+from tlhub.task import TaskSpec
 from tlhub.options import Opt
 
 
@@ -76,13 +77,14 @@ class MetricSpec:
 
 KINDS = {
     "modalities": ModalitySpec,
+    "tasks": TaskSpec,
     "backbones": BackboneSpec,
     "heads": HeadSpec,
     "freeze-policies": FreezePolicySpec,
     "data-sources": DataSourceSpec,
     "metrics": MetricSpec,
 }
-KIND_SINGULAR = {"modalities": "modality", "backbones": "backbone", "heads": "head", "freeze-policies": "freeze policy",
+KIND_SINGULAR = {"modalities": "modality", "tasks": "task", "backbones": "backbone", "heads": "head", "freeze-policies": "freeze policy",
                  "data-sources": "data source", "metrics": "metric"}
 
 @dataclass(frozen=True)
@@ -106,6 +108,7 @@ class Registry:
     # ``provider(kind, name) -> plugin name or None``. The core keeps no table of other plugins' names.
     provider: Callable[[str, str], str | None] | None = None
     loaded_modalities: dict[str, Any] = field(default_factory=dict, repr=False)
+    loaded_tasks: dict[str, Any] = field(default_factory=dict, repr=False)
 
     def add(self, kind: str, spec: Any, plugin: str) -> None:
         expected = KINDS[kind]
@@ -129,6 +132,12 @@ class Registry:
         if name not in self.loaded_modalities:
             self.loaded_modalities[name] = self.get("modalities", name).load()
         return self.loaded_modalities[name]
+
+    def task(self, name: str) -> Any:
+        """The loaded ``tlhub.task.Task`` called ``name`` (loaded once per registry)."""
+        if name not in self.loaded_tasks:
+            self.loaded_tasks[name] = self.get("tasks", name).load()
+        return self.loaded_tasks[name]
 
     def source_modality(self, source: str) -> Any:
         """The loaded ``Modality`` of the data that data source ``source`` gives."""

@@ -107,6 +107,7 @@ def doc_registry():
 
 
 KIND_TEXT = {
+    "tasks": ("Tasks", "`model.task`", ""),
     "modalities": ("Modalities", "`data.source` (a data source gives one modality's data)", "`data.preprocess`"),
     "backbones": ("Backbones", "`model.backbone`", "`model.backbone_options`"),
     "heads": ("Heads", "`model.head`", "`model.head_options`"),

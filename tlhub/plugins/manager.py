@@ -23,8 +23,8 @@ from tlhub import hookspecs
 from tlhub.registry import KINDS, PluginInfo, Registry
 
 GROUP = "tlhub"
-BUILTIN_PLUGINS = ("tlhub.plugins.builtins.modalities", "tlhub.plugins.builtins.heads", "tlhub.plugins.builtins.freeze_policies",
-                   "tlhub.plugins.builtins.metrics")
+BUILTIN_PLUGINS = ("tlhub.plugins.builtins.modalities", "tlhub.plugins.builtins.tasks", "tlhub.plugins.builtins.heads",
+                   "tlhub.plugins.builtins.freeze_policies", "tlhub.plugins.builtins.metrics")
 
 
 def _env_list(var: str) -> set[str] | None:
