@@ -20,14 +20,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable
 
+from tlhub.options import Opt
+
 
 @dataclass(frozen=True)
 class TaskSpec:
-    """A task: ``load() -> Task``."""
+    """A task: ``load() -> Task``; ``options``: what a recipe may set for it (none for the built-ins yet)."""
 
     name: str
     summary: str
     load: Callable[[], "Task"]
+    options: tuple[Opt, ...] = ()
     plugin: str = ""
 
 
