@@ -230,3 +230,40 @@ def test_the_extending_page_documents_every_method_and_its_task_example_runs():
         task = reg.task("smoothed-classification")
         logits, y = torch.tensor([[4.0, 0.0]]), torch.tensor([0])
         assert task.loss(logits, y) > nn.functional.cross_entropy(logits, y)  # smoothing costs a confident hit
+
+
+class OptimPlugin:
+    """An optimizer and a schedule from outside, through the hooks the built-in ones use."""
+
+    calls: list = []
+
+    @hookimpl
+    def register_optimizers(self, register):
+        from tlhub.registry import OptimizerSpec
+
+        def nesterov(groups, phase):
+            OptimPlugin.calls.append("optimizer")
+            return torch.optim.SGD(groups, lr=phase.lr, momentum=0.9, nesterov=True)
+        register(OptimizerSpec("sgd-nesterov", "SGD with Nesterov momentum", nesterov))
+
+    @hookimpl
+    def register_schedulers(self, register):
+        from tlhub.registry import SchedulerSpec
+
+        def halves(progress):
+            OptimPlugin.calls.append("schedule")
+            return 1.0 if progress < 0.5 else 0.5
+        register(SchedulerSpec("step-half", "the lr, then half of it", halves))
+
+
+def test_optimizers_and_schedules_from_outside_are_used_by_a_run(tmp_path):
+    from tlhub.recipe import load_and_validate
+    recipe = _recipe(tmp_path, **{'lr = 0.01': 'lr = 0.01\noptimizer = "sgd-nesterov"\nscheduler = "step-half"'})
+    with registered(VectorsPlugin(), OptimPlugin()) as reg:
+        assert {"adam", "adamw", "sgd", "sgd-nesterov"} <= set(reg.names("optimizers"))
+        assert {"constant", "cosine", "linear", "step-half"} <= set(reg.names("schedulers"))
+        OptimPlugin.calls.clear()
+        tlhub.run(recipe, quiet=True)
+        assert "optimizer" in OptimPlugin.calls and "schedule" in OptimPlugin.calls
+    with pytest.raises(UserError, match="phases.1.optimizer: unknown optimizer 'sgd-nesterov'"):
+        load_and_validate(recipe)  # without the plugin the name is unknown, before anything trains
