@@ -108,6 +108,17 @@ def test_the_folder_cycle_check_can_fail():
     assert _folder_cycle(layered) is None
 
 
+def test_the_trainer_searches_only_with_the_search_it_is_handed(tmp_path):
+    """training/ cannot import auto/ (auto trains with it): tlhub.run hands the search down; without it a
+    freeze = "auto" recipe stops before a run folder is made."""
+    from tlhub.training import trainer
+    out = tmp_path / "run"
+    with pytest.raises(TypeError, match="search_auto"):
+        trainer.run(REPO / "tests" / "recipes" / "tiny.toml", ["phases.0.freeze=auto", "phases.0.lr=0.03",
+                                                               f"output.dir={out}"], quiet=True)
+    assert not out.exists()
+
+
 def test_no_module_over_400_lines():
     long = {str(p.relative_to(REPO)): n for p in PKG.rglob("*.py") if (n := len(p.read_text().splitlines())) > 400}
     assert not long, f"modules over 400 lines: {long}"
