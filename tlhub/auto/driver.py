@@ -31,7 +31,7 @@ from pathlib import Path
 import torch
 
 from tlhub.artifacts import rundir
-from tlhub.auto import search, trials, validation
+from tlhub.auto import journal, search, trials, validation
 
 log = logging.getLogger("tlhub")
 
@@ -271,15 +271,23 @@ def search_auto(accelerator, recipe, registry, backbone, rng_state, splits, run_
         costs.trial_train = min(len(splits.train), steps * costs.batch)
     total = base.auto_budget * default  # the whole auto phase: head, search and the winner's training
     capped = ""
-    shutil.rmtree(Path(run_dir) / "auto", ignore_errors=True)  # trials of an interrupted search start over
     head_name, tune_name, anneal_name = _names(recipe, index)
     prefix = [trials.Candidate(0, base.lr, n).phase(base, head_epochs, head_name)] if head_epochs else []
+    auto_dir = Path(run_dir) / "auto"
+    if not resuming:
+        shutil.rmtree(auto_dir, ignore_errors=True)
+    from tlhub.training.checkpoint import identity
+    book = journal.Journal.open(auto_dir, identity(recipe, splits.classes), resuming, accelerator.is_main_process)
     runner = trials.TrialRunner(accelerator, recipe, index, registry, model, datasets, collate, deterministic,
-                                Path(run_dir) / "auto", stop, prefix=prefix, epoch_steps=steps)
+                                auto_dir, stop, prefix=prefix, epoch_steps=steps, journal=book)
     with trials.quiet_log():
-        seconds = runner.run_prefix()
-    if head_epochs:  # calibrate seconds per FLOP on the head phase just trained (a timed pass, not a guess)
-        costs.seconds_per_flop = _agree(accelerator, seconds / costs.phase(0, head_epochs))
+        seconds = runner.run_prefix(resuming)
+    if book.head is not None:  # the first run's timings: the same auto_minutes cap, the same trials
+        seconds, costs.seconds_per_flop = book.head["seconds"], book.head["seconds_per_flop"]
+    else:
+        if head_epochs:  # calibrate seconds per FLOP on the head phase just trained (a timed pass, not a guess)
+            costs.seconds_per_flop = _agree(accelerator, seconds / costs.phase(0, head_epochs))
+        book.record_head(seconds, costs.seconds_per_flop)
     if base.auto_minutes and costs.seconds_per_flop:
         cap = base.auto_minutes * 60 / costs.seconds_per_flop  # the head phase counts against it
         capped = f", capped by auto_minutes = {base.auto_minutes:g}" if cap < total else ""
@@ -332,7 +340,9 @@ def search_auto(accelerator, recipe, registry, backbone, rng_state, splits, run_
                                     min_trial)
     head_won = winner.candidate.k == 0 and bool(prefix)  # the head phase itself won: anneal the head alone
     kept = winner_cache(runner.shared_cache, winner.candidate.k, n)
-    anneal = _anneal_epochs(winner, costs, total - budget.spent, most, refill=not kept)
+    # whether the search filled the winner's cache, not whether this process still holds it: a resumed search
+    # may not have refilled it, and must plan the same anneal as an uninterrupted one
+    anneal = _anneal_epochs(winner, costs, total - budget.spent, most, refill=winner.candidate.k not in costs.filled)
     if anneal:
         log.info("auto: the winner trains %d more epoch(s) with its lr annealed to zero (what the budget leaves, "
                  "at most %d epochs in all: no more than %d steps; ~%.0f s)", anneal, most, FINE_TUNE_STEPS,

@@ -236,6 +236,7 @@ class TrialRunner:
     prefix_dir: Path | None = None
     epoch_steps: int = 0      # batches per trial epoch (0: the whole training split)
     shared_cache: dict = field(default_factory=dict)  # frozen-prefix caches by entry point, for every trial
+    journal: object = None    # tlhub.auto.journal.Journal: finished trials, replayed by a resumed search
 
     def trial_recipe(self, phases: list[dict]):
         from tlhub.recipe import parse_recipe
@@ -254,22 +255,35 @@ class TrialRunner:
                           folder, history, identity(recipe, []), self.stop, "", plan=plan,
                           shared_cache=self.shared_cache)
 
-    def run_prefix(self) -> float:
-        """Train the phases every candidate starts from; seconds taken."""
+    def run_prefix(self, resuming: bool = False) -> float:
+        """Train the phases every candidate starts from (``resuming``: continue them from their newest
+        checkpoint); seconds taken."""
+        from tlhub.training import checkpoint
         from tlhub.training.phase import run_phase
         t0 = time.time()
         self.prefix_dir = self.root / "prefix"
         self.prefix_dir.mkdir(parents=True, exist_ok=True)
         recipe = self.trial_recipe([])
-        ctx = self._ctx(recipe, self.prefix_dir, [])
-        for i in range(len(recipe.phases)):
-            self.model = run_phase(ctx, self.model, i)
+        ckpt = checkpoint.newest(self.prefix_dir) if resuming else None
+        first, resume_in = 0, None
+        if ckpt is not None:
+            checkpoint.load_model_only(ckpt, self.model)
+            first, resume_in = checkpoint.resume_point(ckpt, recipe.phases)
+        ctx = self._ctx(recipe, self.prefix_dir, list(ckpt.state["history"]) if ckpt else [])
+        for i in range(first, len(recipe.phases)):
+            self.model = run_phase(ctx, self.model, i, resume=resume_in if i == first else None)
         return time.time() - t0
 
     def train(self, state: TrialState, epochs: int, name: str) -> None:
-        """Train ``state``'s candidate up to ``epochs`` epochs in total (continuing its checkpoint)."""
+        """Train ``state``'s candidate up to ``epochs`` epochs in total (continuing its checkpoint); a call the
+        journal holds (a resumed search) restores what it measured instead."""
         from tlhub.training import checkpoint
         from tlhub.training.phase import run_phase
+        replayed = self.journal.replay(state.folder, epochs) if self.journal else None
+        if replayed is not None:
+            for key, value in replayed.items():
+                setattr(state, key, value)
+            return
         folder = self.root / state.folder
         folder.mkdir(parents=True, exist_ok=True)
         base = self.recipe.phases[self.auto_index]
@@ -281,11 +295,17 @@ class TrialRunner:
         if start is not None:
             checkpoint.load_model_only(start, self.model)
         ctx = self._ctx(recipe, folder, list(start.state["history"]) if start else [])
+        # a kill after the trial's last checkpoint but before its journal line: it trained these epochs already
+        finished = resume is not None and not resume.state["step"] and (
+            resume.state["epoch"] >= epochs or (resume.state.get("best") or {}).get("stopped"))
         t0 = time.time()
-        with quiet_log():
-            self.model = run_phase(ctx, self.model, index, resume=resume)
+        if not finished:
+            with quiet_log():
+                self.model = run_phase(ctx, self.model, index, resume=resume)
         state.seconds += time.time() - t0
         self._record(state, folder, index)
+        if self.journal:
+            self.journal.record_trial(state.folder, epochs, state)
 
     def record_prefix(self, state: TrialState, seconds: float, cost: float) -> None:
         """The head-only candidate is the generated head phase itself: its early stop already chose the

@@ -1,0 +1,109 @@
+"""freeze = "auto": a search stopped by Ctrl-C in the middle of a rung continues with --resume and ends exactly
+where an uninterrupted search with the same seed ends (the same trials, winner and weights)."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+from clichecks import invoke, refused  # noqa: E402
+
+AUTO = ["data.options.per_class=40", "phases.0.freeze=auto", "phases.0.lr=0.03", "phases.0.auto_budget=4"]
+
+
+def _recipe(tmp_path: Path, name: str) -> Path:
+    text = (Path(__file__).parent / "recipes" / "tiny.toml").read_text()
+    path = tmp_path / f"{name}.toml"
+    path.write_text(text + f'\n[output]\ndir = "{tmp_path / name}"\n')
+    return path
+
+
+def _search(run: Path) -> dict:
+    data = json.loads((run / "auto_search.json").read_text())
+    for row in data["trials"]:
+        row.pop("seconds")  # wall times differ from run to run, interrupted or not
+    data["budget"].pop("default_plan_seconds_estimate")
+    return {k: data[k] for k in ("trials", "winner", "phases", "criterion", "budget", "validation")}
+
+
+def _weights(run: Path) -> dict:
+    from safetensors.torch import load_file
+    return load_file(str(run / "model" / "model.safetensors"))
+
+
+@pytest.fixture
+def several_rungs(monkeypatch):
+    """Trials of one epoch at least (this split's epoch is 6 batches), so the halving runs several rungs."""
+    from tlhub.auto import driver
+    monkeypatch.setattr(driver, "MIN_TRIAL_STEPS", 1)
+
+
+def test_ctrl_c_mid_rung_then_resume_ends_with_the_same_winner_and_weights(tmp_path, monkeypatch, several_rungs):
+    from tlhub.auto import trials
+    real = trials.TrialRunner.train
+    calls: list[tuple[str, int]] = []
+
+    def counted(self, state, epochs, name):
+        calls.append((state.folder, epochs))
+        return real(self, state, epochs, name)
+    monkeypatch.setattr(trials.TrialRunner, "train", counted)
+    whole = _recipe(tmp_path, "whole")
+    assert invoke("run", whole, *AUTO, "--quiet").exit_code == 0
+    # the second trial of the second rung: one trial of that rung finished, one cut mid-epoch
+    continued = [i for i, (folder, _) in enumerate(calls) if folder in {f for f, _ in calls[:i]}]
+    assert len(continued) >= 2, calls  # the setting above gives several rungs
+    stop_at = continued[1]
+
+    calls.clear()
+
+    def ctrl_c(self, state, epochs, name):
+        calls.append((state.folder, epochs))
+        if len(calls) == stop_at + 1:
+            os.kill(os.getpid(), signal.SIGINT)  # the run's handler sets its stop flag: a checkpoint after this step
+        return real(self, state, epochs, name)
+    monkeypatch.setattr(trials.TrialRunner, "train", ctrl_c)
+    cut = _recipe(tmp_path, "cut")
+    res = invoke("run", cut, *AUTO, "--quiet")
+    run = tmp_path / "cut"
+    assert res.exit_code == 130 and "during the auto search" in res.output, res.output
+    assert f"--resume {run}" in res.output and "Traceback" not in res.output
+    # the interrupted trial left a checkpoint inside its epoch, the finished ones a journal line each
+    folder = calls[stop_at][0]
+    ckpt = json.loads(next((run / "auto" / folder / "checkpoints").glob("*/state.json")).read_text())
+    assert ckpt["step"] > 0
+    lines = [json.loads(x) for x in (run / "auto" / "journal.jsonl").read_text().splitlines()]
+    assert [r["kind"] for r in lines] == ["start", "head"] + ["trial"] * stop_at
+    assert not (run / "auto_search.json").exists()
+
+    calls.clear()
+    monkeypatch.setattr(trials.TrialRunner, "train", counted)
+    res = invoke("run", cut, *AUTO, "--resume", run, "--quiet")
+    assert res.exit_code == 0, res.output
+    log = (run / "run.log").read_text()
+    assert f"resuming the search: {stop_at} finished trial(s)" in log
+    assert _search(run) == _search(tmp_path / "whole")
+    a, b = _weights(run), _weights(tmp_path / "whole")
+    assert a.keys() == b.keys() and all((a[k] == b[k]).all() for k in a)
+    assert json.loads((run / "metrics.json").read_text())["accuracy"] == \
+        json.loads((tmp_path / "whole" / "metrics.json").read_text())["accuracy"]
+
+
+def test_resume_of_a_search_with_a_changed_recipe_is_refused(tmp_path, monkeypatch):
+    from tlhub.auto import trials
+
+    def ctrl_c(self, state, epochs, name):
+        os.kill(os.getpid(), signal.SIGINT)
+        return real(self, state, epochs, name)
+    real = trials.TrialRunner.train
+    monkeypatch.setattr(trials.TrialRunner, "train", ctrl_c)
+    recipe = _recipe(tmp_path, "run")
+    small = ["data.options.per_class=10", *AUTO[1:3], "phases.0.auto_budget=0.6"]
+    assert invoke("run", recipe, *small, "--quiet").exit_code == 130
+    refused(invoke("run", recipe, *small, "train.seed=1", "--resume", tmp_path / "run", "--quiet"),
+            "comes from a different recipe", "train.seed")
+    assert (tmp_path / "run" / "auto" / "journal.jsonl").is_file()  # nothing the user had is lost
