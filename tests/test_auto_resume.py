@@ -38,9 +38,14 @@ def _weights(run: Path) -> dict:
 
 @pytest.fixture
 def several_rungs(monkeypatch):
-    """Trials of one epoch at least (this split's epoch is 6 batches), so the halving runs several rungs."""
-    from tlhub.auto import driver
+    """Trials of one epoch at least (this split's epoch is 6 batches) and a bound this tiny data's search
+    can run rungs in, so the halving runs several. Training backbone groups costs twice what its FLOPs say:
+    the measured factor is a timing, and the two runs compared here must plan the same trials (the journal
+    replays a resumed run's own timings; test_journal_* below)."""
+    from tlhub.auto import bound, driver
     monkeypatch.setattr(driver, "MIN_TRIAL_STEPS", 1)
+    monkeypatch.setattr(bound, "TIMES", 20.0)
+    monkeypatch.setattr(bound, "deep_factor", lambda *a: 2.0)
 
 
 def test_ctrl_c_mid_rung_then_resume_ends_with_the_same_winner_and_weights(tmp_path, monkeypatch, several_rungs):
@@ -77,7 +82,7 @@ def test_ctrl_c_mid_rung_then_resume_ends_with_the_same_winner_and_weights(tmp_p
     ckpt = json.loads(next((run / "auto" / folder / "checkpoints").glob("*/state.json")).read_text())
     assert ckpt["step"] > 0
     lines = [json.loads(x) for x in (run / "auto" / "journal.jsonl").read_text().splitlines()]
-    assert [r["kind"] for r in lines] == ["start", "head"] + ["trial"] * stop_at
+    assert [r["kind"] for r in lines] == ["start", "head"] + ["trial"] * stop_at + ["partial"]
     assert not (run / "auto_search.json").exists()
 
     calls.clear()
@@ -86,6 +91,7 @@ def test_ctrl_c_mid_rung_then_resume_ends_with_the_same_winner_and_weights(tmp_p
     assert res.exit_code == 0, res.output
     log = (run / "run.log").read_text()
     assert f"resuming the search: {stop_at} finished trial(s)" in log
+    assert "set by shipped recipe" in log  # the bound (and its factor, 2 here) held the search in both runs
     assert _search(run) == _search(tmp_path / "whole")
     a, b = _weights(run), _weights(tmp_path / "whole")
     assert a.keys() == b.keys() and all((a[k] == b[k]).all() for k in a)
@@ -107,3 +113,29 @@ def test_resume_of_a_search_with_a_changed_recipe_is_refused(tmp_path, monkeypat
     refused(invoke("run", recipe, *small, "train.seed=1", "--resume", tmp_path / "run", "--quiet"),
             "comes from a different recipe", "train.seed")
     assert (tmp_path / "run" / "auto" / "journal.jsonl").is_file()  # nothing the user had is lost
+
+
+def test_journal_replays_trials_in_order_and_the_seconds_of_an_interrupted_call(tmp_path):
+    from types import SimpleNamespace
+
+    from tlhub.auto.journal import Journal
+    ident = {"model": {"backbone": "x"}}
+    first = Journal.open(tmp_path, ident, resuming=False, write=True)
+    first.record_head(1.5, 1e-9)
+    first.record_trial("top1-lr0.001", 2, SimpleNamespace(epochs=2, accuracy=0.5, loss=1.0, best_epoch=2,
+                                                          stopped=False, seconds=3.0, curve=[0.4, 0.5]))
+    first.record_partial("top2-lr0.001", 1.25)  # Ctrl-C in the second trial, then in it again once resumed
+    first.record_partial("top2-lr0.001", 0.5)
+    with open(tmp_path / "journal.jsonl", "a") as f:
+        f.write('{"kind": "trial", "tri')  # a kill in the middle of a line
+    again = Journal.open(tmp_path, ident, resuming=True, write=True)
+    assert again.head == {"kind": "head", "seconds": 1.5, "seconds_per_flop": 1e-9}
+    assert again.replay("top1-lr0.001", 2)["curve"] == [0.4, 0.5]
+    assert again.replay("top2-lr0.001", 2) is None  # not finished: trained from its checkpoint
+    assert again.take_partial("top2-lr0.001") == pytest.approx(1.75) and again.take_partial("top2-lr0.001") == 0
+    assert (tmp_path / "journal.jsonl").read_text().endswith("}\n")  # the torn line is gone
+    with pytest.raises(RuntimeError, match="recorded as top1-lr0.001"):
+        Journal.open(tmp_path, ident, resuming=True, write=False).replay("all-lr0.001", 2)
+    from tlhub.errors import UserError
+    with pytest.raises(UserError):
+        Journal.open(tmp_path, {"model": {"backbone": "y"}}, resuming=True, write=False)

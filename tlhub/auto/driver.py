@@ -31,7 +31,7 @@ from pathlib import Path
 import torch
 
 from tlhub.artifacts import rundir
-from tlhub.auto import journal, search, trials, validation
+from tlhub.auto import bound, journal, search, trials, validation
 
 log = logging.getLogger("tlhub")
 
@@ -135,7 +135,8 @@ def _one_shot(st, epochs: int, costs, budget, train, label: str, status: str | N
     log.info(search.trial_line(label, st, budget))
 
 
-def _two_stage(states, head, quarter: int, costs, budget, max_epochs: int, train, criterion, min_epochs: int = 1):
+def _two_stage(states, head, quarter: int, costs, budget, max_epochs: int, train, criterion, min_epochs: int = 1,
+               n_val: int = 0):
     """When one epoch of the whole grid costs over half the search budget: the lr is measured where trials
     are cheapest (the top quarter, on cached features), then the depths at that lr by successive halving
     (or, where the lr trials trained part of an epoch, one-shot trials as long: ``_one_shot_depths``).
@@ -145,6 +146,12 @@ def _two_stage(states, head, quarter: int, costs, budget, max_epochs: int, train
     least. Together they get ``LR_STAGE_SHARE`` of the search budget (1 to ``max_epochs`` epochs each).
     (States that ran, in the table's order; winner)."""
     grid = [s.candidate for s in states]
+    if search.settled([head], criterion, n_val):  # no fine-tuning trial could show a gain on this split
+        for st in states:
+            st.status = st.status if st.epochs else search.SETTLED
+        head.status = "winner"
+        log.info("auto: the head alone is within the validation split's noise of accuracy 1: no trial run")
+        return states, head
     room = LR_STAGE_SHARE * max(0.0, budget.limit - budget.spent)
     n_lr = sum(1 for s in states if s.candidate.k == quarter)
     each = (room - (0.0 if quarter in costs.filled else costs.fill(quarter))) / n_lr  # one shared fill
@@ -171,7 +178,7 @@ def _two_stage(states, head, quarter: int, costs, budget, max_epochs: int, train
     log.info("auto: lr %.2g chosen at top %d; successive halving over the depths at it (criterion %s):", lr,
              quarter, criterion)
     winner = search.successive_halving([head, *depths], costs, budget, max_epochs, train, criterion, log.info,
-                                       min_epochs)
+                                       min_epochs, n_val)
     return [head, *lr_states, *depths], winner
 
 
@@ -288,10 +295,10 @@ def search_auto(accelerator, recipe, registry, backbone, rng_state, splits, run_
         if head_epochs:  # calibrate seconds per FLOP on the head phase just trained (a timed pass, not a guess)
             costs.seconds_per_flop = _agree(accelerator, seconds / costs.phase(0, head_epochs))
         book.record_head(seconds, costs.seconds_per_flop)
-    if base.auto_minutes and costs.seconds_per_flop:
-        cap = base.auto_minutes * 60 / costs.seconds_per_flop  # the head phase counts against it
-        capped = f", capped by auto_minutes = {base.auto_minutes:g}" if cap < total else ""
-        total = min(total, cap)
+    ref = bound.SHIPPED[bound.modality(backbone)]
+    lim = bound.limit(costs, ref, base.auto_budget * default, base.auto_minutes)  # the head phase counts against it
+    total = lim.total
+    capped = f", capped by {lim.by}" if lim.by != "auto_budget" else ""
     head_cost = costs.phase(0, head_epochs)
     # The search may spend SEARCH_SHARE of what the head phase leaves; the winner's training gets the rest.
     budget = search.Budget(head_cost + SEARCH_SHARE * max(0.0, total - head_cost), spent=head_cost)
@@ -302,6 +309,7 @@ def search_auto(accelerator, recipe, registry, backbone, rng_state, splits, run_
              "%d epoch(s); ~%.0f s here) for the whole auto phase%s: ~%.0f s. Head phase %.1f s; search up to ~%.0f s;"
              " the winner's training the rest", base.auto_budget, head_epochs, quarter, n, unit_steps, tune_epochs,
              sec(default), capped, sec(total), seconds, sec(budget.limit - budget.spent))
+    log.info("%s; the shipped recipe here: %s", bound.describe(lim, sec), ref.describe(n))
     if min_trial > 1:
         short = "" if min_trial * per_epoch >= MIN_TRIAL_STEPS else \
             f"; fewer than {MIN_TRIAL_STEPS}: no trial trains more epochs than the winner's {max_trial}"
@@ -325,7 +333,26 @@ def search_auto(accelerator, recipe, registry, backbone, rng_state, splits, run_
         runner.record_prefix(head, seconds, costs.phase(0, head_epochs))
 
     def train(st, e):
+        nonlocal total, lim, default
+        before, seconds_before, fill = st.epochs, st.seconds, costs.fill(st.candidate.k)
+        fill = 0.0 if st.candidate.k in costs.filled else fill
         runner.train(st, e, tune_name)
+        if st.candidate.k and not calibrated and st.epochs > before:
+            # the first trial that trains backbone groups measures what their training costs (its seconds are
+            # replayed from the journal on --resume: the same bound)
+            calibrated.append(st.candidate.name)
+            work = (st.epochs - before) * costs.trial_epoch(st.candidate.k, st.steps)
+            costs.deep = _agree(accelerator, bound.deep_factor(st.seconds - seconds_before, fill, work,
+                                                               costs.seconds_per_flop))
+            default = default_plan(costs, head_epochs, quarter, len(splits.train), recipe.data.batch_size,
+                                   accelerator.num_processes)[0]
+            lim = bound.limit(costs, ref, base.auto_budget * default, base.auto_minutes)
+            total = lim.total
+            budget.limit = head_cost + SEARCH_SHARE * max(0.0, total - head_cost)
+            log.info("auto: the first fine-tuning trial (%s, %.1f s) measured training backbone groups at %.2g x "
+                     "the head phase's seconds per FLOP; %s", st.candidate.name, st.seconds - seconds_before,
+                     costs.deep, bound.describe(lim, sec))
+    calibrated: list[str] = []
 
     if budget.limit <= budget.spent:  # no room to measure: the rule's plan as it is
         log.info("auto: auto_budget = %g leaves nothing to search; training the rule's plan", base.auto_budget)
@@ -334,10 +361,11 @@ def search_auto(accelerator, recipe, registry, backbone, rng_state, splits, run_
     elif trials.full_grid_affordable(grid, costs, budget.limit - budget.spent):
         log.info("auto: successive halving over all %d candidates (criterion %s):", len(states), vplan.criterion)
         winner = search.successive_halving(states, costs, budget, max_trial, train, vplan.criterion, log.info,
-                                           min_trial)
+                                           min_trial, len(splits.val))
     else:
         states, winner = _two_stage(states, head, quarter, costs, budget, max_trial, train, vplan.criterion,
-                                    min_trial)
+                                    min_trial, len(splits.val))
+    log.info("%s", bound.cuts(states, min_trial, lim))
     head_won = winner.candidate.k == 0 and bool(prefix)  # the head phase itself won: anneal the head alone
     kept = winner_cache(runner.shared_cache, winner.candidate.k, n)
     # whether the search filled the winner's cache, not whether this process still holds it: a resumed search
@@ -357,11 +385,15 @@ def search_auto(accelerator, recipe, registry, backbone, rng_state, splits, run_
         {"auto_budget": base.auto_budget, "auto_minutes": base.auto_minutes, "total": round(total / default, 4),
          "limit": round(budget.limit / default, 4), "anneal_epochs": anneal,
          "spent": round(budget.spent / default, 4), "default_plan_seconds_estimate": round(sec(default), 1),
+         "bound_by": lim.by, "shipped_recipe": round(lim.reference / default, 4), "shipped_times": bound.TIMES,
+         "deep_factor": costs.deep,
          "flops_per_example": [round(f) for f in costs.group_flops]},
         vplan.to_dict(),
         {"case": advice.case, "phases": advice.phases, "reasons": advice.reasons}, round(time.time() - t0, 2))
-    log.info("auto: search took %.0f s (%.2f x the default plan's estimated cost spent)\n%s\nauto: winner %s; "
-             "the run continues with %s", result.seconds, budget.spent / default, result.table(), winner.candidate.name,
+    log.info("auto: search took %.0f s measured, the winner's training ~%.0f s more (the whole auto phase may cost "
+             "~%.0f s; %.2f x the default plan's estimated cost spent)\n%s\nauto: winner %s; the run continues with %s",
+             result.seconds, sec(costs.phase(winner.candidate.k, anneal)), sec(total), budget.spent / default,
+             result.table(), winner.candidate.name,
              " then ".join(p["name"] for p in phases))
     runner.shared_cache.clear()  # every depth but the winner's (``kept``)
     if kept:

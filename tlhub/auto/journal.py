@@ -10,7 +10,8 @@ cuts the same trials.
 
 ``auto/journal.jsonl`` holds one JSON object a line, appended and fsynced by the main process:
 ``start`` (the recipe's identity: a changed recipe is refused), ``head`` (its seconds and the seconds per
-FLOP), then ``trial`` per finished trial call (its folder, the epochs asked for, what it measured). A line
+FLOP), then ``trial`` per finished trial call (its folder, the epochs asked for, what it measured), and
+``partial`` for a call stopped by Ctrl-C (the seconds it had trained). A line
 cut short by a kill is ignored, with every line after it.
 """
 from __future__ import annotations
@@ -50,6 +51,9 @@ class Journal:
     head: dict | None = None         # the head record of an earlier run
     trials: list = field(default_factory=list)  # trial records of an earlier run, in the order they ran
     position: int = 0                # trial records replayed so far
+    # seconds an interrupted trial call trained before Ctrl-C, by folder: added to its time when it finishes,
+    # so that its timing (the first fine-tuning trial calibrates the cost bound) is that of an uninterrupted run
+    partial: dict = field(default_factory=dict)
 
     @classmethod
     def open(cls, folder: Path, identity: dict, resuming: bool, write: bool) -> Journal:
@@ -70,6 +74,11 @@ class Journal:
                 rundir.write_atomic(path, "".join(json.dumps(r) + "\n" for r in records))
             journal.head = next((r for r in records if r["kind"] == "head"), None)
             journal.trials = [r for r in records if r["kind"] == "trial"]
+            for r in records:
+                if r["kind"] == "partial":
+                    journal.partial[r["trial"]] = journal.partial.get(r["trial"], 0.0) + r["seconds"]
+                elif r["kind"] == "trial":
+                    journal.partial.pop(r["trial"], None)
             log.info("auto: resuming the search: %d finished trial(s) recorded in %s", len(journal.trials), path)
         elif write:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -99,6 +108,13 @@ class Journal:
                                f"{rec['epochs_asked']} epoch(s), now asked {folder} to {epochs}")
         self.position += 1
         return {k: rec[k] for k in MEASURED}
+
+    def record_partial(self, folder: str, seconds: float) -> None:
+        """A trial call stopped by Ctrl-C after ``seconds`` of training (a hard kill records nothing)."""
+        self._append({"kind": "partial", "trial": folder, "seconds": seconds})
+
+    def take_partial(self, folder: str) -> float:
+        return self.partial.pop(folder, 0.0)
 
     def record_trial(self, folder: str, epochs: int, state) -> None:
         self._append({"kind": "trial", "trial": folder, "epochs_asked": epochs}

@@ -96,13 +96,17 @@ class CostModel:
     trial_train: int = 0  # examples one trial epoch trains (0: n_train)
     batch: int = 1        # examples per optimizer step, all processes together
     filled: set = field(default_factory=set)  # depths whose cache the search already holds (shared by trials)
+    # A FLOP of training backbone groups (k > 0) over one of the head phase's work, measured by the first such
+    # trial (tlhub.auto.bound.deep_factor); 1 until then.
+    deep: float = 1.0
 
     def epoch(self, k: int, n_train: int | None = None) -> float:
         """One epoch (train + validate) with the top ``k`` groups trainable and the rest cached."""
         n, n_train = len(self.group_flops), self.n_train if n_train is None else n_train
         frozen, rest = sum(self.group_flops[: n - k]), sum(self.group_flops[n - k:])
         fixed = 0.0 if self.cache else frozen * (n_train + self.n_val)
-        return fixed + n_train * 3 * (rest + self.head_flops) + self.n_val * (rest + self.head_flops)
+        work = fixed + n_train * 3 * (rest + self.head_flops) + self.n_val * (rest + self.head_flops)
+        return work * (self.deep if k else 1.0)
 
     def trial_examples(self, steps: int = 0) -> int:
         """Examples one trial epoch trains; ``steps``: its batches when a trial of its own trains fewer."""
@@ -300,9 +304,14 @@ class TrialRunner:
             resume.state["epoch"] >= epochs or (resume.state.get("best") or {}).get("stopped"))
         t0 = time.time()
         if not finished:
-            with quiet_log():
-                self.model = run_phase(ctx, self.model, index, resume=resume)
-        state.seconds += time.time() - t0
+            try:
+                with quiet_log():
+                    self.model = run_phase(ctx, self.model, index, resume=resume)
+            except BaseException:
+                if self.journal:
+                    self.journal.record_partial(state.folder, time.time() - t0)
+                raise
+        state.seconds += time.time() - t0 + (self.journal.take_partial(state.folder) if self.journal else 0.0)
         self._record(state, folder, index)
         if self.journal:
             self.journal.record_trial(state.folder, epochs, state)
