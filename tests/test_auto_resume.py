@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
 import sys
 from pathlib import Path
 
@@ -97,6 +98,33 @@ def test_ctrl_c_mid_rung_then_resume_ends_with_the_same_winner_and_weights(tmp_p
     assert a.keys() == b.keys() and all((a[k] == b[k]).all() for k in a)
     assert json.loads((run / "metrics.json").read_text())["accuracy"] == \
         json.loads((tmp_path / "whole" / "metrics.json").read_text())["accuracy"]
+
+    # SIGKILL in the same trial call (no handler runs, nothing is printed): the same folder resumes to the same end
+    killed = _recipe(tmp_path, "killed")
+    script = f"""
+import os, signal, sys
+from tlhub.auto import bound, driver, trials
+driver.MIN_TRIAL_STEPS, bound.TIMES, bound.deep_factor = 1, 20.0, lambda *a: 2.0
+real, calls = trials.TrialRunner.train, []
+def kill(self, *a):
+    calls.append(1)
+    if len(calls) == {stop_at + 1}:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return real(self, *a)
+trials.TrialRunner.train = kill
+from tlhub.cli import cli
+cli([{', '.join(repr(str(x)) for x in ('run', killed, *AUTO, '--quiet'))}])
+"""
+    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    proc = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
+    lines = [json.loads(x) for x in (tmp_path / "killed" / "auto" / "journal.jsonl").read_text().splitlines()]
+    assert [r["kind"] for r in lines] == ["start", "head"] + ["trial"] * stop_at  # no partial: nothing ran
+    res = invoke("run", killed, *AUTO, "--resume", tmp_path / "killed", "--quiet")
+    assert res.exit_code == 0, res.output
+    assert _search(tmp_path / "killed") == _search(tmp_path / "whole")
+    a = _weights(tmp_path / "killed")
+    assert all((a[k] == b[k]).all() for k in b)
 
 
 def test_resume_of_a_search_with_a_changed_recipe_is_refused(tmp_path, monkeypatch):

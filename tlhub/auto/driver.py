@@ -50,6 +50,7 @@ MIN_TRIAL_STEPS = TRIAL_STEPS // 5
 # The shared head phase is brief (fastai's fine_tune trains it 1 epoch): a head trained to convergence fits
 # the training set, and fine-tuning trials from it differ by less than their noise (benchmarks/RESULTS.md).
 HEAD_EPOCHS = 3
+PROBE_EXAMPLES = 1000  # the four-case rule's linear probes see at most this many training / validation examples
 
 
 @dataclass
@@ -244,7 +245,7 @@ def search_auto(accelerator, recipe, registry, backbone, rng_state, splits, run_
         log.info("auto: using the search recorded in %s (winner %s)", saved, data["winner"])
         return Outcome(expand(recipe, index, data["phases"]), splits, search.SearchResult.from_dict(data))
 
-    advice = advise.measure(recipe, max_train=1000, max_eval=1000, backbone=backbone, splits=splits, say=log.info,
+    advice = advise.measure(recipe, max_train=PROBE_EXAMPLES, max_eval=PROBE_EXAMPLES, backbone=backbone, splits=splits, say=log.info,
                             device=accelerator.device)
     log.info("auto: prior (four-case rule): %s; it would train %s", advice.case,
              " then ".join(f"{p['freeze']}{' k=' + str(p['freeze_options']['k']) if 'freeze_options' in p else ''}"
@@ -299,7 +300,10 @@ def search_auto(accelerator, recipe, registry, backbone, rng_state, splits, run_
     lim = bound.limit(costs, ref, base.auto_budget * default, base.auto_minutes)  # the head phase counts against it
     total = lim.total
     capped = f", capped by {lim.by}" if lim.by != "auto_budget" else ""
-    head_cost = costs.phase(0, head_epochs)
+    # What ran before the search counts against the bound: the prior's linear probes (a forward pass over up to
+    # PROBE_EXAMPLES of train and of validation) and the head phase.
+    head_cost = costs.phase(0, head_epochs) + sum(costs.group_flops) * (
+        min(len(splits.train), PROBE_EXAMPLES) + min(len(splits.val), PROBE_EXAMPLES))
     # The search may spend SEARCH_SHARE of what the head phase leaves; the winner's training gets the rest.
     budget = search.Budget(head_cost + SEARCH_SHARE * max(0.0, total - head_cost), spent=head_cost)
     if head_epochs:

@@ -188,7 +188,7 @@ def _run(recipe_or_path, overrides, overwrite, quiet, resume, opened) -> RunResu
     setup_logging(run_dir, main, quiet)
     ckpt = checkpoint.newest(run_dir) if resume is not None else None
     searched = any(p.freeze == "auto" for p in recipe.phases)
-    if resume is not None and ckpt is None and not searched:  # an interrupted search starts over
+    if resume is not None and ckpt is None and not searched:  # an interrupted search continues (auto/journal.jsonl)
         raise UserError(f"--resume: no whole checkpoint in {run_dir / 'checkpoints'}; start a new run instead")
     t_start = time.time()
     log.info("tlhub: run %s -> %s (%d process(es), %s, %d thread(s) each, %s)", recipe.path or "recipe", run_dir,
