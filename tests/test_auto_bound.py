@@ -111,4 +111,6 @@ def test_a_tiny_run_logs_the_bound_and_stays_within_it(tiny_recipe):
     assert budget["total"] == pytest.approx(bound.TIMES * budget["shipped_recipe"], rel=1e-3)
     assert "measured training backbone groups at" in log and budget["deep_factor"] > 0
     assert "auto: within the bound (set by shipped recipe):" in log
-    assert budget["spent"] <= budget["limit"] * (1 + 1e-6) <= budget["total"]
+    # the search's first trial runs whatever its share (one measurement is needed); the whole stays within the
+    # bound: what the search leaves pays for the winner's training
+    assert budget["limit"] <= budget["total"] and budget["spent"] <= budget["total"], budget

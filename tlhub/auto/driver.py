@@ -243,10 +243,12 @@ def search_auto(accelerator, recipe, registry, backbone, rng_state, splits, run_
         if data.get("validation", {}) and data["validation"]["moved"]:
             splits = validation.plan_validation(splits, data["validation"]["accuracy"], recipe.data.split_seed)[0]
         log.info("auto: using the search recorded in %s (winner %s)", saved, data["winner"])
+        if accelerator.is_main_process:  # a kill after the record, before its trials were removed
+            shutil.rmtree(Path(run_dir) / "auto", ignore_errors=True)
         return Outcome(expand(recipe, index, data["phases"]), splits, search.SearchResult.from_dict(data))
 
-    advice = advise.measure(recipe, max_train=PROBE_EXAMPLES, max_eval=PROBE_EXAMPLES, backbone=backbone, splits=splits, say=log.info,
-                            device=accelerator.device)
+    advice = advise.measure(recipe, max_train=PROBE_EXAMPLES, max_eval=PROBE_EXAMPLES, backbone=backbone,
+                            splits=splits, say=log.info, device=accelerator.device)
     log.info("auto: prior (four-case rule): %s; it would train %s", advice.case,
              " then ".join(f"{p['freeze']}{' k=' + str(p['freeze_options']['k']) if 'freeze_options' in p else ''}"
                            for p in advice.phases))
@@ -405,8 +407,8 @@ def search_auto(accelerator, recipe, registry, backbone, rng_state, splits, run_
                  next(iter(kept))[0].label)
     if accelerator.is_main_process:
         runner.adopt(winner, run_dir, final, splits.classes)
+        rundir.write_json(saved, result.to_dict())  # before the journal goes: a kill between them loses nothing
         shutil.rmtree(Path(run_dir) / "auto", ignore_errors=True)  # trial checkpoints: the JSON keeps the record
-        rundir.write_json(saved, result.to_dict())
         if winner.epochs:
             search.plot(result, Path(run_dir) / "auto_search.png")
     accelerator.wait_for_everyone()
