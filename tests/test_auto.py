@@ -355,7 +355,7 @@ def test_the_run_keeps_only_the_winners_cache_held_in_memory():
     from pathlib import Path
     from types import SimpleNamespace
 
-    from tlhub.auto.driver import winner_cache
+    from tlhub.auto.trials import winner_cache
     from tlhub.model.transfer import Entry
     mem, spilled = SimpleNamespace(rows=SimpleNamespace(paths=[])), SimpleNamespace(rows=SimpleNamespace(paths=[Path("x")]))
     shared = {(Entry(2), True): (mem, mem), (Entry(3), True): (mem, mem), (Entry(4, pooled=True), True): (mem, mem)}

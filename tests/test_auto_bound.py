@@ -61,6 +61,23 @@ def test_deep_factor_is_measured_rounded_up_and_bounded():
     assert bound.deep_factor(1e9, 0, 1, spf) == 64.0 and bound.deep_factor(1e-9, 0, 1e9, spf) == 0.25
 
 
+def test_the_first_trial_that_trains_groups_measures_them_once(monkeypatch):
+    from types import SimpleNamespace
+    costs = _costs()
+    ref = bound.Reference("r.toml", 2, 4, 8, 5)
+    cal = bound.Calibration(costs, ref, 1e9, 0.0, lambda: 1.0, lambda v: v)
+    before = cal.lim.total
+    head = SimpleNamespace(candidate=trials.Candidate(0, 1e-2, 4), epochs=3, steps=0, seconds=1.0)
+    assert not cal.after(head, 0, 0.0, 0.0)  # the head trains no group: nothing measured
+    work = 2 * costs.trial_epoch(2)
+    deep = SimpleNamespace(candidate=trials.Candidate(2, 1e-3, 4), epochs=2, steps=0,
+                           seconds=4 * work * costs.seconds_per_flop)  # 4x the head phase's seconds per FLOP
+    assert cal.after(deep, 0, 0.0, 0.0) and costs.deep == pytest.approx(4.0) and cal.measured == "top2@0.001"
+    assert cal.lim.total > before and cal.lim.by == "shipped recipe"
+    deep.epochs, deep.seconds = 4, 1e9
+    assert not cal.after(deep, 2, 0.0, 0.0) and costs.deep == pytest.approx(4.0)  # once
+
+
 def test_a_deep_factor_makes_deep_trials_dearer_and_cuts_them_first():
     costs = _costs()
     cheap = [costs.trial(k, 1) for k in (1, 2, 4)]

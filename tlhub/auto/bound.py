@@ -119,3 +119,35 @@ def cuts(states, min_epochs: int, lim: Limit) -> str:
     if short:
         parts.append(f"{len(short)} trial(s) trained fewer than {min_epochs} epoch(s) ({', '.join(short)})")
     return f"auto: within the bound (set by {lim.by}): " + ("; ".join(parts) if parts else "nothing cut")
+
+
+@dataclass
+class Calibration:
+    """Recomputes the limit once the first trial that trains backbone groups has measured them (``after``).
+
+    ``default_cost()``: the default plan's cost now (``auto_budget`` counts in it); ``agree``: the main process's
+    value on every process (their timings differ, their decisions must not)."""
+
+    costs: object
+    ref: Reference
+    auto_budget: float
+    auto_minutes: float
+    default_cost: object
+    agree: object
+    lim: Limit | None = None
+    measured: str = ""  # the trial that measured it
+
+    def __post_init__(self):
+        self.lim = limit(self.costs, self.ref, self.auto_budget * self.default_cost(), self.auto_minutes)
+
+    def after(self, st, epochs_before: int, seconds_before: float, fill: float) -> bool:
+        """After ``st`` trained (it had ``epochs_before`` epochs and ``seconds_before`` s; ``fill``: its cache fill
+        cost, 0 if already filled): True when it measured the factor and ``lim`` changed."""
+        c = self.costs
+        if self.measured or not st.candidate.k or st.epochs <= epochs_before:
+            return False
+        self.measured = st.candidate.name
+        work = (st.epochs - epochs_before) * c.trial_epoch(st.candidate.k, st.steps)
+        c.deep = self.agree(deep_factor(st.seconds - seconds_before, fill, work, c.seconds_per_flop))
+        self.lim = limit(c, self.ref, self.auto_budget * self.default_cost(), self.auto_minutes)
+        return True

@@ -209,15 +209,6 @@ def _one_shot_depths(grid, best_lr, head, steps: int, costs, budget, train, crit
     return depths, winner
 
 
-def winner_cache(shared: dict, k: int, n_groups: int) -> dict:
-    """The entries of the search's ``shared`` caches at depth ``k`` (the winner's), held in memory. A cache
-    that spilled to files stays behind: its files live in the trial folders the search removes."""
-    from tlhub.model.transfer import Entry
-    from tlhub.training.cache import spill_files
-    entry = Entry.after_frozen(n_groups - k, n_groups)
-    return {key: pair for key, pair in shared.items() if key[0] == entry and not any(map(spill_files, pair))}
-
-
 def _agree(accelerator, value):
     """The main process's ``value`` on every process (timings differ; decisions must not)."""
     if accelerator.num_processes > 1:
@@ -299,8 +290,10 @@ def search_auto(accelerator, recipe, registry, backbone, rng_state, splits, run_
             costs.seconds_per_flop = _agree(accelerator, seconds / costs.phase(0, head_epochs))
         book.record_head(seconds, costs.seconds_per_flop)
     ref = bound.SHIPPED[bound.modality(backbone)]
-    lim = bound.limit(costs, ref, base.auto_budget * default, base.auto_minutes)  # the head phase counts against it
-    total = lim.total
+    cal = bound.Calibration(costs, ref, base.auto_budget, base.auto_minutes, lambda: default_plan(
+        costs, head_epochs, quarter, len(splits.train), recipe.data.batch_size, accelerator.num_processes)[0],
+        lambda v: _agree(accelerator, v))
+    lim, total = cal.lim, cal.lim.total  # the head phase counts against it
     capped = f", capped by {lim.by}" if lim.by != "auto_budget" else ""
     # What ran before the search counts against the bound: the prior's linear probes (a forward pass over up to
     # PROBE_EXAMPLES of train and of validation) and the head phase.
@@ -340,25 +333,14 @@ def search_auto(accelerator, recipe, registry, backbone, rng_state, splits, run_
 
     def train(st, e):
         nonlocal total, lim, default
-        before, seconds_before, fill = st.epochs, st.seconds, costs.fill(st.candidate.k)
-        fill = 0.0 if st.candidate.k in costs.filled else fill
+        before = (st.epochs, st.seconds, 0.0 if st.candidate.k in costs.filled else costs.fill(st.candidate.k))
         runner.train(st, e, tune_name)
-        if st.candidate.k and not calibrated and st.epochs > before:
-            # the first trial that trains backbone groups measures what their training costs (its seconds are
-            # replayed from the journal on --resume: the same bound)
-            calibrated.append(st.candidate.name)
-            work = (st.epochs - before) * costs.trial_epoch(st.candidate.k, st.steps)
-            costs.deep = _agree(accelerator, bound.deep_factor(st.seconds - seconds_before, fill, work,
-                                                               costs.seconds_per_flop))
-            default = default_plan(costs, head_epochs, quarter, len(splits.train), recipe.data.batch_size,
-                                   accelerator.num_processes)[0]
-            lim = bound.limit(costs, ref, base.auto_budget * default, base.auto_minutes)
-            total = lim.total
+        if cal.after(st, *before):  # its seconds are replayed from the journal on --resume: the same bound
+            default, lim, total = cal.default_cost(), cal.lim, cal.lim.total
             budget.limit = head_cost + SEARCH_SHARE * max(0.0, total - head_cost)
             log.info("auto: the first fine-tuning trial (%s, %.1f s) measured training backbone groups at %.2g x "
-                     "the head phase's seconds per FLOP; %s", st.candidate.name, st.seconds - seconds_before,
+                     "the head phase's seconds per FLOP; %s", st.candidate.name, st.seconds - before[1],
                      costs.deep, bound.describe(lim, sec))
-    calibrated: list[str] = []
 
     if budget.limit <= budget.spent:  # no room to measure: the rule's plan as it is
         log.info("auto: auto_budget = %g leaves nothing to search; training the rule's plan", base.auto_budget)
@@ -373,7 +355,7 @@ def search_auto(accelerator, recipe, registry, backbone, rng_state, splits, run_
                                     min_trial, len(splits.val))
     log.info("%s", bound.cuts(states, min_trial, lim))
     head_won = winner.candidate.k == 0 and bool(prefix)  # the head phase itself won: anneal the head alone
-    kept = winner_cache(runner.shared_cache, winner.candidate.k, n)
+    kept = trials.winner_cache(runner.shared_cache, winner.candidate.k, n)
     # whether the search filled the winner's cache, not whether this process still holds it: a resumed search
     # may not have refilled it, and must plan the same anneal as an uninterrupted one
     anneal = _anneal_epochs(winner, costs, total - budget.spent, most, refill=winner.candidate.k not in costs.filled)

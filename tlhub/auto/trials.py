@@ -363,3 +363,12 @@ def full_grid_affordable(cands: list[Candidate], costs: CostModel, room: float) 
 def at(cands: list[Candidate], k: int, lr: float) -> Candidate:
     """The candidate of depth ``k`` whose lr is nearest ``lr`` (on a log scale)."""
     return min((c for c in cands if c.k == k), key=lambda c: abs(math.log(c.lr / lr)))
+
+
+def winner_cache(shared: dict, k: int, n_groups: int) -> dict:
+    """The entries of the search's ``shared`` caches at depth ``k`` (the winner's), held in memory. A cache
+    that spilled to files stays behind: its files live in the trial folders the search removes."""
+    from tlhub.model.transfer import Entry
+    from tlhub.training.cache import spill_files
+    entry = Entry.after_frozen(n_groups - k, n_groups)
+    return {key: pair for key, pair in shared.items() if key[0] == entry and not any(map(spill_files, pair))}
