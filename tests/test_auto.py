@@ -20,6 +20,16 @@ SMALL = ["data.options.per_class=40"]
 AUTO = ["phases.0.freeze=auto", "phases.0.lr=0.03"]
 
 
+@pytest.fixture(autouse=True)
+def unbounded(monkeypatch):
+    """These tests pin the search's mechanics under auto_budget; the shipped-recipe bound, which would cut
+    this tiny data's search to a trial or two, is tested in test_auto_bound.py. Training backbone groups costs
+    what the FLOPs say (no measured factor), so that two runs plan the same trials whatever their timings."""
+    from tlhub.auto import bound
+    monkeypatch.setattr(bound, "TIMES", 1e9)
+    monkeypatch.setattr(bound, "deep_factor", lambda *a: 1.0)
+
+
 # ---------------------------------------------------------------------- successive halving (no training)
 
 def _fake(costs_by_k: dict[int, float], quality: dict[str, float]):
@@ -346,7 +356,7 @@ def test_the_run_keeps_only_the_winners_cache_held_in_memory():
     from pathlib import Path
     from types import SimpleNamespace
 
-    from tlhub.auto.driver import winner_cache
+    from tlhub.auto.trials import winner_cache
     from tlhub.model.transfer import Entry
     mem, spilled = SimpleNamespace(rows=SimpleNamespace(paths=[])), SimpleNamespace(rows=SimpleNamespace(paths=[Path("x")]))
     shared = {(Entry(2), True): (mem, mem), (Entry(3), True): (mem, mem), (Entry(4, pooled=True), True): (mem, mem)}

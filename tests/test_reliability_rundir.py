@@ -264,9 +264,9 @@ def test_ctrl_c_during_the_auto_search_prints_a_resume_command_that_restarts_it(
     from tlhub.auto import trials
     real = trials.TrialRunner.run_prefix
 
-    def ctrl_c_in_the_head_trial(self):
+    def ctrl_c_in_the_head_trial(self, *args):
         os.kill(os.getpid(), signal.SIGINT)  # the run's handler only sets its stop flag
-        return real(self)
+        return real(self, *args)
     monkeypatch.setattr(trials.TrialRunner, "run_prefix", ctrl_c_in_the_head_trial)
     auto = ["data.options.per_class=10", "phases.0.freeze=auto", "phases.0.lr=0.03", "phases.0.auto_budget=0.6"]
     res = invoke("run", tiny_recipe, *auto, "--quiet")
@@ -281,4 +281,4 @@ def test_ctrl_c_during_the_auto_search_prints_a_resume_command_that_restarts_it(
         raise UserError("stopped at the start of the search")
     monkeypatch.setattr(driver, "search_auto", search_again)
     refused(invoke("run", tiny_recipe, *auto, "--resume", tmp_path / "run", "--quiet"), "stopped at the start")
-    assert resumed == [True]  # the printed command is accepted: the search starts over in the same folder
+    assert resumed == [True]  # the printed command is accepted (test_auto_resume: the search continues)

@@ -31,7 +31,7 @@ from pathlib import Path
 import torch
 
 from tlhub.artifacts import rundir
-from tlhub.auto import search, trials
+from tlhub.auto import bound, journal, search, trials
 from tlhub.training import validation
 
 log = logging.getLogger("tlhub")
@@ -51,6 +51,7 @@ MIN_TRIAL_STEPS = TRIAL_STEPS // 5
 # The shared head phase is brief (fastai's fine_tune trains it 1 epoch): a head trained to convergence fits
 # the training set, and fine-tuning trials from it differ by less than their noise (benchmarks/RESULTS.md).
 HEAD_EPOCHS = 3
+PROBE_EXAMPLES = 1000  # the four-case rule's linear probes see at most this many training / validation examples
 
 
 @dataclass
@@ -136,7 +137,8 @@ def _one_shot(st, epochs: int, costs, budget, train, label: str, status: str | N
     log.info(search.trial_line(label, st, budget))
 
 
-def _two_stage(states, head, quarter: int, costs, budget, max_epochs: int, train, criterion, min_epochs: int = 1):
+def _two_stage(states, head, quarter: int, costs, budget, max_epochs: int, train, criterion, min_epochs: int = 1,
+               n_val: int = 0):
     """When one epoch of the whole grid costs over half the search budget: the lr is measured where trials
     are cheapest (the top quarter, on cached features), then the depths at that lr by successive halving
     (or, where the lr trials trained part of an epoch, one-shot trials as long: ``_one_shot_depths``).
@@ -146,6 +148,12 @@ def _two_stage(states, head, quarter: int, costs, budget, max_epochs: int, train
     least. Together they get ``LR_STAGE_SHARE`` of the search budget (1 to ``max_epochs`` epochs each).
     (States that ran, in the table's order; winner)."""
     grid = [s.candidate for s in states]
+    if search.settled([head], criterion, n_val):  # no fine-tuning trial could show a gain on this split
+        for st in states:
+            st.status = st.status if st.epochs else search.SETTLED
+        head.status = "winner"
+        log.info("auto: the head alone is within the validation split's noise of accuracy 1: no trial run")
+        return states, head
     room = LR_STAGE_SHARE * max(0.0, budget.limit - budget.spent)
     n_lr = sum(1 for s in states if s.candidate.k == quarter)
     each = (room - (0.0 if quarter in costs.filled else costs.fill(quarter))) / n_lr  # one shared fill
@@ -172,7 +180,7 @@ def _two_stage(states, head, quarter: int, costs, budget, max_epochs: int, train
     log.info("auto: lr %.2g chosen at top %d; successive halving over the depths at it (criterion %s):", lr,
              quarter, criterion)
     winner = search.successive_halving([head, *depths], costs, budget, max_epochs, train, criterion, log.info,
-                                       min_epochs)
+                                       min_epochs, n_val)
     return [head, *lr_states, *depths], winner
 
 
@@ -202,15 +210,6 @@ def _one_shot_depths(grid, best_lr, head, steps: int, costs, budget, train, crit
     return depths, winner
 
 
-def winner_cache(shared: dict, k: int, n_groups: int) -> dict:
-    """The entries of the search's ``shared`` caches at depth ``k`` (the winner's), held in memory. A cache
-    that spilled to files stays behind: its files live in the trial folders the search removes."""
-    from tlhub.model.transfer import Entry
-    from tlhub.training.cache import spill_files
-    entry = Entry.after_frozen(n_groups - k, n_groups)
-    return {key: pair for key, pair in shared.items() if key[0] == entry and not any(map(spill_files, pair))}
-
-
 def _agree(accelerator, value):
     """The main process's ``value`` on every process (timings differ; decisions must not)."""
     if accelerator.num_processes > 1:
@@ -235,10 +234,12 @@ def search_auto(accelerator, recipe, registry, backbone, rng_state, splits, run_
         if data.get("validation", {}) and data["validation"]["moved"]:
             splits = validation.plan_validation(splits, data["validation"]["accuracy"], recipe.data.split_seed)[0]
         log.info("auto: using the search recorded in %s (winner %s)", saved, data["winner"])
+        if accelerator.is_main_process:  # a kill after the record, before its trials were removed
+            shutil.rmtree(Path(run_dir) / "auto", ignore_errors=True)
         return Outcome(expand(recipe, index, data["phases"]), splits, search.SearchResult.from_dict(data))
 
-    advice = advise.measure(recipe, max_train=1000, max_eval=1000, backbone=backbone, splits=splits, say=log.info,
-                            device=accelerator.device)
+    advice = advise.measure(recipe, max_train=PROBE_EXAMPLES, max_eval=PROBE_EXAMPLES, backbone=backbone,
+                            splits=splits, say=log.info, device=accelerator.device)
     log.info("auto: prior (four-case rule): %s; it would train %s", advice.case,
              " then ".join(f"{p['freeze']}{' k=' + str(p['freeze_options']['k']) if 'freeze_options' in p else ''}"
                            for p in advice.phases))
@@ -271,20 +272,33 @@ def search_auto(accelerator, recipe, registry, backbone, rng_state, splits, run_
         costs.trial_train = min(len(splits.train), steps * costs.batch)
     total = base.auto_budget * default  # the whole auto phase: head, search and the winner's training
     capped = ""
-    shutil.rmtree(Path(run_dir) / "auto", ignore_errors=True)  # trials of an interrupted search start over
     head_name, tune_name, anneal_name = _names(recipe, index)
     prefix = [trials.Candidate(0, base.lr, n).phase(base, head_epochs, head_name)] if head_epochs else []
+    auto_dir = Path(run_dir) / "auto"
+    if not resuming:
+        shutil.rmtree(auto_dir, ignore_errors=True)
+    from tlhub.training.checkpoint import identity
+    book = journal.Journal.open(auto_dir, identity(recipe, splits.classes), resuming, accelerator.is_main_process)
     runner = trials.TrialRunner(accelerator, recipe, index, registry, model, datasets, collate, deterministic,
-                                Path(run_dir) / "auto", stop, prefix=prefix, epoch_steps=steps)
+                                auto_dir, stop, prefix=prefix, epoch_steps=steps, journal=book)
     with trials.quiet_log():
-        seconds = runner.run_prefix()
-    if head_epochs:  # calibrate seconds per FLOP on the head phase just trained (a timed pass, not a guess)
-        costs.seconds_per_flop = _agree(accelerator, seconds / costs.phase(0, head_epochs))
-    if base.auto_minutes and costs.seconds_per_flop:
-        cap = base.auto_minutes * 60 / costs.seconds_per_flop  # the head phase counts against it
-        capped = f", capped by auto_minutes = {base.auto_minutes:g}" if cap < total else ""
-        total = min(total, cap)
-    head_cost = costs.phase(0, head_epochs)
+        seconds = runner.run_prefix(resuming)
+    if book.head is not None:  # the first run's timings: the same auto_minutes cap, the same trials
+        seconds, costs.seconds_per_flop = book.head["seconds"], book.head["seconds_per_flop"]
+    else:
+        if head_epochs:  # calibrate seconds per FLOP on the head phase just trained (a timed pass, not a guess)
+            costs.seconds_per_flop = _agree(accelerator, seconds / costs.phase(0, head_epochs))
+        book.record_head(seconds, costs.seconds_per_flop)
+    ref = bound.shipped_for(backbone)
+    cal = bound.Calibration(costs, ref, base.auto_budget, base.auto_minutes, lambda: default_plan(
+        costs, head_epochs, quarter, len(splits.train), recipe.data.batch_size, accelerator.num_processes)[0],
+        lambda v: _agree(accelerator, v))
+    lim, total = cal.lim, cal.lim.total  # the head phase counts against it
+    capped = f", capped by {lim.by}" if lim.by != "auto_budget" else ""
+    # What ran before the search counts against the bound: the prior's linear probes (a forward pass over up to
+    # PROBE_EXAMPLES of train and of validation) and the head phase.
+    head_cost = costs.phase(0, head_epochs) + sum(costs.group_flops) * (
+        min(len(splits.train), PROBE_EXAMPLES) + min(len(splits.val), PROBE_EXAMPLES))
     # The search may spend SEARCH_SHARE of what the head phase leaves; the winner's training gets the rest.
     budget = search.Budget(head_cost + SEARCH_SHARE * max(0.0, total - head_cost), spent=head_cost)
     if head_epochs:
@@ -294,6 +308,7 @@ def search_auto(accelerator, recipe, registry, backbone, rng_state, splits, run_
              "%d epoch(s); ~%.0f s here) for the whole auto phase%s: ~%.0f s. Head phase %.1f s; search up to ~%.0f s;"
              " the winner's training the rest", base.auto_budget, head_epochs, quarter, n, unit_steps, tune_epochs,
              sec(default), capped, sec(total), seconds, sec(budget.limit - budget.spent))
+    log.info("%s; the shipped recipe here: %s", bound.describe(lim, sec), ref.describe(n))
     if min_trial > 1:
         short = "" if min_trial * per_epoch >= MIN_TRIAL_STEPS else \
             f"; fewer than {MIN_TRIAL_STEPS}: no trial trains more epochs than the winner's {max_trial}"
@@ -317,7 +332,15 @@ def search_auto(accelerator, recipe, registry, backbone, rng_state, splits, run_
         runner.record_prefix(head, seconds, costs.phase(0, head_epochs))
 
     def train(st, e):
+        nonlocal total, lim, default
+        before = (st.epochs, st.seconds, 0.0 if st.candidate.k in costs.filled else costs.fill(st.candidate.k))
         runner.train(st, e, tune_name)
+        if cal.after(st, *before):  # its seconds are replayed from the journal on --resume: the same bound
+            default, lim, total = cal.default_cost(), cal.lim, cal.lim.total
+            budget.limit = head_cost + SEARCH_SHARE * max(0.0, total - head_cost)
+            log.info("auto: the first fine-tuning trial (%s, %.1f s) measured training backbone groups at %.2g x "
+                     "the head phase's seconds per FLOP; %s", st.candidate.name, st.seconds - before[1],
+                     costs.deep, bound.describe(lim, sec))
 
     if budget.limit <= budget.spent:  # no room to measure: the rule's plan as it is
         log.info("auto: auto_budget = %g leaves nothing to search; training the rule's plan", base.auto_budget)
@@ -326,13 +349,16 @@ def search_auto(accelerator, recipe, registry, backbone, rng_state, splits, run_
     elif trials.full_grid_affordable(grid, costs, budget.limit - budget.spent):
         log.info("auto: successive halving over all %d candidates (criterion %s):", len(states), vplan.criterion)
         winner = search.successive_halving(states, costs, budget, max_trial, train, vplan.criterion, log.info,
-                                           min_trial)
+                                           min_trial, len(splits.val))
     else:
         states, winner = _two_stage(states, head, quarter, costs, budget, max_trial, train, vplan.criterion,
-                                    min_trial)
+                                    min_trial, len(splits.val))
+    log.info("%s", bound.cuts(states, min_trial, lim))
     head_won = winner.candidate.k == 0 and bool(prefix)  # the head phase itself won: anneal the head alone
-    kept = winner_cache(runner.shared_cache, winner.candidate.k, n)
-    anneal = _anneal_epochs(winner, costs, total - budget.spent, most, refill=not kept)
+    kept = trials.winner_cache(runner.shared_cache, winner.candidate.k, n)
+    # whether the search filled the winner's cache, not whether this process still holds it: a resumed search
+    # may not have refilled it, and must plan the same anneal as an uninterrupted one
+    anneal = _anneal_epochs(winner, costs, total - budget.spent, most, refill=winner.candidate.k not in costs.filled)
     if anneal:
         log.info("auto: the winner trains %d more epoch(s) with its lr annealed to zero (what the budget leaves, "
                  "at most %d epochs in all: no more than %d steps; ~%.0f s)", anneal, most, FINE_TUNE_STEPS,
@@ -347,11 +373,15 @@ def search_auto(accelerator, recipe, registry, backbone, rng_state, splits, run_
         {"auto_budget": base.auto_budget, "auto_minutes": base.auto_minutes, "total": round(total / default, 4),
          "limit": round(budget.limit / default, 4), "anneal_epochs": anneal,
          "spent": round(budget.spent / default, 4), "default_plan_seconds_estimate": round(sec(default), 1),
+         "bound_by": lim.by, "shipped_recipe": round(lim.reference / default, 4), "shipped_times": bound.TIMES,
+         "deep_factor": costs.deep,
          "flops_per_example": [round(f) for f in costs.group_flops]},
         vplan.to_dict(),
         {"case": advice.case, "phases": advice.phases, "reasons": advice.reasons}, round(time.time() - t0, 2))
-    log.info("auto: search took %.0f s (%.2f x the default plan's estimated cost spent)\n%s\nauto: winner %s; "
-             "the run continues with %s", result.seconds, budget.spent / default, result.table(), winner.candidate.name,
+    log.info("auto: search took %.0f s measured, the winner's training ~%.0f s more (the whole auto phase may cost "
+             "~%.0f s; %.2f x the default plan's estimated cost spent)\n%s\nauto: winner %s; the run continues with %s",
+             result.seconds, sec(costs.phase(winner.candidate.k, anneal)), sec(total), budget.spent / default,
+             result.table(), winner.candidate.name,
              " then ".join(p["name"] for p in phases))
     runner.shared_cache.clear()  # every depth but the winner's (``kept``)
     if kept:
@@ -359,8 +389,8 @@ def search_auto(accelerator, recipe, registry, backbone, rng_state, splits, run_
                  next(iter(kept))[0].label)
     if accelerator.is_main_process:
         runner.adopt(winner, run_dir, final, splits.classes)
+        rundir.write_json(saved, result.to_dict())  # before the journal goes: a kill between them loses nothing
         shutil.rmtree(Path(run_dir) / "auto", ignore_errors=True)  # trial checkpoints: the JSON keeps the record
-        rundir.write_json(saved, result.to_dict())
         if winner.epochs:
             search.plot(result, Path(run_dir) / "auto_search.png")
     accelerator.wait_for_everyone()

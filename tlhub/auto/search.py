@@ -69,11 +69,24 @@ def trial_line(label: str, st: TrialState, budget: Budget) -> str:
             f"loss {st.loss:.4f}  {st.seconds:6.1f} s  (budget {budget.spent / budget.limit:4.0%} spent)")
 
 
+SETTLED = "skipped: the best trial is within the validation split's noise of accuracy 1"
+
+
+def settled(states: list[TrialState], criterion: str, n_val: int) -> bool:
+    """No trial can beat the best so far by more than the validation split resolves (``bound.saturated``);
+    ranked by accuracy only (by loss, a trial may still improve)."""
+    from tlhub.auto.bound import saturated
+    tried = [s for s in states if s.epochs]
+    return criterion == "val_accuracy" and bool(tried) and saturated(best(tried, criterion).accuracy, n_val)
+
+
 def successive_halving(states: list[TrialState], costs: CostModel, budget: Budget, max_epochs: int,
                        train: Callable[[TrialState, int], None], criterion: str = "val_accuracy",
-                       say: Callable[[str], None] = lambda m: None, min_epochs: int = 1) -> TrialState:
+                       say: Callable[[str], None] = lambda m: None, min_epochs: int = 1,
+                       n_val: int = 0) -> TrialState:
     """Run the rungs; ``train(state, total_epochs)`` trains a candidate up to that many epochs, and a
-    candidate's first rung at least ``min_epochs`` (fewer only when the budget cannot pay for them)."""
+    candidate's first rung at least ``min_epochs`` (fewer only when the budget cannot pay for them).
+    ``n_val``: the validation split's size, for ``settled`` (0: never settled)."""
     alive = sorted(states, key=lambda s: s.candidate.prior)
     rung = 0
     while alive:
@@ -85,6 +98,9 @@ def successive_halving(states: list[TrialState], costs: CostModel, budget: Budge
             k = st.candidate.k
             if st.stopped or st.epochs >= max_epochs:
                 ran.append(st)
+                continue
+            if not st.epochs and settled(states, criterion, n_val):
+                st.status = SETTLED
                 continue
             least = max(1, min(min_epochs, max_epochs) - st.epochs)
             add = max(least, min(max_epochs - st.epochs, int(share // costs.trial_epoch(k))))

@@ -96,13 +96,17 @@ class CostModel:
     trial_train: int = 0  # examples one trial epoch trains (0: n_train)
     batch: int = 1        # examples per optimizer step, all processes together
     filled: set = field(default_factory=set)  # depths whose cache the search already holds (shared by trials)
+    # A FLOP of training backbone groups (k > 0) over one of the head phase's work, measured by the first such
+    # trial (tlhub.auto.bound.deep_factor); 1 until then.
+    deep: float = 1.0
 
     def epoch(self, k: int, n_train: int | None = None) -> float:
         """One epoch (train + validate) with the top ``k`` groups trainable and the rest cached."""
         n, n_train = len(self.group_flops), self.n_train if n_train is None else n_train
         frozen, rest = sum(self.group_flops[: n - k]), sum(self.group_flops[n - k:])
         fixed = 0.0 if self.cache else frozen * (n_train + self.n_val)
-        return fixed + n_train * 3 * (rest + self.head_flops) + self.n_val * (rest + self.head_flops)
+        work = fixed + n_train * 3 * (rest + self.head_flops) + self.n_val * (rest + self.head_flops)
+        return work * (self.deep if k else 1.0)
 
     def trial_examples(self, steps: int = 0) -> int:
         """Examples one trial epoch trains; ``steps``: its batches when a trial of its own trains fewer."""
@@ -236,6 +240,7 @@ class TrialRunner:
     prefix_dir: Path | None = None
     epoch_steps: int = 0      # batches per trial epoch (0: the whole training split)
     shared_cache: dict = field(default_factory=dict)  # frozen-prefix caches by entry point, for every trial
+    journal: object = None    # tlhub.auto.journal.Journal: finished trials, replayed by a resumed search
 
     def trial_recipe(self, phases: list[dict]):
         from tlhub.recipe import parse_recipe
@@ -254,22 +259,35 @@ class TrialRunner:
                           folder, history, identity(recipe, []), self.stop, "", plan=plan,
                           shared_cache=self.shared_cache)
 
-    def run_prefix(self) -> float:
-        """Train the phases every candidate starts from; seconds taken."""
+    def run_prefix(self, resuming: bool = False) -> float:
+        """Train the phases every candidate starts from (``resuming``: continue them from their newest
+        checkpoint); seconds taken."""
+        from tlhub.training import checkpoint
         from tlhub.training.phase import run_phase
         t0 = time.time()
         self.prefix_dir = self.root / "prefix"
         self.prefix_dir.mkdir(parents=True, exist_ok=True)
         recipe = self.trial_recipe([])
-        ctx = self._ctx(recipe, self.prefix_dir, [])
-        for i in range(len(recipe.phases)):
-            self.model = run_phase(ctx, self.model, i)
+        ckpt = checkpoint.newest(self.prefix_dir) if resuming else None
+        first, resume_in = 0, None
+        if ckpt is not None:
+            checkpoint.load_model_only(ckpt, self.model)
+            first, resume_in = checkpoint.resume_point(ckpt, recipe.phases)
+        ctx = self._ctx(recipe, self.prefix_dir, list(ckpt.state["history"]) if ckpt else [])
+        for i in range(first, len(recipe.phases)):
+            self.model = run_phase(ctx, self.model, i, resume=resume_in if i == first else None)
         return time.time() - t0
 
     def train(self, state: TrialState, epochs: int, name: str) -> None:
-        """Train ``state``'s candidate up to ``epochs`` epochs in total (continuing its checkpoint)."""
+        """Train ``state``'s candidate up to ``epochs`` epochs in total (continuing its checkpoint); a call the
+        journal holds (a resumed search) restores what it measured instead."""
         from tlhub.training import checkpoint
         from tlhub.training.phase import run_phase
+        replayed = self.journal.replay(state.folder, epochs) if self.journal else None
+        if replayed is not None:
+            for key, value in replayed.items():
+                setattr(state, key, value)
+            return
         folder = self.root / state.folder
         folder.mkdir(parents=True, exist_ok=True)
         base = self.recipe.phases[self.auto_index]
@@ -281,11 +299,22 @@ class TrialRunner:
         if start is not None:
             checkpoint.load_model_only(start, self.model)
         ctx = self._ctx(recipe, folder, list(start.state["history"]) if start else [])
+        # a kill after the trial's last checkpoint but before its journal line: it trained these epochs already
+        finished = resume is not None and not resume.state["step"] and (
+            resume.state["epoch"] >= epochs or (resume.state.get("best") or {}).get("stopped"))
         t0 = time.time()
-        with quiet_log():
-            self.model = run_phase(ctx, self.model, index, resume=resume)
-        state.seconds += time.time() - t0
+        if not finished:
+            try:
+                with quiet_log():
+                    self.model = run_phase(ctx, self.model, index, resume=resume)
+            except BaseException:
+                if self.journal:
+                    self.journal.record_partial(state.folder, time.time() - t0)
+                raise
+        state.seconds += time.time() - t0 + (self.journal.take_partial(state.folder) if self.journal else 0.0)
         self._record(state, folder, index)
+        if self.journal:
+            self.journal.record_trial(state.folder, epochs, state)
 
     def record_prefix(self, state: TrialState, seconds: float, cost: float) -> None:
         """The head-only candidate is the generated head phase itself: its early stop already chose the
@@ -334,3 +363,12 @@ def full_grid_affordable(cands: list[Candidate], costs: CostModel, room: float) 
 def at(cands: list[Candidate], k: int, lr: float) -> Candidate:
     """The candidate of depth ``k`` whose lr is nearest ``lr`` (on a log scale)."""
     return min((c for c in cands if c.k == k), key=lambda c: abs(math.log(c.lr / lr)))
+
+
+def winner_cache(shared: dict, k: int, n_groups: int) -> dict:
+    """The entries of the search's ``shared`` caches at depth ``k`` (the winner's), held in memory. A cache
+    that spilled to files stays behind: its files live in the trial folders the search removes."""
+    from tlhub.model.transfer import Entry
+    from tlhub.training.cache import spill_files
+    entry = Entry.after_frozen(n_groups - k, n_groups)
+    return {key: pair for key, pair in shared.items() if key[0] == entry and not any(map(spill_files, pair))}

@@ -187,6 +187,16 @@ def newest(run_dir: Path) -> Checkpoint | None:
     return None
 
 
+def resume_point(ckpt: Checkpoint, phases) -> tuple[int, Checkpoint | None]:
+    """Where a run of ``phases`` continues from ``ckpt``: (the first phase to train, the checkpoint to continue
+    inside it, or None when ``ckpt`` ended its phase: exactly on its last epoch, or after an early stop or a
+    restore of the best weights)."""
+    p, epochs_done, steps_done = ckpt.position
+    if (epochs_done >= phases[p].epochs or ckpt.state.get("done")) and not steps_done:
+        return p + 1, None
+    return p, ckpt
+
+
 def load_into(ckpt: Checkpoint, model, optimizer, scheduler) -> None:
     from safetensors.torch import load_file
     model.load_state_dict(load_file(str(ckpt.path / "model.safetensors")))

@@ -38,7 +38,9 @@ def find_resume_dir(recipe, resume: str) -> Path:
         if staged:  # an interrupted --overwrite of output.dir: continue it (it replaces the old run at the end)
             path = staged[-1]
     else:
-        runs = sorted(Path("runs").glob(f"{recipe.stem}-*/checkpoints"), key=lambda p: p.stat().st_mtime)
+        # auto/: an interrupted freeze = "auto" search, which has no run checkpoint yet
+        runs = sorted((p for sub in ("checkpoints", "auto") for p in Path("runs").glob(f"{recipe.stem}-*/{sub}")),
+                      key=lambda p: p.stat().st_mtime)
         if not runs:
             raise UserError(f"--resume: no run of {recipe.stem!r} with checkpoints under runs/; "
                             f"pass the run directory: --resume RUN_DIR")

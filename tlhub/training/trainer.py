@@ -179,7 +179,7 @@ def _run(recipe_or_path, overrides, overwrite, quiet, resume, opened, search_aut
     setup_logging(run_dir, main, quiet)
     ckpt = checkpoint.newest(run_dir) if resume is not None else None
     searched = any(p.freeze == "auto" for p in recipe.phases)
-    if resume is not None and ckpt is None and not searched:  # an interrupted search starts over
+    if resume is not None and ckpt is None and not searched:  # an interrupted search continues (auto/journal.jsonl)
         raise UserError(f"--resume: no whole checkpoint in {run_dir / 'checkpoints'}; start a new run instead")
     t_start = time.time()
     log.info("tlhub: run %s -> %s (%d process(es), %s, %d thread(s) each, %s)", recipe.path or "recipe", run_dir,
@@ -261,14 +261,8 @@ def _run(recipe_or_path, overrides, overwrite, quiet, resume, opened, search_aut
                      _resume_command(recipe, list(overrides), run_dir), plan=run_plan)
     first_phase, resume_in = 0, None
     if ckpt is not None:
-        p, epochs_done, steps_done = ckpt.position
-        # stopped exactly on a phase boundary (or after an early stop / best-weights restore that ended the phase)
-        if (epochs_done >= recipe.phases[p].epochs or ckpt.state.get("done")) and not steps_done:
-            checkpoint.load_model_only(ckpt, model)
-            first_phase = p + 1
-        else:
-            checkpoint.load_model_only(ckpt, model)  # before the phase caches its frozen prefix
-            first_phase, resume_in = p, ckpt
+        checkpoint.load_model_only(ckpt, model)  # before the phase caches its frozen prefix
+        first_phase, resume_in = checkpoint.resume_point(ckpt, recipe.phases)
     after_phase: dict[str, dict] = {}  # eval.each_phase: test scores of the phases this process ran
     stop.install()
     try:
@@ -310,15 +304,15 @@ def _run(recipe_or_path, overrides, overwrite, quiet, resume, opened, search_aut
 
 
 def _search_interrupted(stop, run_dir: Path, command: str) -> UserError:
-    """Ctrl-C or SIGTERM during the auto search: the resume command (the search starts over; ``auto/`` marks
-    the folder as resumable)."""
+    """Ctrl-C or SIGTERM during the auto search: the resume command (the search continues from its journal and
+    the interrupted trial's checkpoint; ``auto/`` marks the folder as resumable)."""
     import signal
 
     from tlhub.training.phase import Interrupted
     (run_dir / "auto").mkdir(exist_ok=True)
     signum = stop.signum or signal.SIGINT
-    return Interrupted(f"interrupted by {signal.Signals(signum).name} during the auto search (its trials start "
-                       f"over when resumed). Resume with:\n  {command}", 128 + signum)
+    return Interrupted(f"interrupted by {signal.Signals(signum).name} during the auto search (its finished trials are "
+                       f"kept in {run_dir / 'auto'}). Resume with:\n  {command}", 128 + signum)
 
 
 def write_page(run_dir: Path) -> None:
