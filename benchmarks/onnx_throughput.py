@@ -84,7 +84,7 @@ def main() -> None:
     recipe = build_run(tmp)
     exported = export_onnx(tmp, tmp / "onnx")
     predictor = tlhub.load(tmp)
-    size = predictor.image_size
+    size = predictor.inputs.image_size
     served = predictor.model
     nchw = tlhub.load(tmp).model.to(memory_format=torch.contiguous_format)
     options = ort.SessionOptions()

@@ -239,7 +239,7 @@ def test_config_problems_are_listed_together():
     from tlhub.use.modelconfig import config_problems
     problems = config_problems({"backbone": "", "head": "mlp", "classes": "ab", "preprocessing": {"modality": "x"},
                                 "backbone_options": [1]})
-    assert len(problems) == 4 and "modality must be 'image' or 'text'" in problems[-1]
+    assert len(problems) == 4 and "modality 'x' is not installed (installed: 'image', 'text'" in problems[-1]
 
 
 def test_onnx_metadata_is_checked_too(image_predictors, tmp_path):

@@ -23,7 +23,8 @@ def make_run(run_dir, modality="image"):
     (run_dir / "history.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     items = [{"true": CLASSES[i], "pred": CLASSES[(i + (i % 3 == 0)) % 10], "prob": 0.5 + i / 20,
               "text": f"a | sentence\nnumber {i}"} for i in range(9)]
-    (run_dir / "samples.json").write_text(json.dumps({"modality": modality, "items": items}))
+    (run_dir / "samples.json").write_text(json.dumps({"modality": modality, "items": items,
+                                                      "thumbnails": modality == "image"}))
     if modality == "image":
         from safetensors.numpy import save_file
         save_file({"images": rng.integers(0, 255, (9, 32, 32, 3), dtype=np.uint8)},

@@ -11,7 +11,7 @@ methods the core calls instead of branching on a modality's name:
   applies to the backbone input);
 - the exported model: ``config`` (what goes into ``config.json``'s ``preprocessing`` table),
   ``config_problems`` (its schema, checked before a model loads);
-- predicting: ``inputs`` (a user's inputs -> checked items -> a batch), ``expand`` (command-line
+- predicting: ``as_items`` (a user's inputs -> checked items), ``inputs`` (items -> a batch), ``expand`` (command-line
   arguments -> inputs, e.g. a folder -> its files);
 - ONNX: ``onnx_io`` (example batch, names, dynamic axes, and the model input from the graph's tensors),
   ``onnx_metadata``, ``onnx_save`` (files beside the ``.onnx``), ``onnx_feeder`` (items -> numpy feeds,
@@ -97,13 +97,19 @@ class SampleView:
     image: Any = None
 
 
-class InputPipeline:
-    """A loaded model's inputs: ``as_items`` checks a user's inputs (one or a sequence) and returns them as
-    a list, refusing what the model cannot read with a ``UserError``; ``batch`` turns a list of items into
-    what the model takes, on ``device``."""
+def json_kind(v: Any) -> str:
+    """A JSON value's kind in words, for messages about request values ("a number", "a list", ...)."""
+    return {dict: "an object", list: "a list", str: "a string", bool: "a boolean", type(None): "null",
+            int: "a number", float: "a number"}.get(type(v), type(v).__name__)
 
-    def as_items(self, inputs: Any) -> list:
-        raise NotImplementedError
+
+class UnsupportedInput(ValueError):
+    """A kind of input the modality does not take at all (e.g. files for text): HTTP 415, not 422."""
+
+
+class InputPipeline:
+    """A loaded model's inputs: ``batch`` turns a list of items (checked by ``Modality.as_items``) into
+    what the model takes, on ``device``."""
 
     def batch(self, items: Sequence, device: Any) -> Any:
         raise NotImplementedError
@@ -113,10 +119,21 @@ class Modality:
     """The runtime half of a modality (see the module docstring). Subclass and override."""
 
     name: str = ""
+    noun: str = "inputs"  # what one calls its inputs in messages, plural ("images", "texts", "recordings")
 
     # -- training
     def datasets(self, backbone: Any, data: DataSettings, splits: Any) -> Datasets:
         raise NotImplementedError
+
+    def backbone_problem(self, backbone: Any) -> str:
+        """Why this modality cannot feed the built ``backbone`` (e.g. its ``preprocessing`` is not what the
+        modality reads; "" when it can): the contract kit's ``check_backbone`` asks it."""
+        return ""
+
+    def item_problem(self, item: Any) -> str:
+        """Why a data source's item is not one this modality reads ("" when it is); the contract kit's
+        ``check_data_source`` reads a sample of items with it."""
+        return ""
 
     def channels_last(self, backbone: Any) -> bool:
         """Whether the backbone's input is an image batch, where channels-last memory may pay."""
@@ -132,6 +149,11 @@ class Modality:
         return []
 
     # -- predicting
+    def as_items(self, inputs: Any) -> list:
+        """A user's inputs (one, or a sequence of them) as a list, refusing what a model of this modality
+        cannot read with a ``UserError`` (the same words on every predict path). Must not import torch."""
+        raise NotImplementedError
+
     def inputs(self, prep: dict, backbone: Any = None, model_dir: Path | None = None) -> InputPipeline:
         raise NotImplementedError
 
@@ -159,14 +181,16 @@ class Modality:
         """``feed(items) -> {input name: numpy array}`` for ONNX Runtime."""
         raise NotImplementedError
 
-    # -- serving
-    def from_json(self, value: Any, what: str) -> Any:
-        """One JSON request value as an item (raise ``ValueError`` with a message for a bad one)."""
-        raise ValueError(f"{what}: this {self.name} model takes uploaded files, not JSON values")
+    # -- serving (``limits``: the server's settings, e.g. ``max_image_pixels``, ``max_text_chars``)
+    json_help: str = "uploaded files"  # what one JSON input is, for error messages and the API description
 
-    def from_upload(self, data: bytes, filename: str, what: str) -> Any:
+    def from_json(self, value: Any, what: str, limits: Any = None) -> Any:
+        """One JSON request value as an item (raise ``ValueError`` with a message for a bad one)."""
+        raise UnsupportedInput(f"a {self.name} model takes uploaded files, not JSON values")
+
+    def from_upload(self, data: bytes, filename: str, what: str, limits: Any = None) -> Any:
         """One uploaded file as an item (raise ``ValueError`` with a message for a bad one)."""
-        raise ValueError(f"{what}: this {self.name} model does not take uploaded files")
+        raise UnsupportedInput(f"a {self.name} model does not take uploaded files")
 
     # -- reports
     def sample_view(self, item: Any, size: int) -> SampleView:

@@ -105,6 +105,7 @@ class Registry:
     # Installed plugins that were not loaded (blocked or not allowed), asked only when a name is unknown:
     # ``provider(kind, name) -> plugin name or None``. The core keeps no table of other plugins' names.
     provider: Callable[[str, str], str | None] | None = None
+    loaded_modalities: dict[str, Any] = field(default_factory=dict, repr=False)
 
     def add(self, kind: str, spec: Any, plugin: str) -> None:
         expected = KINDS[kind]
@@ -122,6 +123,16 @@ class Registry:
         if name in table:
             return table[name]
         raise UserError(unknown_message(kind, name, table, self.provider))
+
+    def modality(self, name: str) -> Any:
+        """The loaded ``tlhub.modality.Modality`` called ``name`` (loaded once per registry)."""
+        if name not in self.loaded_modalities:
+            self.loaded_modalities[name] = self.get("modalities", name).load()
+        return self.loaded_modalities[name]
+
+    def source_modality(self, source: str) -> Any:
+        """The loaded ``Modality`` of the data that data source ``source`` gives."""
+        return self.modality(self.get("data-sources", source).modality)
 
     def names(self, kind: str) -> list[str]:
         return sorted(self.items[kind])

@@ -9,39 +9,36 @@ import torch
 
 from tlhub import __version__
 from tlhub.artifacts import rundir
-from tlhub.interfaces import ImagePreprocessing, TextPreprocessing
+from tlhub.modality import DataSettings
+from tlhub.plugins import get_registry
 
 log = logging.getLogger("tlhub")
 
 
-def preprocessing_config(prep, recipe) -> dict:
-    if isinstance(prep, ImagePreprocessing):
-        return {"modality": "image", "mean": list(prep.mean), "std": list(prep.std),
-                "image_size": recipe.data.image_size or prep.size}
-    if isinstance(prep, TextPreprocessing):
-        return {"modality": "text", "max_length": prep.max_length}
-    return {"modality": "unknown"}
+def preprocessing_config(modality, backbone, recipe) -> dict:
+    """``config.json``'s ``preprocessing``: the modality's name and what it needs to read inputs again."""
+    return {"modality": modality.name, **modality.config(backbone, DataSettings.of(recipe))}
 
 
 def write_model(model_dir: Path, recipe, model, classes: list[str], mixed_precision: str = "no") -> None:
     """``model/``: weights (safetensors, never pickle), config.json, the recipe, the tokenizer for text."""
     from safetensors.torch import save_file
 
-    from tlhub.plugins import get_registry
     from tlhub.recipe import to_toml
 
     model_dir.mkdir(parents=True, exist_ok=True)
-    spec = get_registry().get("backbones", recipe.model.backbone)
+    registry = get_registry()
+    spec = registry.get("backbones", recipe.model.backbone)
+    modality = registry.source_modality(recipe.data.source)
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     with rundir.atomic_path(model_dir / "model.safetensors") as tmp:
         save_file(state, str(tmp), metadata={"format": "pt", "tlhub": __version__, "classes": json.dumps(classes)})
-    prep = model.backbone.preprocessing
     config = {
         "tlhub_version": __version__,
         "backbone": recipe.model.backbone, "backbone_plugin": spec.plugin,
         "backbone_options": recipe.model.backbone_options, "weights_origin": recipe.model.weights or "default",
         "head": recipe.model.head, "head_options": recipe.model.head_options,
-        "classes": classes, "preprocessing": preprocessing_config(prep, recipe),
+        "classes": classes, "preprocessing": preprocessing_config(modality, model.backbone, recipe),
         "channels_last": bool(getattr(model, "channels_last", False)),
         "mixed_precision": mixed_precision,  # the autocast it was trained and tested in ("no": fp32)
     }
@@ -63,40 +60,42 @@ def pick_samples(labels, preds, losses=None, n: int = 9) -> list[int]:
     return (wrong + right)[:n]
 
 
-def write_samples(run_dir: Path, model, splits, preds, probs, image_size: int) -> None:
+THUMBNAIL_SIDE = 128  # pixels of each report thumbnail (images are shown at least this large)
+
+
+def write_samples(run_dir: Path, modality, splits, preds, probs) -> None:
+    """``samples.json`` (the worst test predictions, with the modality's caption text where it has one) and
+    ``samples.safetensors`` (their thumbnails, where the modality draws them)."""
     labels = [int(y) for y in splits.test.labels]
     preds = [int(p) for p in preds]
     # Cross-entropy of each test example: -log p(true class).
     p_true = probs.detach().float().cpu()[torch.arange(len(labels)), labels] if labels else torch.zeros(0)
     losses = (-p_true.clamp_min(1e-12).log()).tolist()
     idx = pick_samples(labels, preds, losses)
-    text = isinstance(model.backbone.preprocessing, TextPreprocessing)
+    views = [modality.sample_view(splits.test.items[i], THUMBNAIL_SIDE) for i in idx]
     items = []
-    for i in idx:
+    for i, view in zip(idx, views):
         row = {"index": i, "true": splits.classes[labels[i]], "pred": splits.classes[preds[i]],
                "prob": round(float(probs[i, preds[i]]), 4), "prob_true": round(float(probs[i, labels[i]]), 4),
                "loss": round(losses[i], 4)}
-        if text:
-            row["text"] = str(splits.test.items[i])
+        if view.text is not None:
+            row["text"] = view.text
         items.append(row)
-    rundir.write_json(run_dir / "samples.json", {"modality": "text" if text else "image", "items": items})
-    if not text and idx:
+    images = [v.image for v in views if v.image is not None]
+    drawn = bool(images) and len(images) == len(views)
+    # "thumbnails": the report shows these examples as pictures (samples.safetensors), else as a text table
+    rundir.write_json(run_dir / "samples.json", {"modality": modality.name, "items": items, "thumbnails": drawn})
+    if drawn:
         import numpy as np
         from safetensors.torch import save_file
-
-        from tlhub.data.images import to_pil
-        size = max(image_size, 64)
-        imgs = [np.asarray(to_pil(splits.test.items[i]).resize((size, size))) for i in idx]
         with rundir.atomic_path(run_dir / "samples.safetensors") as tmp:
-            save_file({"images": torch.from_numpy(np.stack(imgs)).to(torch.uint8)}, str(tmp))
+            save_file({"images": torch.from_numpy(np.stack(images)).to(torch.uint8)}, str(tmp))
 
 
 def write_outputs(run_dir: Path, recipe, model, splits, metrics, preds, probs, mixed_precision: str = "no") -> None:
     rundir.write_json(run_dir / "metrics.json", metrics)
     write_model(run_dir / "model", recipe, model, splits.classes, mixed_precision)
-    prep = model.backbone.preprocessing
-    size = (recipe.data.image_size or prep.size) if isinstance(prep, ImagePreprocessing) else 0
-    write_samples(run_dir, model, splits, preds, probs, size)
+    write_samples(run_dir, get_registry().source_modality(recipe.data.source), splits, preds, probs)
     try:
         from tlhub.reporting.pictures import write_report
     except ImportError:  # pictures come with the report module

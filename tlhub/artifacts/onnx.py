@@ -1,9 +1,9 @@
 """``tlhub export RUN --format onnx``: the fine-tuned model as ``model.onnx``, ready for ONNX Runtime.
 
-The graph takes what the model takes after preprocessing - ``pixel_values`` ``[batch, 3, S, S]``
-float32 (resized, scaled to 0..1, normalized) for images, ``input_ids`` + ``attention_mask``
-``[batch, sequence]`` int64 for text - with dynamic batch (and sequence) axes, and gives ``logits``
-and ``probabilities``. The file's ``metadata_props`` carry what a server needs to use it: the label
+The graph takes what the model takes after preprocessing, as the data's modality names it
+(``Modality.onnx_io``): ``pixel_values`` ``[batch, 3, S, S]`` float32 (resized, scaled to 0..1,
+normalized) for images, ``input_ids`` + ``attention_mask`` ``[batch, sequence]`` int64 for text - with
+dynamic batch (and sequence) axes, and gives ``logits`` and ``probabilities``. The file's ``metadata_props`` carry what a server needs to use it: the label
 names (``tlhub.classes``), the preprocessing (``tlhub.preprocessing``: size, mean, std, resize and
 layout, or the max length and tokenizer folder) and the training config (``tlhub.config``). A text
 model's tokenizer is saved beside the file.
@@ -36,40 +36,27 @@ class OnnxExport:
     max_prob_diff: float  # ONNX Runtime vs PyTorch on the export batch
 
 
-def _wrapped(model, modality: str):
+def _wrapped(model, model_input):
     import torch
 
     class Probabilities(torch.nn.Module):
-        """(logits, probabilities) from the tensors ONNX passes in."""
+        """(logits, probabilities) from the tensors ONNX passes in (``model_input`` of the modality's OnnxIO)."""
 
         def __init__(self):
             super().__init__()
             self.model = model
 
         def forward(self, *inputs):
-            x = inputs[0] if modality == "image" else {"input_ids": inputs[0], "attention_mask": inputs[1]}
-            logits = self.model(x).float()
+            logits = self.model(model_input(*inputs)).float()
             return logits, logits.softmax(-1)
 
     return Probabilities().eval()
 
 
-def _example_inputs(predictor) -> dict:
-    """A small batch of the right shapes; text with padding, so the traced graph keeps the masked path."""
-    import torch
-    if predictor.modality == "image":
-        g = torch.Generator().manual_seed(0)
-        return {"pixel_values": torch.randn(2, 3, predictor.image_size, predictor.image_size, generator=g)}
-    return predictor._tokenize(["an example sentence for the export", "short"])
-
-
 def metadata(predictor) -> dict[str, str]:
     config = predictor.config
     prep = dict(config["preprocessing"])
-    if predictor.modality == "image":
-        prep.update(input="pixel_values", layout="NCHW", color="RGB", resize="bilinear (PIL)", scale=1 / 255)
-    else:
-        prep.update(inputs=["input_ids", "attention_mask"], tokenizer="tokenizer", padding="right")
+    prep.update(predictor.modality_impl.onnx_metadata(prep))
     return {"tlhub.classes": json.dumps(predictor.classes), "tlhub.preprocessing": json.dumps(prep),
             "tlhub.config": json.dumps(config), "tlhub.version": __version__,
             "tlhub.outputs": json.dumps(["logits", "probabilities"])}
@@ -93,18 +80,18 @@ def export_onnx(path: str | Path, output: str | Path | None = None) -> OnnxExpor
     predictor = load(model_dir)
     out_dir.mkdir(parents=True, exist_ok=True)  # after the model loads: a damaged one leaves no empty folder
     model = predictor.model.to(memory_format=torch.contiguous_format)  # NCHW in the graph
-    inputs = _example_inputs(predictor)
+    io = predictor.modality_impl.onnx_io(predictor.inputs, model.backbone)
+    inputs = io.example
     names = list(inputs)
-    axes = {n: ({0: "batch"} if predictor.modality == "image" else {0: "batch", 1: "sequence"}) for n in names}
-    axes.update(logits={0: "batch"}, probabilities={0: "batch"})
+    axes = {**io.axes, "logits": {0: "batch"}, "probabilities": {0: "batch"}}
     target = out_dir / "model.onnx"
     with warnings.catch_warnings(), torch.no_grad():
         # the TorchScript-based exporter: it needs no onnxscript and keeps dynamic axes for BERT-style masks
         warnings.simplefilter("ignore")
-        torch.onnx.export(_wrapped(model, predictor.modality), tuple(inputs.values()), str(target), dynamo=False,
+        torch.onnx.export(_wrapped(model, io.model_input), tuple(inputs.values()), str(target), dynamo=False,
                           input_names=names, output_names=["logits", "probabilities"], dynamic_axes=axes,
                           opset_version=OPSET)
-        reference = _wrapped(model, predictor.modality)(*inputs.values())[1].numpy()
+        reference = _wrapped(model, io.model_input)(*inputs.values())[1].numpy()
     proto = onnx.load(str(target))
     for key, value in metadata(predictor).items():
         entry = proto.metadata_props.add()
@@ -113,8 +100,7 @@ def export_onnx(path: str | Path, output: str | Path | None = None) -> OnnxExpor
     proto.doc_string = f"tlhub {config_summary(predictor.config)}"
     onnx.checker.check_model(proto)
     onnx.save(proto, str(target))
-    if predictor.modality == "text":
-        predictor.tokenizer.save_pretrained(str(out_dir / "tokenizer"))
+    predictor.modality_impl.onnx_save(predictor.inputs, out_dir)
     session = ort.InferenceSession(str(target), providers=["CPUExecutionProvider"])
     got = session.run(["probabilities"], {k: v.numpy() for k, v in inputs.items()})[0]
     diff = float(np.abs(got - reference).max())

@@ -166,24 +166,26 @@ def pool_state(state: Any):
     raise TypeError(f"cannot pool a state of type {type(state).__name__}")
 
 
-def _loader(backbone, recipe, split, batch_size: int):
+def _loader(backbone, recipe, registry, tr, va, batch_size: int):
+    """Loaders of the training and validation examples, built by the data's modality without augmentation
+    (probes see every example as evaluation does)."""
     import torch
 
-    from tlhub.interfaces import ImagePreprocessing
-    prep = backbone.preprocessing
-    if isinstance(prep, ImagePreprocessing):
-        from tlhub.data.images import ImageDataset, build_transform
-        tf = build_transform(prep, recipe.data.image_size or prep.size, None, train=False)[0]
-        ds, collate = ImageDataset(split.items, split.labels, tf), None
-    else:
-        from tlhub.data.batching import by_length
-        from tlhub.data.text import TextDataset
-        ds = TextDataset(split.items, split.labels, prep)
-        if recipe.data.group_by_length:  # batches pad to their longest text: similar lengths pad little
-            return torch.utils.data.DataLoader(ds, batch_sampler=by_length(ds.lengths, batch_size),
-                                               collate_fn=ds.collate)
-        collate = ds.collate
-    return torch.utils.data.DataLoader(ds, batch_size=batch_size, shuffle=False, collate_fn=collate)
+    from tlhub.data.batching import by_length
+    from tlhub.data.splits import Splits
+    from tlhub.interfaces import Split
+    from tlhub.modality import DataSettings
+    settings = dataclasses.replace(DataSettings.of(recipe), augment=None)
+    ds = registry.source_modality(recipe.data.source).datasets(backbone, settings, Splits([], tr, va, Split([], [])))
+    out = []
+    for d in (ds.train, ds.val):
+        lengths = getattr(d, "lengths", None) if recipe.data.group_by_length else None
+        if lengths is not None:  # batches pad to their longest text: similar lengths pad little
+            out.append(torch.utils.data.DataLoader(d, batch_sampler=by_length(lengths, batch_size),
+                                                   collate_fn=ds.collate))
+        else:
+            out.append(torch.utils.data.DataLoader(d, batch_size=batch_size, shuffle=False, collate_fn=ds.collate))
+    return out
 
 
 def _features(backbone, loader, probe_at: list[int], device):
@@ -267,8 +269,9 @@ def measure(recipe, max_train: int = 2000, max_eval: int = 1000, depth: int = PR
     bs = d.eval_batch_size or max(64, 2 * d.batch_size)
     say(f"advise: running {len(tr)} + {len(va)} examples through the frozen backbone ({n} groups)")
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    ftr, ytr = _features(backbone, _loader(backbone, recipe, tr, bs), probe_at, device)
-    fva, yva = _features(backbone, _loader(backbone, recipe, va, bs), probe_at, device)
+    train_loader, val_loader = _loader(backbone, recipe, registry, tr, va, bs)
+    ftr, ytr = _features(backbone, train_loader, probe_at, device)
+    fva, yva = _features(backbone, val_loader, probe_at, device)
     probes = [Probe(names[i], i, int(ftr[i].shape[1]), probe_accuracy(ftr[i], ytr, fva[i], yva, recipe.train.seed),
                     final=i == n - 1) for i in probe_at]
     chance = max(Counter(yva.tolist()).values()) / len(yva)

@@ -224,7 +224,6 @@ def search_auto(accelerator, recipe, registry, backbone, rng_state, splits, run_
                 resuming: bool = False) -> Outcome:
     """Run the search for ``recipe``'s auto phase; see the module docstring."""
     from tlhub.auto import advise
-    from tlhub.interfaces import ImagePreprocessing
     from tlhub.model import ModelSpec, add_head
     t0 = time.time()
     index = auto_index(recipe)
@@ -248,7 +247,7 @@ def search_auto(accelerator, recipe, registry, backbone, rng_state, splits, run_
     torch.set_rng_state(rng_state)  # the same head initialisation as the final model
     spec = ModelSpec.from_recipe(recipe)
     model = add_head(copy.deepcopy(backbone), spec, registry, len(splits.classes)).to(accelerator.device)
-    if recipe.train.channels_last and isinstance(backbone.preprocessing, ImagePreprocessing):
+    if recipe.train.channels_last and registry.source_modality(recipe.data.source).channels_last(backbone):
         model = model.use_channels_last()
     datasets, collate, deterministic = make_datasets(model.backbone, recipe, splits)
     costs = trials.measure_costs(model, datasets["val"], collate, len(splits.train), len(splits.val),

@@ -5,7 +5,7 @@ import click
 
 from tlhub.cli.base import user_errors
 
-KIND_CHOICES = ("backbones", "heads", "freeze-policies", "data-sources", "metrics")
+KIND_CHOICES = ("modalities", "backbones", "heads", "freeze-policies", "data-sources", "metrics")
 
 
 @click.command(name="list")

@@ -23,10 +23,10 @@ def predict(model, inputs, as_json, top, batch_size, device):
     """Predict with a trained MODEL (a run directory or its model/ folder, or an exported model.onnx or
     the folder holding it: then ONNX Runtime runs it, and image models need no PyTorch).
 
-    INPUTS: image files or folders of images for an image model, texts for a text model; `-` reads
-    one input per line from stdin (paths or texts).
+    INPUTS: what the model's modality reads: image files or folders of images for an image model, texts
+    for a text model (a plugin's modality says its own, e.g. .wav files); `-` reads one input per line
+    from stdin (paths or texts).
     """
-    from tlhub.use.evaluate import collect_images
     from tlhub.use.onnx import OnnxPredictor, find_onnx
 
     onnx_file = find_onnx(model)
@@ -41,15 +41,14 @@ def predict(model, inputs, as_json, top, batch_size, device):
     items: list[str] = []
     for arg in inputs:
         items += read_stdin() if arg == "-" else [arg]
-    if predictor.modality == "image":
-        skipped: list[str] = []
-        items = collect_images(items, skipped)
-        if skipped:  # as training does: a folder's unreadable file is skipped, not fatal
-            click.echo(f"warning: skipped {len(skipped)} file(s) that are not readable images: "
-                       + "; ".join(skipped), err=True)
+    skipped: list[str] = []
+    items = predictor.modality_impl.expand(items, skipped)  # e.g. a folder -> its files
+    if skipped:  # as training does: a folder's unreadable file is skipped, not fatal
+        click.echo(f"warning: skipped {len(skipped)} file(s) that are not readable {predictor.modality_impl.noun}: "
+                   + "; ".join(skipped), err=True)
     if not items:
-        raise UserError("no inputs to predict (" + ("no readable image" if inputs != ("-",) else "stdin was empty")
-                        + ")")
+        raise UserError("no inputs to predict (" + (f"no readable {predictor.modality_impl.noun}" if inputs != ("-",)
+                                                    else "stdin was empty") + ")")
     preds = predictor.predict(items, batch_size=batch_size)
     if as_json:
         click.echo(json.dumps([{"input": i, **p.to_dict()} for i, p in zip(items, preds)], indent=2))

@@ -23,7 +23,7 @@ from tlhub import hookspecs
 from tlhub.registry import KINDS, PluginInfo, Registry
 
 GROUP = "tlhub"
-BUILTIN_PLUGINS = ("tlhub.plugins.builtins.heads", "tlhub.plugins.builtins.freeze_policies",
+BUILTIN_PLUGINS = ("tlhub.plugins.builtins.modalities", "tlhub.plugins.builtins.heads", "tlhub.plugins.builtins.freeze_policies",
                    "tlhub.plugins.builtins.metrics")
 
 

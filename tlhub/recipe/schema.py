@@ -44,6 +44,8 @@ class DataCfg:
     source: str = field(default="", metadata={"help": "registered data source (`tlhub list data-sources`)"})
     options: dict = field(default_factory=dict, metadata={"help": "options of the data source"})
     image_size: int = field(default=0, metadata={"help": "image side in pixels (0: the backbone's native size)"})
+    preprocess: dict = field(default_factory=dict, metadata={
+        "help": "options of the data's modality (`tlhub list modalities`), e.g. an audio plugin's sample rate"})
     val_split: float = field(default=0.2, metadata={"help": "fraction of train held out (stratified) when the "
                                                              "source has no validation split"})
     test_split: float = field(default=0.1, metadata={"help": "fraction of train held out for test when the source "

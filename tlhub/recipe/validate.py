@@ -38,13 +38,26 @@ def validate(recipe: Recipe, registry=None) -> list[str]:
         if p.freeze == "auto":  # planned by `tlhub advise` at the start of the run
             continue
         check("freeze-policies", p.freeze, p.freeze_options, f"phases.{i}.freeze", f"phases.{i}.freeze_options")
-    if bb is not None and src is not None and bb.modality != src.modality:
-        errors.append(f"data.source: {recipe.data.source!r} gives {src.modality} data but backbone "
-                      f"{recipe.model.backbone!r} takes {bb.modality} input")
+    if src is not None:
+        errors += _modality_errors(recipe, reg, src, bb)
     if bb is not None and not any(e.startswith("model.backbone") for e in errors):
         errors += _plan_errors(recipe, reg)
     errors += _setup_errors(recipe, reg)
     return list(dict.fromkeys(errors))  # the plan may repeat a name error found above
+
+
+def _modality_errors(recipe: Recipe, reg, src, bb) -> list[str]:
+    """The source's modality is registered, feeds the backbone's input kind, and its options resolve."""
+    mod = reg.items["modalities"].get(src.modality)
+    if mod is None:
+        return [f"data.source: {recipe.data.source!r} gives {src.modality!r} data: "
+                + unknown_message("modalities", src.modality, reg.items["modalities"], reg.provider)]
+    errors = resolve_options("data.preprocess", recipe.data.preprocess, mod.options)[1]
+    if bb is not None and bb.modality not in mod.feeds:
+        errors.append(f"data.source: {recipe.data.source!r} gives {src.modality} data, which feeds "
+                      f"{' or '.join(mod.feeds) or 'no'} backbones, but backbone {recipe.model.backbone!r} takes "
+                      f"{bb.modality} input")
+    return errors
 
 
 def _plan_errors(recipe: Recipe, registry) -> list[str]:

@@ -14,7 +14,9 @@ from pathlib import Path
 
 from tlhub.artifacts.rundir import write_atomic
 from tlhub.reporting.htmlkit import Cell, esc, figure, num, page, png_uri, table
-from tlhub.reporting.rundata import RunFiles, damaged_files, epoch_rows, load_run, per_class_scores, read_samples_images
+from tlhub.reporting.rundata import (
+    RunFiles, damaged_files, drawn_samples, epoch_rows, load_run, per_class_scores, read_samples_images,
+)
 
 REPORT = "report.html"
 
@@ -187,7 +189,8 @@ def mistakes_section(run: RunFiles) -> str:
     wrong = sum(i["true"] != i["pred"] for i in items)
     lead = (f'<p class="note">{wrong} of these {len(items)} test examples are mistakes (red). '
             f"loss = &minus;log p(true class).</p>")
-    if run.modality == "text":
+    if not drawn_samples(run.path, run.samples or {}):  # the modality captions them (text) rather than drawing
+
         rows = [[it.get("text", ""), it["true"], it["pred"], Cell(num(it.get("prob")), True),
                  Cell(num(it.get("prob_true")), True), Cell(num(it.get("loss")), True)] for it in items]
         css = ["bad" if it["true"] != it["pred"] else "" for it in items]

@@ -17,7 +17,7 @@ MISTAKE = "#c62828"
 
 
 def write_report(run_dir: str | Path) -> list[Path]:
-    from tlhub.reporting.rundata import damaged_files, load_run, read_samples_images
+    from tlhub.reporting.rundata import damaged_files, drawn_samples, load_run, read_samples_images
     run_dir = Path(run_dir)
     run = load_run(run_dir, finished=False)  # every file read and type-checked before a picture is drawn
     written: list[Path] = []
@@ -29,12 +29,13 @@ def write_report(run_dir: str | Path) -> list[Path]:
         samples = run.samples
         if samples and samples.get("items"):
             items = sorted(enumerate(samples["items"]), key=lambda t: t[1]["true"] == t[1]["pred"])  # mistakes first
-            if samples.get("modality") == "text":
-                written.append(samples_md(items, run_dir / "samples.md"))
-            else:
+            # what the modality drew (thumbnails) is shown as a picture; what it captioned as a table
+            if drawn_samples(run_dir, samples):
                 images = read_samples_images(run_dir / "samples.safetensors")
                 if images is not None:
                     written.append(samples_png(items, images, run_dir / "samples.png"))
+            else:
+                written.append(samples_md(items, run_dir / "samples.md"))
     return written
 
 

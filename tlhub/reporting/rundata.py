@@ -163,3 +163,9 @@ def per_class_scores(run: RunFiles) -> list[ClassScore]:
 def epoch_rows(run: RunFiles) -> list[dict]:
     """history.jsonl in training order (phase, then epoch)."""
     return sorted(run.history, key=lambda r: (r.get("phase_index", 0), r.get("epoch", 0)))
+
+
+def drawn_samples(run_dir: Path, samples: dict) -> bool:
+    """Whether the modality drew thumbnails of the samples (runs before tlhub 0.3 say it by having the file)."""
+    flag = samples.get("thumbnails")
+    return bool(flag) if isinstance(flag, bool) else (Path(run_dir) / "samples.safetensors").is_file()

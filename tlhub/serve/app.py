@@ -49,7 +49,7 @@ def create_app(settings: ServeSettings, engine: Engine | None = None) -> FastAPI
     async def lifespan(app: FastAPI):
         eng = engine or await asyncio.to_thread(load_engine, settings)
         state["engine"] = eng
-        state["decoder"] = decoder_for(eng.modality, settings)
+        state["decoder"] = decoder_for(eng.predictor.modality_impl, settings)
         state["metadata"] = eng.metadata(settings)
         batcher = Batcher(lambda items: eng.predict_proba(items, settings.max_batch_size),
                           settings.max_batch_size, settings.max_wait_ms)

@@ -8,7 +8,6 @@ from typing import Any
 from tlhub.registry import DataSourceSpec, FreezePolicySpec, HeadSpec
 from tlhub.testing.kit import (
     EXAMPLE_GROUPS,
-    MODALITIES,
     _fail,
     _lookup,
     _resolve,
@@ -91,21 +90,10 @@ def check_freeze_policy(spec_or_name: FreezePolicySpec | str, options: dict | No
 
 # ------------------------------------------------------------------ data sources
 
-def _check_item(what: str, modality: str, item: Any, where: str) -> None:
-    if modality == "text":
-        if not isinstance(item, str):
-            _fail(what, f"{where} is a {type(item).__name__}, expected a str for a text source")
-        return
-    from tlhub.data.images import to_pil
-    if isinstance(item, (str, Path)) and not Path(item).is_file():
-        _fail(what, f"{where} is a path that does not exist: {item}")
-    try:
-        img = to_pil(item)
-    except Exception as exc:  # noqa: BLE001
-        _fail(what, f"{where} is not an image tlhub can read ({type(item).__name__}: {type(exc).__name__}: {exc}); "
-                    f"give PIL images, HxW / HxWxC arrays or image file paths")
-    if img.width < 1 or img.height < 1:
-        _fail(what, f"{where} is an empty image")
+def _check_item(what: str, modality: Any, item: Any, where: str) -> None:
+    problem = modality.item_problem(item)
+    if problem:
+        _fail(what, f"{where}: {problem}")
 
 
 def check_data_source(spec_or_name: DataSourceSpec | str, options: dict | None = None,
@@ -121,8 +109,12 @@ def check_data_source(spec_or_name: DataSourceSpec | str, options: dict | None =
     spec = _lookup("data-sources", spec_or_name, DataSourceSpec)
     what = f"data source {spec.name!r}" + (f" (plugin {spec.plugin!r})" if spec.plugin else "")
     check_options(spec, what)
-    if spec.modality not in MODALITIES:
-        _fail(what, f"modality must be one of {MODALITIES}, got {spec.modality!r}")
+    from tlhub.plugins import get_registry
+    registry = get_registry()
+    if spec.modality not in registry.items["modalities"]:
+        _fail(what, f"gives {spec.modality!r} data, which no registered modality reads (registered: "
+                    f"{', '.join(registry.names('modalities'))})")
+    modality = registry.modality(spec.modality)
     opts = _resolve(what, "data.options", spec, options)
     ctx = DataContext(Path(tmp_path) if tmp_path is not None else Path.cwd(), seed=0, log=lambda line: None)
     data = spec.load(opts, ctx)
@@ -150,7 +142,7 @@ def check_data_source(spec_or_name: DataSourceSpec | str, options: dict | None =
         picks = sorted({0, len(split) - 1, *range(0, len(split), max(1, len(split) // max(1, sample)))})[:sample + 1]
         for i in picks:
             if len(split):
-                _check_item(what, spec.modality, split.items[i], f"{name} item {i}")
+                _check_item(what, modality, split.items[i], f"{name} item {i}")
     if not all(isinstance(s, str) for s in data.skipped):
         _fail(what, "skipped must be a list of 'item: reason' strings")
     return data

@@ -22,7 +22,7 @@ from tlhub.errors import UserError
 from tlhub.options import REQUIRED, Opt, check_value, resolve_options
 from tlhub.registry import BackboneSpec
 
-MODALITIES = ("image", "text")
+MODALITIES = ("image", "text")  # the built-in modalities (plugins may register more: `tlhub list modalities`)
 TEXTS = ["A short sentence.", "Another, slightly longer sentence for the check."]
 # A backbone-like group layout for freeze-policy checks: names as ``Backbone.param_groups()`` gives them.
 EXAMPLE_GROUPS: list[tuple[str, list[str]]] = [
@@ -91,19 +91,28 @@ def _resolve(what: str, path: str, spec: Any, options: dict | None) -> dict:
 
 # ------------------------------------------------------------------ backbones
 
-def _example_input(what: str, backbone, modality: str):
-    import torch
-    prep = backbone.preprocessing
-    if modality == "image":
-        size = min(int(prep.size or 64), 64)
-        g = torch.Generator().manual_seed(0)
-        return torch.randn(2, 3, size, size, generator=g)
+def _feeding_modality(what: str, input_kind: str):
+    """The registered modality that feeds backbones taking ``input_kind`` (the one of that name first)."""
+    from tlhub.plugins import get_registry
+    reg = get_registry()
+    specs = sorted(reg.items["modalities"].values(), key=lambda m: m.name != input_kind)
+    for m in specs:
+        if input_kind in m.feeds:
+            return reg.modality(m.name)
+    _fail(what, f"takes {input_kind!r} input, which no registered modality feeds (registered: "
+                f"{', '.join(f'{m.name} -> {m.feeds}' for m in specs) or 'none'})")
+
+
+def _example_input(what: str, backbone, input_kind: str):
+    modality = _feeding_modality(what, input_kind)
+    problem = modality.backbone_problem(backbone)
+    if problem:
+        _fail(what, problem)
     try:
-        enc = prep.tokenizer(TEXTS, padding=True, truncation=True, max_length=prep.max_length, return_tensors="pt")
-    except Exception as exc:  # noqa: BLE001 - any tokenizer failure is a contract failure
-        _fail(what, f"the tokenizer in preprocessing failed on two short sentences: {type(exc).__name__}: {exc}")
-    # exactly what tlhub's text collate gives a backbone
-    return {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"]}
+        return modality.example_batch(backbone, 2)
+    except Exception as exc:  # noqa: BLE001 - a preprocessing the modality cannot use is a contract failure
+        _fail(what, f"the {modality.name} modality cannot make an example batch from the backbone's "
+                    f"preprocessing ({type(backbone.preprocessing).__name__}): {type(exc).__name__}: {exc}")
 
 
 def _batch_size(x: Any) -> int:
@@ -127,25 +136,24 @@ def check_backbone(spec_or_name: BackboneSpec | str, weights: str = "none", opti
                    input: Any = None):
     """Build a backbone and check its contract; return the built ``Backbone``.
 
-    Checks: it is a ``tlhub.interfaces.Backbone`` of the declared modality with preprocessing of that
-    modality (``ImagePreprocessing`` / ``TextPreprocessing``); ``forward`` gives ``[B, feature_dim]``
+    Checks: it is a ``tlhub.interfaces.Backbone`` of the declared input kind (``spec.modality``), which a
+    registered modality feeds and can make an example batch for from its preprocessing; ``forward`` gives ``[B, feature_dim]``
     finite features; ``param_groups()`` covers every parameter exactly once, with unique group names
     and no empty group; running the groups in sequence - and stopping after any prefix, the way
     frozen-prefix caching does - then ``pool`` equals ``forward``; a backward pass gives every
     parameter of every group a gradient.
 
-    The default input is a ``2x3xSxS`` batch (S = min(native size, 64)) for image backbones, and two
-    short sentences through the backbone's own tokenizer for text backbones.
+    The default input is the feeding modality's ``example_batch``: a ``2x3xSxS`` batch (S = min(native
+    size, 64)) for image backbones, two short sentences through the backbone's own tokenizer for text.
     """
     import torch
 
-    from tlhub.interfaces import Backbone, ImagePreprocessing, TextPreprocessing
+    from tlhub.interfaces import Backbone
 
     spec = _lookup("backbones", spec_or_name, BackboneSpec)
     what = f"backbone {spec.name!r}" + (f" (plugin {spec.plugin!r})" if spec.plugin else "")
     check_options(spec, what)
-    if spec.modality not in MODALITIES:
-        _fail(what, f"modality must be one of {MODALITIES}, got {spec.modality!r}")
+    _feeding_modality(what, spec.modality)
     opts = _resolve(what, "model.backbone_options", spec, options)
     torch.manual_seed(0)
     try:
@@ -156,10 +164,9 @@ def check_backbone(spec_or_name: BackboneSpec | str, weights: str = "none", opti
         _fail(what, f"build() returned {type(bb).__name__}, not a tlhub.interfaces.Backbone")
     if bb.modality != spec.modality:
         _fail(what, f"the descriptor says modality {spec.modality!r} but the built backbone says {bb.modality!r}")
-    prep_type = ImagePreprocessing if spec.modality == "image" else TextPreprocessing
-    if not isinstance(bb.preprocessing, prep_type):
-        _fail(what, f"preprocessing must be a {prep_type.__name__} for {spec.modality} input, "
-                    f"got {type(bb.preprocessing).__name__}")
+    problem = _feeding_modality(what, spec.modality).backbone_problem(bb)
+    if problem:
+        _fail(what, problem)
     if not isinstance(bb.feature_dim, int) or isinstance(bb.feature_dim, bool) or bb.feature_dim < 1:
         _fail(what, f"feature_dim must be a positive int, got {bb.feature_dim!r}")
 

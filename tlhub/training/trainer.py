@@ -15,9 +15,11 @@ import torch
 from tlhub.artifacts import rundir
 from tlhub.data.splits import Splits, make_splits
 from tlhub.errors import UserError
-from tlhub.interfaces import Backbone, DataContext, ImagePreprocessing
+from tlhub.interfaces import Backbone, DataContext
 from tlhub.metrics import float_scores, format_scores
+from tlhub.modality import DataSettings
 from tlhub.model import ModelSpec, add_head, build_backbone, group_layouts
+from tlhub.plugins import get_registry
 from tlhub.recipe import (
     Recipe,
     apply_overrides,
@@ -58,26 +60,11 @@ def resolve_recipe(recipe_or_path, overrides=()) -> Recipe:
     return load_and_validate(recipe_or_path, overrides)
 
 
-def make_datasets(backbone: Backbone, recipe: Recipe, splits: Splits):
-    """Datasets per split plus (collate_fn, train transform deterministic?)."""
-    prep = backbone.preprocessing
-    if isinstance(prep, ImagePreprocessing):
-        from tlhub.data.images import ImageDataset, build_transform
-        size = recipe.data.image_size or prep.size
-        out, deterministic = {}, True
-        for name in ("train", "val", "test"):
-            tf, det = build_transform(prep, size, recipe.data.augment, train=name == "train")
-            deterministic &= det
-            split = getattr(splits, name)
-            out[name] = ImageDataset(split.items, split.labels, tf)
-        return out, None, deterministic
-    from tlhub.data.text import TextDataset
-    out = {name: TextDataset(getattr(splits, name).items, getattr(splits, name).labels, prep)
-           for name in ("train", "val", "test")}
-    truncated = sum(d.truncated for d in out.values())
-    if truncated:
-        log.info("data: %d text(s) longer than max_length=%d were truncated", truncated, prep.max_length)
-    return out, out["train"].collate, True
+def make_datasets(backbone: Backbone, recipe: Recipe, splits: Splits, registry=None):
+    """Datasets per split, the collate function and whether the training transform is deterministic: built
+    by the data's modality (``tlhub.modality``), i.e. the recipe's data source's."""
+    ds = (registry or get_registry()).source_modality(recipe.data.source).datasets(backbone, DataSettings.of(recipe), splits)
+    return {"train": ds.train, "val": ds.val, "test": ds.test}, ds.collate, ds.deterministic
 
 
 def setup_logging(run_dir: Path | None, main: bool, quiet: bool) -> None:
@@ -254,10 +241,10 @@ def _run(recipe_or_path, overrides, overwrite, quiet, resume, opened) -> RunResu
 
     torch.set_rng_state(rng_after_backbone)
     model = add_head(backbone, ModelSpec.from_recipe(recipe), registry, len(splits.classes))
-    if recipe.train.channels_last and isinstance(backbone.preprocessing, ImagePreprocessing):
+    if recipe.train.channels_last and registry.source_modality(recipe.data.source).channels_last(backbone):
         model = model.use_channels_last()
         log.info("memory format: channels_last (train.channels_last = false for PyTorch's default)")
-    datasets, collate, deterministic = make_datasets(model.backbone, recipe, splits)
+    datasets, collate, deterministic = make_datasets(model.backbone, recipe, splits, registry)
     if recipe.train.log_with:
         accelerator.project_configuration.logging_dir = str(run_dir / "tensorboard")
         accelerator.init_trackers(recipe.stem, config={"recipe": recipe.path})

@@ -1,43 +1,13 @@
-"""Inputs from the command line, and scoring a trained model on a registered data source (``tlhub eval``)."""
+"""Scoring a trained model on a registered data source (``tlhub eval``)."""
 from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Iterable
 
 from tlhub.errors import UserError
-from tlhub.use.load import IMAGE_EXTENSIONS, Predictor
+from tlhub.use.load import Predictor
 
 log = logging.getLogger("tlhub")
-
-
-# ---------------------------------------------------------------------- inputs from the command line
-
-def collect_images(args: Iterable[str], skipped: list[str] | None = None) -> list[str]:
-    """Image paths from arguments: files as given, folders expanded (recursively, sorted, by extension).
-
-    With ``skipped``, a folder's files that do not decode are left out and listed there ("path: why"),
-    as training skips them; a file named on its own is always kept (its error names it).
-    """
-    from tlhub.data.decode import decode_error
-    out: list[str] = []
-    for a in args:
-        p = Path(a).expanduser()
-        if p.is_dir():
-            found = sorted(str(f) for f in p.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_EXTENSIONS
-                           and not any(part.startswith(".") for part in f.relative_to(p).parts))
-            if not found:
-                raise UserError(f"{a}: folder holds no image ({', '.join(IMAGE_EXTENSIONS)})")
-            if skipped is not None:
-                bad = {f: why for f in found if (why := decode_error(f))}
-                skipped += [f"{f}: {why}" for f, why in bad.items()]
-                found = [f for f in found if f not in bad]
-            out += found
-        elif p.is_file():
-            out.append(str(p))
-        else:
-            raise UserError(f"{a}: no such image file or folder")
-    return out
 
 
 # ---------------------------------------------------------------------- scoring on a data source
@@ -154,6 +124,6 @@ def evaluate_source(predictor: Predictor, source: str, options: dict | None = No
         out.mkdir(parents=True, exist_ok=True)
         rundir.write_json(out / "metrics.json", metrics)
         splits = Splits(predictor.classes, data, data, data)
-        write_samples(out, predictor.model, splits, preds, probs, getattr(predictor, "image_size", 0))
+        write_samples(out, predictor.modality_impl, splits, preds, probs)
         write_report(out)
     return metrics

@@ -31,7 +31,6 @@ if TYPE_CHECKING:  # keep ``import tlhub.use.load`` free of torch until a model 
     import torch
 
 log = logging.getLogger("tlhub")
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 MAX_LISTED_KEYS = 10
 
 
@@ -59,13 +58,15 @@ def predictions(classes: list[str], probs) -> list[Prediction]:
 class Predictor:
     """A loaded model in eval mode with the preprocessing it was trained with.
 
-    Attributes: ``model`` (the ``TransferModel``), ``classes``, ``modality`` ("image" or "text"),
-    ``config`` (the parsed ``config.json``), ``model_dir``, ``device`` and ``mixed_precision`` (the
-    autocast predictions run under: "no", "bf16" or "fp16").
+    Attributes: ``model`` (the ``TransferModel``), ``classes``, ``modality`` (the name of the data's
+    modality, e.g. "image" or "text"), ``inputs`` (the modality's ``InputPipeline``: the user's inputs ->
+    a batch), ``config`` (the parsed ``config.json``), ``model_dir``, ``device`` and ``mixed_precision``
+    (the autocast predictions run under: "no", "bf16" or "fp16").
     """
 
-    def __init__(self, model: Any, config: dict, model_dir: Path, device: str = "cpu", tokenizer: Any = None,
-                 mixed_precision: str = "no"):
+    def __init__(self, model: Any, config: dict, model_dir: Path, device: str = "cpu", mixed_precision: str = "no",
+                 registry: Any = None):
+        from tlhub.plugins import get_registry
         self.model = model
         self.mixed_precision = mixed_precision
         self.config = config
@@ -73,18 +74,9 @@ class Predictor:
         self.classes: list[str] = [str(c) for c in config["classes"]]
         prep = config.get("preprocessing") or {}
         self.modality: str = prep.get("modality", "image")
-        self.tokenizer = tokenizer
+        self.modality_impl = (registry or get_registry()).modality(self.modality)
+        self.inputs = self.modality_impl.inputs(prep, model.backbone, self.model_dir)
         self.device = device
-        self._transform = None
-        if self.modality == "image":
-            from tlhub.data.images import build_transform
-            from tlhub.interfaces import ImagePreprocessing
-            self.image_size = int(prep["image_size"])
-            self.mean, self.std = tuple(prep["mean"]), tuple(prep["std"])
-            ip = ImagePreprocessing(self.mean, self.std, self.image_size)
-            self._transform = build_transform(ip, self.image_size, None, train=False)[0]
-        else:
-            self.max_length = int(prep.get("max_length", 512))
 
     def __repr__(self) -> str:
         return (f"Predictor({self.config.get('backbone')!r} + {self.config.get('head')!r}, {len(self.classes)} "
@@ -105,67 +97,18 @@ class Predictor:
         import numpy as np
         import torch
 
+        from tlhub.precision import autocast
         if batch_size < 1:
             raise UserError(f"batch_size: must be >= 1, got {batch_size}")
-        items = self._as_list(inputs)
-        from tlhub.precision import autocast
+        items = self.modality_impl.as_items(inputs)
         rows = []
         with torch.inference_mode(), autocast(self.mixed_precision, torch.device(self.device).type):
             for start in range(0, len(items), batch_size):
-                x = self._batch(items[start:start + batch_size])
+                x = self.inputs.batch(items[start:start + batch_size], self.device)
                 rows.append(self.model(x).float().softmax(-1).cpu().numpy())
         if not rows:
             return np.zeros((0, len(self.classes)), dtype=np.float32)
         return np.concatenate(rows).astype(np.float32)
-
-    # ------------------------------------------------------------------ inputs
-
-    def _as_list(self, inputs: Any) -> list:
-        from tlhub.use.inputs import as_items
-        return as_items(inputs, self.modality)
-
-    def _batch(self, items: Sequence) -> Any:
-        if self.modality == "text":
-            return self._tokenize(items)
-        import torch
-        return torch.stack([self._image(item) for item in items]).to(self.device)
-
-    def _image(self, item: Any) -> "torch.Tensor":
-        from tlhub.use.inputs import read_image
-        if _is_tensor(item):
-            return self._tensor_image(item)
-        return self._transform(read_image(item))
-
-    def _tensor_image(self, t: "torch.Tensor") -> "torch.Tensor":
-        import torch
-        from torchvision.transforms import functional as TF
-        t = t.detach().cpu()
-        t = t.float() / 255.0 if t.dtype == torch.uint8 else t.float()
-        if t.ndim == 2:
-            t = t.unsqueeze(0)
-        if t.ndim != 3 or t.shape[0] not in (1, 3):
-            raise UserError(f"an image tensor must be [C, H, W] with 1 or 3 channels, got shape {tuple(t.shape)}")
-        if t.shape[0] == 1:
-            t = t.expand(3, -1, -1)
-        if tuple(t.shape[1:]) != (self.image_size, self.image_size):
-            t = TF.resize(t, [self.image_size, self.image_size], antialias=True)
-        return TF.normalize(t, list(self.mean), list(self.std))
-
-    def _tokenize(self, texts: Sequence[str]) -> dict:
-        """Token ids padded like the trainer's collate (right, pad id, mask of ones for real tokens)."""
-        import torch
-        enc = self.tokenizer(list(texts), truncation=True, max_length=self.max_length)["input_ids"]
-        ids = [torch.tensor(e, dtype=torch.long) for e in enc]
-        pad = self.tokenizer.pad_token_id or 0
-        batch = torch.nn.utils.rnn.pad_sequence(ids, batch_first=True, padding_value=pad)
-        mask = torch.zeros_like(batch)
-        for row, e in enumerate(ids):
-            mask[row, : len(e)] = 1
-        return {"input_ids": batch.to(self.device), "attention_mask": mask.to(self.device)}
-
-
-def _is_tensor(x: Any) -> bool:
-    return type(x).__module__.startswith("torch") and hasattr(x, "ndim")
 
 
 # ---------------------------------------------------------------------- loading
@@ -274,14 +217,6 @@ def load_weights(model: Any, path: Path) -> None:
     model.load_state_dict(state, strict=True)
 
 
-def load_tokenizer(model_dir: Path, backbone: Any) -> Any:
-    """The rebuilt backbone's tokenizer: it was rebuilt from the files ``Backbone.save_extras`` wrote."""
-    tok = getattr(getattr(backbone, "preprocessing", None), "tokenizer", None)
-    if tok is None:
-        raise UserError(f"{model_dir}: a text model whose backbone gives no tokenizer")
-    return tok
-
-
 def load(path: str | Path, device: str = "cpu", mixed_precision: str = "auto") -> Predictor:
     """Load a fine-tuned model from a run directory (or its ``model/`` folder) for prediction.
 
@@ -308,7 +243,4 @@ def load(path: str | Path, device: str = "cpu", mixed_precision: str = "auto") -
         model = model.use_channels_last()
     model.eval()
     model.to(device)
-    tokenizer = None
-    if (config.get("preprocessing") or {}).get("modality") == "text":
-        tokenizer = load_tokenizer(model_dir, model.backbone)
-    return Predictor(model, config, model_dir, device, tokenizer, mixed_precision)
+    return Predictor(model, config, model_dir, device, mixed_precision)

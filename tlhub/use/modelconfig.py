@@ -2,11 +2,14 @@
 loader reads, checked before anything is built, every problem listed at once.
 
 Hand-written rather than a JSON-schema library: seven fields, and the messages name the field the way
-the rest of tlhub does. No torch here (the ONNX path uses it too).
+the rest of tlhub does; the ``preprocessing`` table's schema belongs to its modality. No torch here (the
+ONNX path uses it too).
 """
 from __future__ import annotations
 
 from typing import Any
+
+from tlhub.plugins import get_registry
 
 REQUIRED = ("backbone", "head", "classes", "preprocessing")
 OPTIONAL_TABLES = ("backbone_options", "head_options", "offline_backbone_options")
@@ -32,29 +35,18 @@ def classes_problems(classes: Any) -> list[str]:
     return []
 
 
-def preprocessing_problems(prep: Any) -> list[str]:
-    """What a predictor needs from the preprocessing table and does not find."""
+def preprocessing_problems(prep: Any, registry: Any = None) -> list[str]:
+    """What a predictor needs from the preprocessing table and does not find: the modality is installed,
+    and its own schema (``Modality.config_problems``) holds."""
     if not isinstance(prep, dict):
         return [f"preprocessing: expected a table, got {prep!r}"]
-    modality = prep.get("modality", "image")
-    if modality == "text":
-        ml = prep.get("max_length", 512)
-        return [] if _is_int(ml) and ml > 0 else [f"preprocessing: max_length must be a positive integer, got {ml!r}"]
-    if modality != "image":
-        return [f"preprocessing: modality must be 'image' or 'text', got {modality!r}"]
-    out = []
-    size = prep.get("image_size")
-    if not (_is_int(size) and size > 0):
-        out.append("preprocessing: image_size is missing" if size is None
-                   else f"preprocessing: image_size must be a positive integer, got {size!r}")
-    for key in ("mean", "std"):
-        v = prep.get(key)
-        if not (isinstance(v, list) and len(v) == 3
-                and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in v)):
-            out.append(f"preprocessing: {key} must be a list of 3 numbers, got {v!r}")
-        elif key == "std" and any(x == 0 for x in v):
-            out.append(f"preprocessing: std must not be 0, got {v!r}")
-    return out
+    name = prep.get("modality", "image")
+    registry = registry or get_registry()
+    if not isinstance(name, str) or name not in registry.items["modalities"]:
+        known = ", ".join(repr(n) for n in registry.names("modalities"))
+        return [f"preprocessing: modality {name!r} is not installed (installed: {known}); install the plugin "
+                f"that registers it to use this model"]
+    return registry.modality(name).config_problems(prep)
 
 
 def config_problems(config: Any) -> list[str]:

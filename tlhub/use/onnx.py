@@ -1,7 +1,8 @@
 """Serve an exported ``model.onnx`` with ONNX Runtime: ``tlhub predict`` on the file or its folder.
 
 Everything needed is in the file's metadata (``tlhub.classes``, ``tlhub.preprocessing``, written by
-``tlhub.artifacts.onnx``). Image models need only onnxruntime, PIL and numpy - torch is never
+``tlhub.artifacts.onnx``); the model's modality turns inputs into the graph's feeds
+(``Modality.onnx_feeder``). Image models need only onnxruntime, PIL and numpy - torch is never
 imported; text models also need the tokenizer saved beside the file (``tokenizer/``, read with ``tokenizers``).
 """
 from __future__ import annotations
@@ -11,7 +12,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from tlhub.errors import UserError
-from tlhub.use.inputs import as_items, check_texts, read_image
+from tlhub.plugins import get_registry
 from tlhub.use.load import Prediction, predictions
 from tlhub.use.modelconfig import classes_problems, preprocessing_problems
 
@@ -59,29 +60,12 @@ class OnnxPredictor:
         if problems:
             raise UserError(errors=[f"{path}: tlhub metadata: {p}" for p in problems])
         self.classes: list[str] = [str(c) for c in classes]
-        self.modality: str = self.preprocessing["modality"]
-        self.tokenizer = self._tokenizer() if self.modality == "text" else None
+        self.modality: str = self.preprocessing.get("modality", "image")
+        self.modality_impl = get_registry().modality(self.modality)
+        self.feed = self.modality_impl.onnx_feeder(self.preprocessing, self.path.parent)
 
     def __repr__(self) -> str:
         return f"OnnxPredictor({len(self.classes)} classes, {self.modality}, from {str(self.path)!r})"
-
-    def _tokenizer(self) -> Any:
-        folder = self.path.parent / self.preprocessing.get("tokenizer", "tokenizer")
-        if not folder.is_dir():
-            raise UserError(f"{self.path}: a text model needs its tokenizer folder {folder} (written by tlhub export)")
-        # The fast tokenizer's own file through `tokenizers`: the core imports no transformers.
-        import json
-
-        from tokenizers import Tokenizer
-        if not (folder / "tokenizer.json").is_file():
-            raise UserError(f"{folder}: no tokenizer.json (a fast tokenizer, as tlhub export writes it)")
-        tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
-        config = folder / "tokenizer_config.json"
-        pad = (json.loads(config.read_text()) if config.is_file() else {}).get("pad_token") or "[PAD]"
-        pad = pad.get("content", "[PAD]") if isinstance(pad, dict) else str(pad)
-        tokenizer.enable_truncation(int(self.preprocessing["max_length"]))
-        tokenizer.enable_padding(pad_id=tokenizer.token_to_id(pad) or 0, pad_token=pad)
-        return tokenizer
 
     def predict(self, inputs: Any, batch_size: int = 64) -> list[Prediction]:
         return predictions(self.classes, self.predict_proba(inputs, batch_size))
@@ -91,20 +75,7 @@ class OnnxPredictor:
         import numpy as np
         if batch_size < 1:
             raise UserError(f"batch_size: must be >= 1, got {batch_size}")
-        items = as_items(inputs, self.modality)
+        items = self.modality_impl.as_items(inputs)
         rows = [self.session.run(["probabilities"], self.feed(items[i:i + batch_size]))[0]
                 for i in range(0, len(items), batch_size)]
         return np.concatenate(rows).astype(np.float32) if rows else np.zeros((0, len(self.classes)), np.float32)
-
-    def feed(self, items: Sequence) -> dict:
-        """The session's inputs for a batch of raw items (image paths/arrays/PIL images, or texts)."""
-        import numpy as np
-        if self.modality == "text":
-            check_texts(list(items))
-            encoded = self.tokenizer.encode_batch(list(items))
-            return {"input_ids": np.array([e.ids for e in encoded], dtype=np.int64),
-                    "attention_mask": np.array([e.attention_mask for e in encoded], dtype=np.int64)}
-        from tlhub.data.decode import to_chw
-        p = self.preprocessing
-        batch = [to_chw(read_image(item), int(p["image_size"]), p["mean"], p["std"]) for item in items]
-        return {"pixel_values": np.stack(batch)}

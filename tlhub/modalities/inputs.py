@@ -1,4 +1,4 @@
-"""The one input check of every predict path (``tlhub.load``'s PyTorch ``Predictor``, the ONNX Runtime
+"""The input checks of the built-in modalities, shared by every predict path (``tlhub.load``'s PyTorch ``Predictor``, the ONNX Runtime
 ``OnnxPredictor``, and anything that serves a model): the same inputs refused with the same words.
 
 Text: strings only, not blank, valid UTF-8 (a command line or file read with ``surrogateescape`` keeps
@@ -15,12 +15,15 @@ from typing import Any
 from tlhub.errors import UserError
 
 
-def as_items(inputs: Any, modality: str) -> list:
-    """``inputs`` (one input or a sequence of them; for images also a 4-D array = a batch) as a list."""
-    if modality == "text":
-        items = [inputs] if isinstance(inputs, str) else _listed(inputs, "texts")
-        check_texts(items)
-        return items
+def as_text_items(inputs: Any) -> list:
+    """``inputs`` (one string or a sequence of them) as a checked list of texts."""
+    items = [inputs] if isinstance(inputs, str) else _listed(inputs, "texts")
+    check_texts(items)
+    return items
+
+
+def as_image_items(inputs: Any) -> list:
+    """``inputs`` (one image input or a sequence of them; also a 4-D array = a batch) as a list."""
     if isinstance(inputs, (str, Path, dict)) or type(inputs).__module__.startswith("PIL."):
         return [inputs]
     ndim = getattr(inputs, "ndim", None)
