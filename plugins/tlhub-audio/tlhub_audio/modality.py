@@ -31,6 +31,11 @@ def _image_prep(backbone: Any):
     return getattr(backbone, "preprocessing", None)
 
 
+def _draws_image_augment(augment: Any) -> bool:
+    return augment is not None and any(getattr(augment, k, 0) for k in ("crop_padding", "flip", "rotation",
+                                                                          "color_jitter"))
+
+
 def settings(backbone: Any, data: DataSettings) -> F.FeatureSettings:
     """Feature settings of a run: the recipe's ``[data.preprocess]`` options, its image size (0: the
     backbone's) and the backbone's mean/std."""
@@ -62,13 +67,14 @@ class AudioInputs(InputPipeline):
 
 class AudioModality(Modality):
     name = "audio"
+    noun = "recordings"
     json_help = 'uploaded sound files, or {"samples": [numbers], "sample_rate": Hz}'
 
     # -- training
     def datasets(self, backbone: Any, data: DataSettings, splits: Any) -> Datasets:
         from tlhub_audio.dataset import AudioDataset
-        if data.augment is not None:
-            # the image augmentations (flips, rotations, crops) would make sounds that are not sounds
+        if _draws_image_augment(data.augment):
+            # flips, rotations, crops and colour jitter of a spectrogram make sounds that are not sounds
             raise UserError("audio: [data.augment] is for images; use data.preprocess.time_shift and "
                             "data.preprocess.masks for spectrograms")
         s = settings(backbone, data)
