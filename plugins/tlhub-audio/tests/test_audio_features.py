@@ -7,7 +7,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import soundfile as sf
-from conftest import tone, write_tones
+from audio_tones import tone, write_tones
 
 from tlhub.errors import UserError
 from tlhub_audio import features as F

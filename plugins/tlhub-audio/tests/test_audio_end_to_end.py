@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 from PIL import Image
-from conftest import write_tones
+from audio_tones import write_tones
 
 import tlhub
 from tlhub.cli import cli
