@@ -10,6 +10,7 @@ from typing import Any, Callable
 
 from tlhub.errors import UserError, did_you_mean
 from tlhub.modality import ModalitySpec
+from tlhub.task import TaskSpec
 from tlhub.options import Opt
 
 
@@ -74,16 +75,42 @@ class MetricSpec:
     plugin: str = ""
 
 
+@dataclass(frozen=True)
+class OptimizerSpec:
+    """An optimizer: ``build(param_groups, phase) -> torch.optim.Optimizer``; ``param_groups`` carry each
+    group's learning rate; ``phase`` is the recipe's phase table (``lr``, ``weight_decay``, ``momentum``)."""
+
+    name: str
+    summary: str
+    build: Callable[..., Any]
+    plugin: str = ""
+
+
+@dataclass(frozen=True)
+class SchedulerSpec:
+    """A learning-rate schedule after the warm-up: ``factor(progress) -> multiplier of the lr``, with
+    ``progress`` going from 0 to 1 over the phase's steps after warm-up."""
+
+    name: str
+    summary: str
+    factor: Callable[[float], float]
+    plugin: str = ""
+
+
 KINDS = {
     "modalities": ModalitySpec,
+    "tasks": TaskSpec,
     "backbones": BackboneSpec,
     "heads": HeadSpec,
     "freeze-policies": FreezePolicySpec,
     "data-sources": DataSourceSpec,
     "metrics": MetricSpec,
+    "optimizers": OptimizerSpec,
+    "schedulers": SchedulerSpec,
 }
-KIND_SINGULAR = {"modalities": "modality", "backbones": "backbone", "heads": "head", "freeze-policies": "freeze policy",
-                 "data-sources": "data source", "metrics": "metric"}
+KIND_SINGULAR = {"modalities": "modality", "tasks": "task", "backbones": "backbone", "heads": "head", "freeze-policies": "freeze policy",
+                 "data-sources": "data source", "metrics": "metric",
+                 "optimizers": "optimizer", "schedulers": "scheduler"}
 
 @dataclass(frozen=True)
 class PluginInfo:
@@ -106,6 +133,7 @@ class Registry:
     # ``provider(kind, name) -> plugin name or None``. The core keeps no table of other plugins' names.
     provider: Callable[[str, str], str | None] | None = None
     loaded_modalities: dict[str, Any] = field(default_factory=dict, repr=False)
+    loaded_tasks: dict[str, Any] = field(default_factory=dict, repr=False)
 
     def add(self, kind: str, spec: Any, plugin: str) -> None:
         expected = KINDS[kind]
@@ -129,6 +157,12 @@ class Registry:
         if name not in self.loaded_modalities:
             self.loaded_modalities[name] = self.get("modalities", name).load()
         return self.loaded_modalities[name]
+
+    def task(self, name: str) -> Any:
+        """The loaded ``tlhub.task.Task`` called ``name`` (loaded once per registry)."""
+        if name not in self.loaded_tasks:
+            self.loaded_tasks[name] = self.get("tasks", name).load()
+        return self.loaded_tasks[name]
 
     def source_modality(self, source: str) -> Any:
         """The loaded ``Modality`` of the data that data source ``source`` gives."""

@@ -107,11 +107,15 @@ def doc_registry():
 
 
 KIND_TEXT = {
+    "tasks": ("Tasks", "`model.task`", ""),
+    "modalities": ("Modalities", "`data.source` (a data source gives one modality's data)", "`data.preprocess`"),
     "backbones": ("Backbones", "`model.backbone`", "`model.backbone_options`"),
     "heads": ("Heads", "`model.head`", "`model.head_options`"),
     "freeze-policies": ("Freeze policies", "`phases.N.freeze`", "`phases.N.freeze_options`"),
     "data-sources": ("Data sources", "`data.source` (and `data.test.source`)", "`data.options`"),
     "metrics": ("Metrics", "`eval.metrics` (names only, never a path)", ""),
+    "optimizers": ("Optimizers", "`phases.N.optimizer`", ""),
+    "schedulers": ("Schedulers", "`phases.N.scheduler`", ""),
 }
 
 
@@ -157,6 +161,8 @@ def render_recipes() -> str:
             facts = [f"plugin `{spec.plugin}`"]
             if getattr(spec, "modality", None):
                 facts.append(f"{spec.modality}")
+            if getattr(spec, "feeds", None):
+                facts.append(f"feeds {' / '.join(spec.feeds)} backbones")
             if getattr(spec, "default_weights", None):
                 facts.append(f"default weights `{spec.default_weights}`")
             out += [f"#### `{name}`", "", f"{spec.summary} ({'; '.join(facts)}).", ""]

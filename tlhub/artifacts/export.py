@@ -37,7 +37,7 @@ def write_model(model_dir: Path, recipe, model, classes: list[str], mixed_precis
         "tlhub_version": __version__,
         "backbone": recipe.model.backbone, "backbone_plugin": spec.plugin,
         "backbone_options": recipe.model.backbone_options, "weights_origin": recipe.model.weights or "default",
-        "head": recipe.model.head, "head_options": recipe.model.head_options,
+        "head": recipe.model.head, "head_options": recipe.model.head_options, "task": recipe.model.task,
         "classes": classes, "preprocessing": preprocessing_config(modality, model.backbone, recipe),
         "channels_last": bool(getattr(model, "channels_last", False)),
         "mixed_precision": mixed_precision,  # the autocast it was trained and tested in ("no": fp32)

@@ -18,7 +18,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
 from tlhub import states
 
@@ -78,7 +77,7 @@ def edge(lrs: list[float], smoothed: list[float], rise: float = RISE) -> float:
     return lrs[max((i for i in range(skip, len(smoothed)) if smoothed[i] <= limit), default=len(lrs) - 1)]
 
 
-def range_test(model, loader, optimizer, entry=None, lr_min: float = LR_MIN, lr_max: float = LR_MAX,
+def range_test(model, loader, optimizer, loss_fn, entry=None, lr_min: float = LR_MIN, lr_max: float = LR_MAX,
                steps: int = STEPS, diverge: float = DIVERGE) -> LRFind:
     """Sweep ``optimizer``'s learning rates (their ratios kept) over ``steps`` batches of ``loader``."""
     model_state = copy.deepcopy(model.state_dict())
@@ -98,7 +97,7 @@ def range_test(model, loader, optimizer, entry=None, lr_min: float = LR_MIN, lr_
             for g, r in zip(optimizer.param_groups, ratio):
                 g["lr"] = lr * r
             x, y = states.to(x, device), y.to(device)  # the loader is not prepared by Accelerate here
-            loss = F.cross_entropy(model(x) if entry is None else model(x, entry=entry), y)
+            loss = loss_fn(model(x) if entry is None else model(x, entry=entry), y)
             if not torch.isfinite(loss.detach()):
                 stopped = f"loss not finite at lr {lr:.1e}"
                 break

@@ -90,6 +90,7 @@ def lr_range_test(recipe, index: int, plot_path: Path):
     d = recipe.data
     loader = _loader(datasets["train"], d.batch_size, True, collate, d.workers, recipe.train.seed)
     found = lr_find.range_test(model, loader, build_optimizer(model, phase, plan.lrs),
+                               s.registry.task(recipe.model.task).loss,
                                steps=lr_find.STEPS)
     lr_find.plot(found, plot_path, title=f"lr range test: phase {phase.name!r} ({phase.freeze})")
     return found

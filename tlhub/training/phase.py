@@ -10,7 +10,6 @@ import time
 from dataclasses import dataclass, field
 
 import torch
-import torch.nn.functional as F
 
 from tlhub.artifacts import rundir
 from tlhub.errors import UserError
@@ -81,6 +80,11 @@ class RunContext:
     plan: object = None  # tlhub.recipe.plan.RunPlan
     shared_cache: dict | None = None  # see phase_inputs
     timings: list = field(default_factory=list)  # per phase: wall seconds, cache-filling seconds
+
+    @property
+    def task(self):
+        """The recipe's ``tlhub.task.Task``: its loss, training score and validation scores."""
+        return self.registry.task(self.recipe.model.task)
 
 
 def _collate_of(ds, collate):
@@ -196,6 +200,7 @@ def run_phase(ctx: RunContext, model: TransferModel, index: int, resume=None) ->
         log.info("  epoch_steps = %d: each epoch trains the first %d of %d shuffled batches", phase.epoch_steps,
                  batches, len(train_loader))
     scheduler = build_scheduler(optimizer, phase, steps_per_epoch * phase.epochs)
+    task = ctx.task
 
     first_epoch, skip, accum = 1, 0, None
     best, best_weights = Best(), None
@@ -225,7 +230,7 @@ def run_phase(ctx: RunContext, model: TransferModel, index: int, resume=None) ->
         for step, (x, y) in enumerate(bar, start=skip):
             with accelerator.accumulate(prepared):
                 logits = prepared(x, entry=entry)
-                loss = F.cross_entropy(logits, y)
+                loss = task.loss(logits, y)
                 if not torch.isfinite(loss):
                     raise UserError(f"phase {phase.name!r} epoch {epoch} step {step + 1}: the loss is {loss.item()}; "
                                     f"stopped (the last good checkpoint is kept). Lower the learning rate "
@@ -236,7 +241,7 @@ def run_phase(ctx: RunContext, model: TransferModel, index: int, resume=None) ->
                 if accelerator.sync_gradients:
                     scheduler.step()
             loss_sum += loss.detach().double().cpu() * len(y)
-            correct += (logits.argmax(-1) == y).sum().cpu()
+            correct += task.batch_score(logits.detach(), y).cpu()
             seen += len(y)
             bar.set_postfix(loss=f"{loss.item():.3f}")
             done = step + 1
@@ -253,7 +258,7 @@ def run_phase(ctx: RunContext, model: TransferModel, index: int, resume=None) ->
         train_seconds = time.time() - t0
         totals = accelerator.reduce(torch.stack([loss_sum, correct.double(), seen.double()]).to(accelerator.device),
                                     reduction="sum").cpu()
-        val = evaluate_loader(accelerator, prepared, val_loader, entry=val_entry)
+        val = evaluate_loader(accelerator, prepared, val_loader, entry=val_entry, task=task)
         row = {"phase": phase.name, "phase_index": index, "epoch": epoch,
                "train_loss": float(totals[0] / totals[2]), "train_accuracy": float(totals[1] / totals[2]),
                "val_loss": val["loss"], "val_accuracy": val["accuracy"],
@@ -311,7 +316,7 @@ def _measure_lr(ctx: RunContext, model, optimizer, loader, entry: Entry, index: 
     found, lr = None, phase.lr
     if ctx.accelerator.is_main_process:
         try:
-            found = lr_find.range_test(model, loader, optimizer, entry=entry,
+            found = lr_find.range_test(model, loader, optimizer, ctx.task.loss, entry=entry,
                                        steps=lr_find.STEPS)
             lr = found.suggestion if found.descent else phase.lr
             lr_find.plot(found, _lr_find_png(ctx.run_dir, phase.name), title=f"lr range test: phase {phase.name!r}")
@@ -364,7 +369,7 @@ def predict_loader(accelerator, model, loader, entry: Entry = RAW):
     return torch.cat(all_logits), torch.cat(all_labels)
 
 
-def evaluate_loader(accelerator, model, loader, entry: Entry = RAW) -> dict:
+def evaluate_loader(accelerator, model, loader, entry: Entry = RAW, task=None) -> dict:
+    """The task's validation scores (``Task.evaluate``: the loss, its primary metric, the count)."""
     logits, labels = predict_loader(accelerator, model, loader, entry)
-    return {"loss": float(F.cross_entropy(logits, labels)),
-            "accuracy": float((logits.argmax(-1) == labels).float().mean()), "n": len(labels)}
+    return task.evaluate(logits, labels)

@@ -240,7 +240,8 @@ def _run(recipe_or_path, overrides, overwrite, quiet, resume, opened) -> RunResu
         log.info("data: skipped %d unreadable item(s), listed in %s", len(splits.skipped), run_dir / "skipped.txt")
 
     torch.set_rng_state(rng_after_backbone)
-    model = add_head(backbone, ModelSpec.from_recipe(recipe), registry, len(splits.classes))
+    task = registry.task(recipe.model.task)
+    model = add_head(backbone, ModelSpec.from_recipe(recipe), registry, task.num_outputs(splits.classes))
     if recipe.train.channels_last and registry.source_modality(recipe.data.source).channels_last(backbone):
         model = model.use_channels_last()
         log.info("memory format: channels_last (train.channels_last = false for PyTorch's default)")
@@ -347,10 +348,8 @@ def evaluate_split(accelerator, model, dataset, collate, recipe, splits):
         from tlhub.data.batching import flat
         order = torch.tensor(flat(plain.batch_sampler))
         logits[order], labels[order] = logits.clone(), labels.clone()
-    probs = logits.softmax(-1)
-    preds = probs.argmax(-1)
-    from tlhub.plugins import get_registry
-    metrics = compute_metrics(recipe.eval.metrics, preds.tolist(), labels.tolist(), len(splits.classes),
-                              get_registry())
+    registry = get_registry()
+    preds, probs = registry.task(recipe.model.task).decode(logits)
+    metrics = compute_metrics(recipe.eval.metrics, preds.tolist(), labels.tolist(), len(splits.classes), registry)
     metrics["test_examples"] = len(labels)
     return metrics, preds, probs

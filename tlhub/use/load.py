@@ -185,7 +185,8 @@ def build_model(config: dict, model_dir: Path, registry=None):
             raise
         raise UserError(f"{model_dir / 'config.json'}: cannot rebuild backbone {spec.backbone!r} (weights='none') "
                         f"to load the fine-tuned weights into: {exc}") from None
-    return add_head(backbone, spec, registry, len(config["classes"]))
+    task = registry.task(config.get("task", "classification"))
+    return add_head(backbone, spec, registry, task.num_outputs([str(c) for c in config["classes"]]))
 
 
 def load_weights(model: Any, path: Path) -> None:

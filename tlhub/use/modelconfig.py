@@ -60,7 +60,7 @@ def config_problems(config: Any) -> list[str]:
            for k in ("backbone", "head") if not (isinstance(config[k], str) and config[k].strip())]
     out += [f"{k} must be a table (JSON object) or null, got {type(config[k]).__name__} {str(config[k])[:40]!r}"
             for k in OPTIONAL_TABLES if config.get(k) is not None and not isinstance(config[k], dict)]
-    for key in ("backbone_plugin", "weights_origin", "tlhub_version"):
+    for key in ("backbone_plugin", "weights_origin", "tlhub_version", "task"):
         if config.get(key) is not None and not isinstance(config[key], str):
             out.append(f"{key} must be a string, got {config[key]!r}")
     if config.get("channels_last") is not None and not isinstance(config["channels_last"], bool):

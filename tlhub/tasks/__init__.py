@@ -1,0 +1,2 @@
+"""The built-in tasks, registered through the ``register_tasks`` hook like a plugin's
+(``tlhub.plugins.builtins.tasks``): single-label ``classification``. ``tlhub.task`` is the interface."""
