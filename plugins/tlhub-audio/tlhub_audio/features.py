@@ -79,6 +79,16 @@ def seconds(data: bytes, name: str = "") -> float:
     return info.frames / info.samplerate if info.samplerate else 0.0
 
 
+def header_error(path: str | Path) -> str | None:
+    """None when soundfile reads the file's header and it holds samples, else why not."""
+    import soundfile as sf
+    try:
+        info = sf.info(str(path))
+    except Exception as exc:  # noqa: BLE001  (LibsndfileError, RuntimeError, ... for bad files)
+        return f"not a sound file soundfile can read ({type(exc).__name__}: {exc})"
+    return None if info.frames > 0 else "holds no samples"
+
+
 def read(path: str | Path) -> Clip:
     """A clip from a file; ``ValueError`` naming the file when it is not a sound soundfile reads."""
     return _read(path, str(path))

@@ -11,6 +11,8 @@ from pathlib import Path
 from tlhub.errors import UserError
 from tlhub.interfaces import DataContext, SourceData, Split
 
+from tlhub_audio.features import header_error
+
 # folder names (any case) that name a split, never a class
 SPLIT_DIRS = {"train": ("train", "training"), "val": ("val", "valid", "validation", "dev"), "test": ("test", "testing")}
 SPLIT_OF = {name: split for split, names in SPLIT_DIRS.items() for name in names}
@@ -18,16 +20,6 @@ SPLIT_OF = {name: split for split, names in SPLIT_DIRS.items() for name in names
 
 def _dirs(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
-
-
-def header_error(path: Path) -> str | None:
-    """None when soundfile reads the file's header and it holds samples, else why not."""
-    import soundfile as sf
-    try:
-        info = sf.info(str(path))
-    except Exception as exc:  # noqa: BLE001  (LibsndfileError, RuntimeError, ... for bad files)
-        return f"not a sound file soundfile can read ({type(exc).__name__}: {exc})"
-    return None if info.frames > 0 else "holds no samples"
 
 
 def _split_dirs(root: Path) -> dict[str, Path | None]:

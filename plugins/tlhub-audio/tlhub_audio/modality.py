@@ -91,10 +91,9 @@ class AudioModality(Modality):
 
     def item_problem(self, item: Any) -> str:
         if isinstance(item, (str, Path)):
-            from tlhub_audio.folders import header_error
             if not Path(item).is_file():
                 return f"is a path that does not exist: {item}"
-            why = header_error(Path(item))
+            why = F.header_error(Path(item))
             return f"{item}: {why}" if why else ""
         if isinstance(item, F.Clip):
             return "" if item.samples.ndim == 1 and item.samples.size else "is a Clip without samples"
@@ -161,7 +160,6 @@ class AudioModality(Modality):
     def expand(self, args: list[str], skipped: list[str]) -> list:
         """Files as given (a file soundfile cannot read is refused), folders expanded (recursively, sorted,
         by extension); a folder's files that do not read are left out and listed in ``skipped``."""
-        from tlhub_audio.folders import header_error
         out: list[str] = []
         for a in args:
             p = Path(a).expanduser()
@@ -170,11 +168,11 @@ class AudioModality(Modality):
                                and not any(part.startswith(".") for part in f.relative_to(p).parts))
                 if not found:
                     raise UserError(f"{a}: folder holds no sound file ({', '.join(EXTENSIONS)})")
-                bad = {f: why for f in found if (why := header_error(f))}
+                bad = {f: why for f in found if (why := F.header_error(f))}
                 skipped += [f"{f}: {why}" for f, why in bad.items()]
                 out += [str(f) for f in found if f not in bad]
             elif p.is_file():
-                why = header_error(p)
+                why = F.header_error(p)
                 if why:
                     raise UserError(f"{a}: {why}")
                 out.append(str(p))
