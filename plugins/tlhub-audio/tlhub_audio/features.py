@@ -64,6 +64,11 @@ class FeatureSettings:
         return cls(**known)
 
 
+def _why(exc: Exception) -> str:
+    """soundfile's reason without its "Error opening <object at 0x...>:" prefix."""
+    return getattr(exc, "error_string", None) or f"{type(exc).__name__}: {exc}"
+
+
 def decode(data: bytes, name: str = "") -> Clip:
     """A clip from an encoded file's bytes (an upload); ``ValueError`` when it is not a sound soundfile reads."""
     return _read(io.BytesIO(data), name)
@@ -75,7 +80,7 @@ def seconds(data: bytes, name: str = "") -> float:
     try:
         info = sf.info(io.BytesIO(data))
     except Exception as exc:  # noqa: BLE001  (LibsndfileError, RuntimeError, TypeError for bad input)
-        raise ValueError(f"{name or 'upload'}: not a sound file soundfile can read ({exc})") from None
+        raise ValueError(f"{name or 'upload'}: not a sound file soundfile can read ({_why(exc)})") from None
     return info.frames / info.samplerate if info.samplerate else 0.0
 
 
@@ -85,7 +90,7 @@ def header_error(path: str | Path) -> str | None:
     try:
         info = sf.info(str(path))
     except Exception as exc:  # noqa: BLE001  (LibsndfileError, RuntimeError, ... for bad files)
-        return f"not a sound file soundfile can read ({type(exc).__name__}: {exc})"
+        return f"not a sound file soundfile can read ({_why(exc)})"
     return None if info.frames > 0 else "holds no samples"
 
 
@@ -99,7 +104,7 @@ def _read(source: Any, name: str) -> Clip:
     try:
         samples, rate = sf.read(source, dtype="float32", always_2d=True)
     except Exception as exc:  # noqa: BLE001  soundfile raises LibsndfileError, RuntimeError, TypeError for bad input
-        raise ValueError(f"{name or 'upload'}: not a sound file soundfile can read ({exc})") from None
+        raise ValueError(f"{name or 'upload'}: not a sound file soundfile can read ({_why(exc)})") from None
     if samples.shape[0] == 0:
         raise ValueError(f"{name or 'upload'}: the sound file holds no samples")
     return Clip(samples.mean(axis=1), int(rate), name)
