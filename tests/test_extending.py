@@ -267,3 +267,21 @@ def test_optimizers_and_schedules_from_outside_are_used_by_a_run(tmp_path):
         assert "optimizer" in OptimPlugin.calls and "schedule" in OptimPlugin.calls
     with pytest.raises(UserError, match="phases.1.optimizer: unknown optimizer 'sgd-nesterov'"):
         load_and_validate(recipe)  # without the plugin the name is unknown, before anything trains
+
+
+def test_plugins_import_only_the_public_modules():
+    import ast
+    import re
+    repo = Path(__file__).resolve().parents[1]
+    page = (repo / "docs" / "extending.md").read_text(encoding="utf-8")
+    section = page.split("## What a plugin may import", 1)[1].split("\n## ", 1)[0]
+    public = set(re.findall(r"`(tlhub(?:\.[a-z_]+)*)`", section))
+    assert {"tlhub.modality", "tlhub.task", "tlhub.interfaces", "tlhub.testing"} <= public
+    offenders = []
+    for path in sorted([*(repo / "plugins").rglob("*.py"), *(repo / "docs").rglob("*.py")]):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                [node.module] if isinstance(node, ast.ImportFrom) and node.module and not node.level else []
+            offenders += [f"{path.relative_to(repo)}: {n}" for n in names
+                          if n.split(".")[0] == "tlhub" and n not in public]
+    assert not offenders, f"plugins import tlhub modules that are not public (docs/extending.md): {offenders}"

@@ -76,9 +76,8 @@ class PhaseCfg:
                                                            "train at its suggestion (what lr = \"auto\" sets)"})
     weight_decay: float = field(default=0.0, metadata={"help": "weight decay"})
     momentum: float = field(default=0.9, metadata={"help": "SGD momentum"})
-    scheduler: str = field(default="constant", metadata={"help": "registered schedule after the warm-up: constant, "
-                                                                 "cosine, linear or a plugin's (`tlhub list "
-                                                                 "schedulers`)"})
+    scheduler: str = field(default="constant", metadata={"help": "schedule after the warm-up: constant, cosine, "
+                                                                 "linear or a plugin's (`tlhub list schedulers`)"})
     warmup: float = field(default=0.0, metadata={"help": "warm-up as a fraction of the phase's steps"})
     freeze: str = field(default="frozen", metadata={"help": "freeze policy (`tlhub list freeze-policies`), or "
                                                             "'auto': searched at the start of the run (docs/freeze.md)"})
