@@ -1,4 +1,4 @@
-"""tools/make_spoken_digits.py: voice-disjoint splits, and (with espeak-ng and sox installed) a tiny deterministic set."""
+"""tools/make_spoken_digits.py: voice-disjoint splits, and (with espeak-ng and sox) a tiny deterministic set."""
 from __future__ import annotations
 
 import hashlib
@@ -24,7 +24,8 @@ def test_test_voices_are_never_heard_in_training_or_validation():
     assert not variants["train"] & variants["test"] and not variants["val"] & variants["test"]
     assert not variants["train"] & variants["val"]
     bases = {split: {v.base for v in vs} for split, vs in voices.items()}
-    assert set(tool.TEST_ONLY_BASES) <= bases["test"] and not set(tool.TEST_ONLY_BASES) & (bases["train"] | bases["val"])
+    only = set(tool.TEST_ONLY_BASES)
+    assert only <= bases["test"] and not only & (bases["train"] | bases["val"])
     assert tool.assign_voices(seed=0) == voices and tool.assign_voices(seed=1) != voices
 
 

@@ -141,7 +141,8 @@ def main(argv: list[str] | None = None) -> int:
                 voice = pool[rng.randrange(len(pool))]
                 folder = args.out / split / str(digit)
                 folder.mkdir(parents=True, exist_ok=True)
-                clips.append(make_clip(voice, digit, rng, folder / f"{split}{i:05d}_{voice.name.replace('+', '_')}.wav", tmp))
+                name = f"{split}{i:05d}_{voice.name.replace('+', '_')}.wav"
+                clips.append(make_clip(voice, digit, rng, folder / name, tmp))
             log["clips"][split] = clips
             print(f"{split}: {n} clips, {len(pool)} voices", flush=True)
     (args.out / "voices.json").write_text(json.dumps(log, indent=1))
