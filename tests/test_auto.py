@@ -11,7 +11,8 @@ import torch
 from click.testing import CliRunner
 
 import tlhub
-from tlhub.auto import lr_find, search, trials, validation
+from tlhub.auto import search, trials
+from tlhub.training import lr_find, validation
 from tlhub.cli import cli
 from tlhub.recipe import load_and_validate, load_recipe, to_toml
 

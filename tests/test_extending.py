@@ -170,7 +170,7 @@ def test_a_modality_and_task_from_outside_pass_the_contract_checks(tmp_path):
 
 def test_a_modality_and_task_from_outside_train_predict_export_and_report(tmp_path):
     pytest.importorskip("onnxruntime")
-    from tlhub.artifacts.onnx import export_onnx
+    from tlhub.export.onnx import export_onnx
     from tlhub.use.onnx import OnnxPredictor
     with registered(VectorsPlugin()):
         result = tlhub.run(_recipe(tmp_path, "smoothed-classification"), quiet=True)
