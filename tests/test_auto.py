@@ -416,7 +416,8 @@ def test_lr_range_test_without_descent_suggests_nothing():
     model.fc.bias.requires_grad_(True)
     x, y = torch.randn(64, 2), torch.randint(0, 2, (64,))  # random labels: nothing to learn
     loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, y), batch_size=64)
-    found = lr_find.range_test(model, loader, torch.optim.SGD([model.fc.bias], lr=1e-9), lr_max=1e-4)
+    found = lr_find.range_test(model, loader, torch.optim.SGD([model.fc.bias], lr=1e-9),
+                               torch.nn.functional.cross_entropy, lr_max=1e-4)
     assert not found.descent and "suggests nothing" in found.format()
 
 
