@@ -20,7 +20,7 @@ def preprocessing_config(modality, backbone, recipe) -> dict:
     return {"modality": modality.name, **modality.config(backbone, DataSettings.of(recipe))}
 
 
-def write_model(model_dir: Path, recipe, model, classes: list[str], mixed_precision: str = "no") -> None:
+def write_model(model_dir: Path, recipe, model, classes: list[str], mixed_precision: str = "no", task=None) -> None:
     """``model/``: weights (safetensors, never pickle), config.json, the recipe, the tokenizer for text."""
     from safetensors.torch import save_file
 
@@ -48,43 +48,40 @@ def write_model(model_dir: Path, recipe, model, classes: list[str], mixed_precis
     offline = {k: v for k, v in model.backbone.save_extras(model_dir).items() if k in declared}
     if offline:
         config["offline_backbone_options"] = offline
+    if task is not None and (task.state or task.options):  # thresholds, the target scale: used by predict
+        config["task_options"], config["task_state"] = task.options, task.state
     rundir.write_json(model_dir / "config.json", config)
     rundir.write_atomic(model_dir / "recipe.toml", to_toml(recipe))
 
 
-def pick_samples(labels, preds, losses=None, n: int = 9) -> list[int]:
+def pick_samples(wrong, losses, n: int = 9) -> list[int]:
     """Indices of up to ``n`` test examples: mistakes first, each part highest loss first (fastai's top losses)."""
-    order = sorted(range(len(labels)), key=lambda i: -losses[i]) if losses is not None else range(len(labels))
-    wrong = [i for i in order if labels[i] != preds[i]]
-    right = [i for i in order if labels[i] == preds[i]]
-    return (wrong + right)[:n]
+    order = sorted(range(len(losses)), key=lambda i: -losses[i])
+    return ([i for i in order if wrong[i]] + [i for i in order if not wrong[i]])[:n]
 
 
 THUMBNAIL_SIDE = 128  # pixels of each report thumbnail (images are shown at least this large)
 
 
-def write_samples(run_dir: Path, modality, splits, preds, probs) -> None:
-    """``samples.json`` (the worst test predictions, with the modality's caption text where it has one) and
-    ``samples.safetensors`` (their thumbnails, where the modality draws them)."""
-    labels = [int(y) for y in splits.test.labels]
-    preds = [int(p) for p in preds]
-    # Cross-entropy of each test example: -log p(true class).
-    p_true = probs.detach().float().cpu()[torch.arange(len(labels)), labels] if labels else torch.zeros(0)
-    losses = (-p_true.clamp_min(1e-12).log()).tolist()
-    idx = pick_samples(labels, preds, losses)
+def write_samples(run_dir: Path, modality, splits, outputs) -> None:
+    """``samples.json`` (the worst test predictions as the task describes them, with the modality's caption
+    text where it has one) and ``samples.safetensors`` (their thumbnails, where the modality draws them)."""
+    task = splits.task
+    outputs = outputs.detach().float().cpu().numpy() if hasattr(outputs, "detach") else outputs
+    rows = task.sample_rows(splits.classes, list(splits.test.labels), outputs)
+    idx = pick_samples([r.pop("wrong") for r in rows], [r["loss"] for r in rows])
     views = [modality.sample_view(splits.test.items[i], THUMBNAIL_SIDE) for i in idx]
     items = []
     for i, view in zip(idx, views):
-        row = {"index": i, "true": splits.classes[labels[i]], "pred": splits.classes[preds[i]],
-               "prob": round(float(probs[i, preds[i]]), 4), "prob_true": round(float(probs[i, labels[i]]), 4),
-               "loss": round(losses[i], 4)}
+        row = {"index": i, **rows[i]}
         if view.text is not None:
             row["text"] = view.text
         items.append(row)
     images = [v.image for v in views if v.image is not None]
     drawn = bool(images) and len(images) == len(views)
     # "thumbnails": the report shows these examples as pictures (samples.safetensors), else as a text table
-    rundir.write_json(run_dir / "samples.json", {"modality": modality.name, "items": items, "thumbnails": drawn})
+    rundir.write_json(run_dir / "samples.json", {"modality": modality.name, "task": task.name, "items": items,
+                                                 "thumbnails": drawn})
     if drawn:
         import numpy as np
         from safetensors.torch import save_file
@@ -92,10 +89,10 @@ def write_samples(run_dir: Path, modality, splits, preds, probs) -> None:
             save_file({"images": torch.from_numpy(np.stack(images)).to(torch.uint8)}, str(tmp))
 
 
-def write_outputs(run_dir: Path, recipe, model, splits, metrics, preds, probs, mixed_precision: str = "no") -> None:
+def write_outputs(run_dir: Path, recipe, model, splits, metrics, preds, outputs, mixed_precision: str = "no") -> None:
     rundir.write_json(run_dir / "metrics.json", metrics)
-    write_model(run_dir / "model", recipe, model, splits.classes, mixed_precision)
-    write_samples(run_dir, get_registry().source_modality(recipe.data.source), splits, preds, probs)
+    write_model(run_dir / "model", recipe, model, splits.classes, mixed_precision, splits.task)
+    write_samples(run_dir, get_registry().source_modality(recipe.data.source), splits, outputs)
     try:
         from tlhub.reporting.pictures import write_report
     except ImportError:  # pictures come with the report module

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import torch
 
+from tlhub.data.targets import stack_targets
 from tlhub.interfaces import TextPreprocessing
 
 
@@ -30,5 +31,5 @@ class TextDataset(torch.utils.data.Dataset):
         mask = torch.zeros_like(ids)
         for row, b in enumerate(batch):
             mask[row, : len(b[0])] = 1
-        labels = torch.tensor([b[1] for b in batch], dtype=torch.long)
+        labels = stack_targets([b[1] for b in batch])
         return {"input_ids": ids, "attention_mask": mask}, labels

@@ -81,10 +81,16 @@ class RunContext:
     shared_cache: dict | None = None  # see phase_inputs
     timings: list = field(default_factory=list)  # per phase: wall seconds, cache-filling seconds
 
+    configured_task: object = None  # the run's Task with its options and state (Splits.task)
+
     @property
     def task(self):
         """The recipe's ``tlhub.task.Task``: its loss, training score and validation scores."""
-        return self.registry.task(self.recipe.model.task)
+        return self.configured_task or self.registry.task(self.recipe.model.task)
+
+
+def _short(metric: str) -> str:
+    return "acc" if metric == "accuracy" else metric  # the log's words before tasks
 
 
 def _collate_of(ds, collate):
@@ -260,8 +266,8 @@ def run_phase(ctx: RunContext, model: TransferModel, index: int, resume=None) ->
                                     reduction="sum").cpu()
         val = evaluate_loader(accelerator, prepared, val_loader, entry=val_entry, task=task)
         row = {"phase": phase.name, "phase_index": index, "epoch": epoch,
-               "train_loss": float(totals[0] / totals[2]), "train_accuracy": float(totals[1] / totals[2]),
-               "val_loss": val["loss"], "val_accuracy": val["accuracy"],
+               "train_loss": float(totals[0] / totals[2]), f"train_{task.train_score}": float(totals[1] / totals[2]),
+               "val_loss": val["loss"], f"val_{task.primary_metric}": val[task.primary_metric],
                "lr": optimizer.param_groups[-1]["lr"], "seconds": round(time.time() - t0, 3),
                "train_seconds": round(train_seconds, 3), "steps": batches,
                "examples": int(totals[2]), "val_examples": val["n"], "train_input": entry.label}
@@ -271,18 +277,18 @@ def run_phase(ctx: RunContext, model: TransferModel, index: int, resume=None) ->
         if recipe.train.log_with:
             accelerator.log({f"{phase.name}/{k}": v for k, v in row.items() if isinstance(v, float)},
                             step=len(ctx.history))
-        log.info("  %s epoch %d/%d: train loss %.4f acc %.4f | val loss %.4f acc %.4f | %.1f s",
-                 phase.name, epoch, phase.epochs, row["train_loss"], row["train_accuracy"], row["val_loss"],
-                 row["val_accuracy"], row["seconds"])
+        log.info("  %s epoch %d/%d: train loss %.4f %s %.4f | val loss %.4f %s %.4f | %.1f s", phase.name, epoch,
+                 phase.epochs, row["train_loss"], _short(task.train_score), row[f"train_{task.train_score}"],
+                 row["val_loss"], _short(task.primary_metric), val[task.primary_metric], row["seconds"])
         last_epoch = epoch
-        if best.update(epoch, row["val_accuracy"], row["val_loss"]) and phase.restore_best:
+        if best.update(epoch, val[task.primary_metric], row["val_loss"]) and phase.restore_best:
             best_weights = snapshot(accelerator.unwrap_model(prepared))
         best.stopped = best.should_stop(phase.early_stop) and epoch < phase.epochs
         _save(ctx, prepared, optimizer, scheduler, index, epoch, 0, None, entry, best, best_weights,
               done=best.stopped)
         if best.stopped:
-            log.info("  early stop: no better validation score for %d epoch(s) since epoch %d (val acc %.4f)",
-                     best.bad_epochs, best.epoch, best.accuracy)
+            log.info("  early stop: no better validation score for %d epoch(s) since epoch %d (val %s %.4f)",
+                     best.bad_epochs, best.epoch, _short(task.primary_metric), best.score)
             break
         if ctx.stop.signum:
             name = signal.Signals(ctx.stop.signum).name
@@ -291,8 +297,8 @@ def run_phase(ctx: RunContext, model: TransferModel, index: int, resume=None) ->
                               128 + ctx.stop.signum)
     if phase.restore_best and best_weights is not None and best.epoch != last_epoch:
         accelerator.unwrap_model(prepared).load_state_dict(best_weights)
-        log.info("  restore_best: weights of epoch %d (val acc %.4f, loss %.4f) instead of epoch %d", best.epoch,
-                 best.accuracy, best.loss, last_epoch)
+        log.info("  restore_best: weights of epoch %d (val %s %.4f, loss %.4f) instead of epoch %d", best.epoch,
+                 _short(task.primary_metric), best.score, best.loss, last_epoch)
         _save(ctx, prepared, optimizer, scheduler, index, last_epoch, 0, None, entry, best, best_weights, done=True)
     cached_mb = sum(cache_bytes(ds) for ds in (train_ds, val_ds) if isinstance(ds, CachedDataset)) / 2**20
     ctx.timings.append({"phase": phase.name, "seconds": round(time.time() - t_phase, 3),
