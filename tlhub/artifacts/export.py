@@ -69,7 +69,8 @@ def write_samples(run_dir: Path, modality, splits, outputs) -> None:
     task = splits.task
     outputs = outputs.detach().float().cpu().numpy() if hasattr(outputs, "detach") else outputs
     rows = task.sample_rows(splits.classes, list(splits.test.labels), outputs)
-    idx = pick_samples([r.pop("wrong") for r in rows], [r["loss"] for r in rows])
+    idx = pick_samples([r["wrong"] if task.name != "classification" else r.pop("wrong") for r in rows],
+                       [r["loss"] for r in rows])  # classification's samples.json as before tasks
     views = [modality.sample_view(splits.test.items[i], THUMBNAIL_SIDE) for i in idx]
     items = []
     for i, view in zip(idx, views):

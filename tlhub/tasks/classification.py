@@ -30,7 +30,8 @@ class Classification(Task):
             index = {c: i for i, c in enumerate(names)}
             unknown = sorted({label_name(y) for y in all_labels(data)} - set(index))
             if unknown:
-                raise UserError(f"data.test: classes not in the training data: {', '.join(unknown[:10])}")
+                raise UserError(f"data source {source!r} has classes the model was not trained on: "
+                                f"{', '.join(unknown[:10])} (its classes: {', '.join(names[:20])})")
             return encode_splits(data, names, lambda y, _: index[label_name(y)])
         their = [str(c) for c in data.classes]
         if classes is None:
@@ -41,7 +42,8 @@ class Classification(Task):
             return data
         missing = [c for c in their if c not in classes]
         if missing:
-            raise UserError(f"data.test: classes not in the training data: {', '.join(missing[:10])}")
+            raise UserError(f"data source {source!r} has classes the model was not trained on: "
+                            f"{', '.join(missing[:10])} (its classes: {', '.join(classes[:20])})")
         remap = [classes.index(c) for c in their]
         return encode_splits(data, classes, lambda y, _: remap[int(y)])
 

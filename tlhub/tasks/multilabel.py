@@ -49,7 +49,7 @@ class MultiLabel(Task):
                 return self._hot([str(data.classes[int(i)]) for i in idx], ours, split)
             return encode_splits(data, ours, from_index)
         columns = [str(c) for c in data.classes]
-        if columns:  # several 0/1 columns, one per label
+        if len(columns) > 1:  # several 0/1 columns, one per label (one column: label sets in it)
             ours = classes or columns
             return encode_splits(data, ours, lambda y, split: self._hot(self._columns(y, columns, split), ours, split))
         sets = [_names(y, sep) for y in all_labels(data)]

@@ -226,7 +226,8 @@ def run_phase(ctx: RunContext, model: TransferModel, index: int, resume=None) ->
             train_loader.set_epoch(epoch)
         prepared.train()
         loss_sum = torch.tensor(accum[0] if skip else 0.0, dtype=torch.float64)
-        correct = torch.tensor(int(accum[1]) if skip else 0, dtype=torch.long)
+        # the task's summed training score: a count of right answers, or a float (a regression's error)
+        correct = torch.tensor(float(accum[1]) if skip else 0.0, dtype=torch.float64)
         seen = torch.tensor(int(accum[2]) if skip else 0, dtype=torch.long)
         # Skip by iterating: the epoch's shuffled order stays exactly that of an uninterrupted run.
         loader = itertools.islice(train_loader, skip, batches) if skip or batches < len(train_loader) \
@@ -247,14 +248,14 @@ def run_phase(ctx: RunContext, model: TransferModel, index: int, resume=None) ->
                 if accelerator.sync_gradients:
                     scheduler.step()
             loss_sum += loss.detach().double().cpu() * len(y)
-            correct += task.batch_score(logits.detach(), y).cpu()
+            correct += task.batch_score(logits.detach(), y).cpu().double()
             seen += len(y)
             bar.set_postfix(loss=f"{loss.item():.3f}")
             done = step + 1
             if done < batches and accelerator.sync_gradients and \
                     (ctx.stop.signum or (every and done % every == 0)):
                 _save(ctx, prepared, optimizer, scheduler, index, epoch - 1, done,
-                      [float(loss_sum), int(correct), int(seen)], entry, best, best_weights)
+                      [float(loss_sum), float(correct), int(seen)], entry, best, best_weights)
                 if ctx.stop.signum:
                     name = signal.Signals(ctx.stop.signum).name
                     raise Interrupted(f"interrupted by {name} in phase {phase.name!r}, epoch {epoch}, step {done}; "
