@@ -165,3 +165,43 @@ def test_thresholds_maximise_each_labels_f1():
     truth = np.array([[1, 0], [1, 0], [0, 0], [0, 0]], dtype=bool)
     thr = tune_thresholds(probs, truth)
     assert thr[0] == pytest.approx(0.5) and thr[1] == 0.5  # between 0.6 and 0.4; a label never true keeps 0.5
+
+
+def test_compare_refuses_runs_of_different_tasks(multilabel_run, regression_run):
+    res = invoke("compare", multilabel_run[1].run_dir, regression_run[1].run_dir)
+    refused(res, "different tasks (multilabel vs regression)")
+
+
+def _register_scores(register):
+    """A third party's task, registered through the same hook as the built-ins: regression under its own name."""
+    from tlhub.task import TaskSpec
+    from tlhub.tasks.regression import Regression
+
+    class Scores(Regression):
+        name = "scores"
+    register(TaskSpec("scores", "similarity scores", Scores))
+
+
+def test_a_plugins_task_reads_labels_and_carves_splits(tmp_path):
+    import dataclasses
+    import types
+    from pathlib import Path
+
+    from tlhub.data.splits import make_splits
+    from tlhub.hookspecs import hookimpl
+    from tlhub.interfaces import DataContext
+    from tlhub.plugins.manager import make_registry
+    from tlhub.recipe import load_and_validate
+    plugin = types.ModuleType("tlhub_scores")
+    plugin.register_tasks = hookimpl(_register_scores)
+    registry = make_registry(extra=[plugin])
+    assert registry.get("tasks", "scores").summary == "similarity scores"
+    pair_data(tmp_path)
+    recipe = load_and_validate(write_recipe(tmp_path, "regression", "tsv", 'path = "pairs.tsv", text_column = "s1", '
+                                            'text_pair = "s2", label_column = "score"'))
+    recipe = dataclasses.replace(recipe, model=dataclasses.replace(recipe.model, task="scores"))  # this registry's
+    splits = make_splits(recipe, registry, DataContext(Path(tmp_path), 0, log=lambda m: None))
+    assert splits.task.name == "scores" and splits.classes == ["score"]
+    assert isinstance(splits.train.items[0], tuple) and splits.train.labels[0].dtype == np.float32
+    assert len(splits.train) + len(splits.val) + len(splits.test) == 120
+    assert splits.task.state["std"][0] > 0  # fitted on the training split

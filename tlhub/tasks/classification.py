@@ -2,15 +2,17 @@
 from __future__ import annotations
 
 from collections import Counter
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from tlhub.data.labels import check_classes, class_names, label_name
 from tlhub.errors import UserError
-from tlhub.interfaces import SourceData, Split
 from tlhub.task import Prediction, Task
 from tlhub.tasks.common import all_labels, encode_splits
+
+if TYPE_CHECKING:  # tlhub.interfaces imports torch; an ONNX model's predictions never do
+    from tlhub.interfaces import SourceData, Split
 
 # torch is imported by the methods that need it: predicting with an ONNX model never imports torch
 

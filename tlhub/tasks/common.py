@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
-from tlhub.interfaces import SourceData, Split
+if TYPE_CHECKING:  # tlhub.interfaces imports torch; an ONNX model's predictions never do
+    from tlhub.interfaces import SourceData, Split
 
 
 def encode_splits(data: SourceData, classes: list[str], encode: Callable[[Any, str], Any]) -> SourceData:
@@ -14,7 +15,7 @@ def encode_splits(data: SourceData, classes: list[str], encode: Callable[[Any, s
     out = {}
     for name in ("train", "val", "test"):
         split = getattr(data, name)
-        out[name] = None if split is None else Split(list(split.items), [encode(y, name) for y in split.labels])
+        out[name] = None if split is None else type(split)(list(split.items), [encode(y, name) for y in split.labels])
     return replace(data, classes=list(classes), raw=False, **out)
 
 

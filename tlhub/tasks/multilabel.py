@@ -4,14 +4,17 @@ ranked by macro F1."""
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from tlhub.data.labels import class_names, label_name
 from tlhub.errors import UserError
-from tlhub.interfaces import SourceData, Split
 from tlhub.task import Prediction, Task
 from tlhub.tasks.common import all_labels, as_array, encode_splits, f1_scores
+
+if TYPE_CHECKING:  # tlhub.interfaces imports torch; an ONNX model's predictions never do
+    from tlhub.interfaces import SourceData, Split
 
 # torch is imported by the methods that need it: predicting with an ONNX model never imports torch
 MAX_POS_WEIGHT = 100.0  # a label seen once in 10,000 examples would otherwise dominate the loss

@@ -4,13 +4,16 @@ standard deviation for training (MSE or Huber) and mapped back in the model's ou
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from tlhub.errors import UserError
-from tlhub.interfaces import SourceData, Split
 from tlhub.task import Prediction, Task
 from tlhub.tasks.common import as_array, encode_splits
+
+if TYPE_CHECKING:  # tlhub.interfaces imports torch; an ONNX model's predictions never do
+    from tlhub.interfaces import SourceData, Split
 
 # torch is imported by the methods that need it: predicting with an ONNX model never imports torch
 
