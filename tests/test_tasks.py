@@ -205,3 +205,28 @@ def test_a_plugins_task_reads_labels_and_carves_splits(tmp_path):
     assert isinstance(splits.train.items[0], tuple) and splits.train.labels[0].dtype == np.float32
     assert len(splits.train) + len(splits.val) + len(splits.test) == 120
     assert splits.task.state["std"][0] > 0  # fitted on the training split
+
+
+def test_label_forms_each_task_reads():
+    import torch
+
+    from tlhub.interfaces import SourceData, Split
+    from tlhub.tasks.multilabel import MultiLabel
+    from tlhub.tasks.regression import Regression
+    # multi-label: 0/1 columns, JSON lists, integer ids named by label_names
+    cols = MultiLabel().encode(SourceData(["joy", "anger"], Split(["a", "b"], [("1", "0"), ("1", "1")]), raw=True), "csv")
+    assert cols.classes == ["joy", "anger"] and [list(y) for y in cols.train.labels] == [[1, 0], [1, 1]]
+    lists = MultiLabel().encode(SourceData(["label"], Split(["a", "b"], [["x", "y"], ["y"]]), raw=True), "jsonl")
+    assert lists.classes == ["x", "y"] and [list(y) for y in lists.train.labels] == [[1, 1], [0, 1]]
+    ids = MultiLabel({"label_names": ["p", "q", "r"]}).encode(
+        SourceData(["label"], Split(["a"], ["2,0"]), raw=True), "tsv")
+    assert list(ids.train.labels[0]) == [1, 0, 1]
+    # regression: several target columns; class folders named by numbers are values; clipping to train's range
+    two = Regression().encode(SourceData(["x", "y"], Split(["a", "b"], [("1.5", "2"), ("-1", "3e1")]), raw=True), "tsv")
+    assert two.classes == ["x", "y"] and [list(v) for v in two.train.labels] == [[1.5, 2.0], [-1.0, 30.0]]
+    folders = Regression().encode(SourceData(["0", "90"], Split(["i", "j"], [1, 0])), "image-folder")
+    assert folders.classes == ["value"] and [float(v[0]) for v in folders.train.labels] == [90.0, 0.0]
+    task = Regression({"clip": True})
+    task = task.configured(state=task.fit(two.train))
+    out = task.transform(torch.tensor([[100.0, -100.0]]))  # standardised outputs far outside: clipped
+    assert out.tolist() == [[1.5, 2.0]]
