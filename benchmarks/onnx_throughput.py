@@ -4,7 +4,7 @@ The model is the embedded recipe's (recipes/mnist5k_lite0.toml): EfficientNet-Li
 ImageNet weights and a linear head for 10 classes, at the recipe's image size (64 px). Training does
 not change the cost of inference, so the model is assembled untrained, written as a run's model/
 folder would be, loaded back with ``tlhub.load`` (PyTorch, channels_last as a trained run serves it)
-and exported with ``tlhub.artifacts.onnx.export_onnx``.
+and exported with ``tlhub.export.onnx.export_onnx``.
 
 Contestants, on the same preprocessed batches, one thread each (the machine is shared):
   torch-cl    the Predictor's model as ``tlhub.load`` gives it (channels_last, inference_mode)
@@ -36,7 +36,7 @@ BEGIN, END = "<!-- BEGIN onnx_throughput -->", "<!-- END onnx_throughput -->"
 
 def build_run(folder: Path):
     """A model/ folder for the recipe's model, and the recipe."""
-    from tlhub.artifacts.export import write_model
+    from tlhub.export.model import write_model
     from tlhub.model.assemble import ModelSpec, build_model
     from tlhub.plugins import get_registry
     from tlhub.recipe.validate import load_and_validate
@@ -76,7 +76,7 @@ def main() -> None:
     import torch
 
     import tlhub
-    from tlhub.artifacts.onnx import export_onnx
+    from tlhub.export.onnx import export_onnx
 
     torch.set_num_threads(1)
     load_start = os.getloadavg()

@@ -11,7 +11,8 @@ import torch
 from click.testing import CliRunner
 
 import tlhub
-from tlhub.auto import lr_find, search, trials, validation
+from tlhub.auto import search, trials
+from tlhub.training import lr_find, validation
 from tlhub.cli import cli
 from tlhub.recipe import load_and_validate, load_recipe, to_toml
 
@@ -237,7 +238,7 @@ def test_lr_range_test_suggests_a_sensible_lr_and_restores_the_model(tmp_path):
     model = _Linear()
     before = {k: v.clone() for k, v in model.state_dict().items()}
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
-    found = lr_find.range_test(model, loader, opt)
+    found = lr_find.range_test(model, loader, opt, torch.nn.functional.cross_entropy)
     assert 1e-3 <= found.suggestion <= 1.0, found.format()  # plain SGD on separable blobs: 1e-2 .. 1e-1ish
     assert found.minimum == pytest.approx(found.suggestion * 10)
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())  # it trained nothing

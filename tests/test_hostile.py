@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import types
 from pathlib import Path
 
 import pytest
@@ -194,11 +195,14 @@ def _text_predictor(tmp_path):
 
     from tlhub.use.load import Predictor
 
-    def model(x):
-        return torch.zeros(x["input_ids"].shape[0], 2)
+    class Model:  # what the text modality reads of a model: its backbone's tokenizer
+        backbone = types.SimpleNamespace(preprocessing=types.SimpleNamespace(tokenizer=_FakeTokenizer()))
+
+        def __call__(self, x):
+            return torch.zeros(x["input_ids"].shape[0], 2)
     config = {"backbone": "fake", "head": "linear", "classes": ["neg", "pos"],
               "preprocessing": {"modality": "text", "max_length": 8}}
-    return Predictor(model, config, tmp_path, tokenizer=_FakeTokenizer())
+    return Predictor(Model(), config, tmp_path)
 
 
 def test_predict_text_from_non_utf8_stdin_and_arguments(tmp_path, monkeypatch):

@@ -1,4 +1,5 @@
-"""The package's shape: no import cycles, no oversized module, a core that knows no plugin, unchanged results."""
+"""The package's shape: no import cycles (between modules or between folders), no oversized module, a core that
+knows no plugin, unchanged results."""
 from __future__ import annotations
 
 import ast
@@ -62,6 +63,60 @@ def test_the_cycle_check_can_fail():
     graph = {"a": {"b"}, "b": {"a"}}
     with pytest.raises(CycleError):
         list(TopologicalSorter(graph).static_order())
+
+
+def _folder(module: str) -> str:
+    """The layer a module belongs to: its first-level folder of tlhub/ (or top-level module; "tlhub": __init__)."""
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else parts[0]
+
+
+def _folder_cycle(graph: dict[str, set[str]]) -> str | None:
+    """One cycle among the folders of ``graph`` (a module graph as ``_graph()`` builds it), written with the
+    module imports behind each step, or None. A folder cycle needs no module cycle: a.x -> b.y and b.z -> a.w."""
+    why: dict[tuple[str, str], list[str]] = {}
+    for module, deps in graph.items():
+        for dep in deps:
+            if _folder(module) != _folder(dep):
+                why.setdefault((_folder(module), _folder(dep)), []).append(f"{module} -> {dep}")
+    folders: dict[str, set[str]] = {_folder(m): set() for m in graph}
+    for a, b in why:
+        folders[a].add(b)
+    try:
+        list(TopologicalSorter(folders).static_order())
+    except CycleError as exc:
+        cycle = exc.args[1]  # [n1, ..., nk, n1], each depending on the next
+        steps = [f"{a} -> {b} ({', '.join(sorted(why[a, b]))})" for a, b in zip(cycle, cycle[1:])]
+        return "; ".join(steps)
+    return None
+
+
+def test_no_import_cycle_between_folders_of_tlhub():
+    """Folders are layers: artifacts (files) below recipe/reporting/use, export above those, training above
+    export, auto above training; a lower folder never imports a higher one, not even inside a function."""
+    cycle = _folder_cycle(_graph())
+    assert cycle is None, f"import cycle between folders: {cycle}"
+
+
+def test_the_folder_cycle_check_can_fail():
+    no_module_cycle = {"tlhub.a.x": {"tlhub.b.y"}, "tlhub.b.y": set(), "tlhub.b.z": {"tlhub.a.w"}, "tlhub.a.w": set()}
+    list(TopologicalSorter(no_module_cycle).static_order())  # the module check passes it ...
+    cycle = _folder_cycle(no_module_cycle)  # ... the folder check does not
+    assert cycle is not None and "tlhub.a.x -> tlhub.b.y" in cycle and "tlhub.b.z -> tlhub.a.w" in cycle, cycle
+    layered = {"tlhub.a.x": {"tlhub.b.y"}, "tlhub.a.w": {"tlhub.b.y", "tlhub.errors"}, "tlhub.b.y": {"tlhub.errors"},
+               "tlhub.errors": set(), "tlhub": {"tlhub.a.x"}}
+    assert _folder_cycle(layered) is None
+
+
+def test_the_trainer_searches_only_with_the_search_it_is_handed(tmp_path):
+    """training/ cannot import auto/ (auto trains with it): tlhub.run hands the search down; without it a
+    freeze = "auto" recipe stops before a run folder is made."""
+    from tlhub.training import trainer
+    out = tmp_path / "run"
+    with pytest.raises(TypeError, match="search_auto"):
+        trainer.run(REPO / "tests" / "recipes" / "tiny.toml", ["phases.0.freeze=auto", "phases.0.lr=0.03",
+                                                               f"output.dir={out}"], quiet=True)
+    assert not out.exists()
 
 
 def test_no_module_over_400_lines():

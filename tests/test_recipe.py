@@ -54,7 +54,7 @@ def test_wrong_types_and_bad_values_all_reported(write_recipe, tiny_recipe_text)
     joined = "\n".join(errs)
     for expected in ("phases.0.epochs: must be >= 1, got 0", "phases.0.lr: must be > 0, got -1",
                      "data.batch_size: expected an integer, got 'big'", "train.seed: expected an integer",
-                     "phases.1.freeze_options.k: expected an integer", "phases.1.scheduler: must be one of",
+                     "phases.1.freeze_options.k: expected an integer", "phases.1.scheduler: unknown scheduler 'cosin'",
                      "did you mean 'cosine'"):
         assert expected in joined, (expected, errs)
 

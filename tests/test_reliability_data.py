@@ -98,7 +98,6 @@ def test_disk_full_after_training_is_one_message_with_the_resume_command(tiny_re
                                                                          failing):
     from safetensors import torch as st
 
-    from tlhub.artifacts import export
     from tlhub.reporting import html, pictures
     if failing == "samples":
         real_save = st.save_file

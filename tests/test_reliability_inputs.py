@@ -131,7 +131,7 @@ def test_a_recipe_with_a_bom_reads_fine(tmp_path, tiny_recipe_text):
 def image_predictors(trained_image_model, tmp_path_factory):
     """(PyTorch Predictor, OnnxPredictor) of one tiny image model."""
     pytest.importorskip("onnxruntime")
-    from tlhub.artifacts.onnx import export_onnx
+    from tlhub.export.onnx import export_onnx
     from tlhub.use.onnx import OnnxPredictor
     out = tmp_path_factory.mktemp("onnx-image")
     export_onnx(trained_image_model, out)
@@ -144,7 +144,7 @@ def text_predictors(tmp_path_factory):
     pytest.importorskip("onnxruntime")
     from tinyruns import train_tiny_text
 
-    from tlhub.artifacts.onnx import export_onnx
+    from tlhub.export.onnx import export_onnx
     from tlhub.use.onnx import OnnxPredictor
     root = tmp_path_factory.mktemp("text")
     run = train_tiny_text(root)

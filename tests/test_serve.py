@@ -170,7 +170,7 @@ def test_the_upload_limit_is_checked_from_the_header_before_reading(trained_imag
 
 def test_onnx_backend_gives_the_pytorch_answers(trained_image_model, image_files, tmp_path):
     pytest.importorskip("onnxruntime")
-    from tlhub.artifacts.onnx import export_onnx
+    from tlhub.export.onnx import export_onnx
     onnx_file = export_onnx(trained_image_model, tmp_path / "onnx").path
     expected = cli_predict(trained_image_model, *image_files)
     settings = ServeSettings(str(onnx_file), onnx=True, threads=1)

@@ -16,8 +16,11 @@ def run(recipe, overrides=(), *, overwrite: bool = False, quiet: bool = False, r
     to continue from its newest whole checkpoint. The result has ``metrics``, ``history``,
     ``run_dir``, ``classes``, ``timings`` and the trained ``model``.
     """
+    # Here, above both: the auto search trains with tlhub.training, so the trainer is handed it
+    from tlhub.auto.driver import search_auto
     from tlhub.training.trainer import run as _run
-    return _run(recipe, overrides=overrides, overwrite=overwrite, quiet=quiet, resume=resume)
+    return _run(recipe, overrides=overrides, overwrite=overwrite, quiet=quiet, resume=resume,
+                search_auto=search_auto)
 
 
 def load(path, device: str = "cpu", mixed_precision: str = "auto"):

@@ -40,3 +40,13 @@ def register_modalities(register):
 @hookspec
 def register_tasks(register):
     """Register tasks (what a model predicts, its loss and scores): call ``register(TaskSpec(...))``."""
+
+
+@hookspec
+def register_optimizers(register):
+    """Register optimizers for ``phases.N.optimizer``: call ``register(OptimizerSpec(...))`` once per optimizer."""
+
+
+@hookspec
+def register_schedulers(register):
+    """Register learning-rate schedules for ``phases.N.scheduler``: call ``register(SchedulerSpec(...))``."""

@@ -47,7 +47,9 @@ class ModalitySpec:
 @dataclass
 class Datasets:
     """What a modality builds from a run's splits: one torch ``Dataset`` per split, each item
-    ``(model input, label)``; ``collate`` batches them (None: torch's default); ``deterministic``: the
+    ``(model input, label)``, with a ``labels`` attribute (the split's labels in order: the frozen-prefix
+    cache keeps them beside the cached states) and, optionally, ``lengths`` (each example's size: batches
+    are then grouped by length when ``data.group_by_length`` is on); ``collate`` batches them (None: torch's default); ``deterministic``: the
     training transform draws nothing at random (so the training split may be cached); ``lengths``: per
     split, each example's size for length-grouped batching (None: not applicable)."""
 

@@ -75,6 +75,28 @@ class MetricSpec:
     plugin: str = ""
 
 
+@dataclass(frozen=True)
+class OptimizerSpec:
+    """An optimizer: ``build(param_groups, phase) -> torch.optim.Optimizer``; ``param_groups`` carry each
+    group's learning rate; ``phase`` is the recipe's phase table (``lr``, ``weight_decay``, ``momentum``)."""
+
+    name: str
+    summary: str
+    build: Callable[..., Any]
+    plugin: str = ""
+
+
+@dataclass(frozen=True)
+class SchedulerSpec:
+    """A learning-rate schedule after the warm-up: ``factor(progress) -> multiplier of the lr``, with
+    ``progress`` going from 0 to 1 over the phase's steps after warm-up."""
+
+    name: str
+    summary: str
+    factor: Callable[[float], float]
+    plugin: str = ""
+
+
 KINDS = {
     "modalities": ModalitySpec,
     "tasks": TaskSpec,
@@ -83,9 +105,12 @@ KINDS = {
     "freeze-policies": FreezePolicySpec,
     "data-sources": DataSourceSpec,
     "metrics": MetricSpec,
+    "optimizers": OptimizerSpec,
+    "schedulers": SchedulerSpec,
 }
 KIND_SINGULAR = {"modalities": "modality", "tasks": "task", "backbones": "backbone", "heads": "head", "freeze-policies": "freeze policy",
-                 "data-sources": "data source", "metrics": "metric"}
+                 "data-sources": "data source", "metrics": "metric",
+                 "optimizers": "optimizer", "schedulers": "scheduler"}
 
 @dataclass(frozen=True)
 class PluginInfo:

@@ -37,6 +37,8 @@ import copy
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from tlhub.options import Opt
+
 
 @dataclass(frozen=True)
 class TaskSpec:
@@ -45,8 +47,8 @@ class TaskSpec:
     name: str
     summary: str
     load: Callable[[], "Task"]
+    options: tuple[Opt, ...] = ()
     plugin: str = ""
-    options: tuple = ()
 
 
 @dataclass(frozen=True)

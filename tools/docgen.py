@@ -114,6 +114,8 @@ KIND_TEXT = {
     "freeze-policies": ("Freeze policies", "`phases.N.freeze`", "`phases.N.freeze_options`"),
     "data-sources": ("Data sources", "`data.source` (and `data.test.source`)", "`data.options`"),
     "metrics": ("Metrics", "`eval.metrics` (names only, never a path)", ""),
+    "optimizers": ("Optimizers", "`phases.N.optimizer`", ""),
+    "schedulers": ("Schedulers", "`phases.N.scheduler`", ""),
 }
 
 

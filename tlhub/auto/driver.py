@@ -31,7 +31,8 @@ from pathlib import Path
 import torch
 
 from tlhub.artifacts import rundir
-from tlhub.auto import search, trials, validation
+from tlhub.auto import search, trials
+from tlhub.training import validation
 
 log = logging.getLogger("tlhub")
 

@@ -68,7 +68,7 @@ def search(recipe, out_dir: Path):
 
 def lr_range_test(recipe, index: int, plot_path: Path):
     """The lr range test of phase ``index`` from the pretrained backbone and a fresh head."""
-    from tlhub.auto import lr_find
+    from tlhub.training import lr_find
     from tlhub.model import ModelSpec, add_head, apply_states, group_layouts
     from tlhub.recipe.plan import build_plan
     from tlhub.training.optim import build_optimizer

@@ -20,7 +20,7 @@ def export(run_dir, fmt, output):
     dynamic batch axis, and sequence axis for text) plus tokenizer/ for text models, then checks
     it against PyTorch with ONNX Runtime. `tlhub predict FOLDER_OR_FILE` serves it.
     """
-    from tlhub.artifacts.onnx import export_onnx
+    from tlhub.export.onnx import export_onnx
 
     result = export_onnx(run_dir, output)
     click.echo(f"wrote {result.path} ({result.modality}; inputs {', '.join(result.inputs)}; "

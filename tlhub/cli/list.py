@@ -5,7 +5,8 @@ import click
 
 from tlhub.cli.base import user_errors
 
-KIND_CHOICES = ("modalities", "tasks", "backbones", "heads", "freeze-policies", "data-sources", "metrics")
+KIND_CHOICES = ("modalities", "tasks", "backbones", "heads", "freeze-policies", "data-sources", "metrics", "optimizers",
+                "schedulers")
 
 
 @click.command(name="list")

@@ -17,8 +17,8 @@ from tlhub.cli.base import user_errors
 @user_errors
 def run(recipe, overrides, overwrite, resume, quiet):
     """Train RECIPE; OVERRIDES are key=value with TOML values (phases.1.epochs=2 data.batch_size=64)."""
-    from tlhub.training.trainer import run as run_recipe
-    result = run_recipe(recipe, overrides, overwrite=overwrite, quiet=quiet, resume=resume)
+    import tlhub
+    result = tlhub.run(recipe, overrides, overwrite=overwrite, quiet=quiet, resume=resume)
     acc = result.metrics.get("accuracy")
     if acc is not None:
         click.echo(f"test accuracy {acc:.4f}; results in {result.run_dir}")

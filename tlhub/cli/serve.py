@@ -112,7 +112,7 @@ def resolve_model(model: str, onnx: bool, stack: contextlib.ExitStack) -> tuple[
     exported = model_dir.parent / "onnx" / ONNX_FILE
     if model_dir.name == "model" and exported.is_file():
         return exported, True, name
-    from tlhub.artifacts.onnx import export_onnx
+    from tlhub.export.onnx import export_onnx
     folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="tlhub-serve-onnx-")))
     click.echo(f"exporting {model_dir} to ONNX in {folder} (tlhub export {model} writes it for reuse)", err=True)
     return export_onnx(model_dir, folder).path, True, name

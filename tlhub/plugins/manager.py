@@ -24,7 +24,8 @@ from tlhub.registry import KINDS, PluginInfo, Registry
 
 GROUP = "tlhub"
 BUILTIN_PLUGINS = ("tlhub.plugins.builtins.modalities", "tlhub.plugins.builtins.tasks", "tlhub.plugins.builtins.heads",
-                   "tlhub.plugins.builtins.freeze_policies", "tlhub.plugins.builtins.metrics")
+                   "tlhub.plugins.builtins.freeze_policies", "tlhub.plugins.builtins.metrics",
+                   "tlhub.plugins.builtins.optim")
 
 
 def _env_list(var: str) -> set[str] | None:
@@ -104,11 +105,21 @@ def make_plugin_manager(extra: Iterable[Any] = (), blocked: set[str] | None = No
     return pm, infos
 
 
+def registration_hooks(pm: pluggy.PluginManager) -> dict[str, Any]:
+    """The hook caller of each registry kind: the one place tlhub calls ``pm.hook``."""
+    h = pm.hook
+    hooks = {"modalities": h.register_modalities, "tasks": h.register_tasks, "backbones": h.register_backbones,
+             "heads": h.register_heads, "freeze-policies": h.register_freeze_policies,
+             "data-sources": h.register_data_sources, "metrics": h.register_metrics,
+             "optimizers": h.register_optimizers, "schedulers": h.register_schedulers}
+    assert set(hooks) == set(KINDS), "a registry kind without its hook (or the reverse)"
+    return hooks
+
+
 def build_registry(pm: pluggy.PluginManager, infos: list[PluginInfo] | None = None) -> Registry:
     """Call every registration hook, attributing each descriptor to the plugin that gave it."""
     registry = Registry(plugins=list(infos or []))
-    for kind in KINDS:
-        hook = getattr(pm.hook, "register_" + kind.replace("-", "_"))
+    for kind, hook in registration_hooks(pm).items():
         for impl in hook.get_hookimpls():
             plugin_name = pm.get_name(impl.plugin) or "?"
             impl.function(register=lambda spec, _k=kind, _p=plugin_name: registry.add(_k, spec, _p))

@@ -60,13 +60,17 @@ class RunPlan:
     backbone: str
     group_names: tuple[str, ...]
     phases: tuple[PhasePlan | None, ...]  # None: a freeze = "auto" phase, planned by the search at run time
+    modality: str = ""  # of the data source's data: it builds the datasets and reads inputs (tlhub.modality)
+    task: str = "classification"  # loss, scores, predictions (tlhub.task)
 
     def to_dict(self) -> dict:
-        return {"backbone": self.backbone, "groups": list(self.group_names),
+        return {"backbone": self.backbone, "modality": self.modality, "task": self.task,
+                "groups": list(self.group_names),
                 "phases": [p.to_dict() if p else {"freeze": "auto"} for p in self.phases]}
 
     def format(self) -> str:
-        out = [f"plan: backbone {self.backbone!r}, {len(self.group_names)} groups"]
+        out = [f"plan: backbone {self.backbone!r}, {len(self.group_names)} groups; {self.modality or '?'} data; "
+               f"task {self.task!r}"]
         for i, p in enumerate(self.phases):
             if p is None:
                 out.append(f"phase {i + 1} : freeze = \"auto\" (chosen by measuring at the start of the run)")
@@ -174,4 +178,6 @@ def build_plan(recipe, registry, layouts: list[GroupLayout] | None = None) -> Ru
               for i, p in enumerate(recipe.phases)]
     if errors:
         raise UserError(errors=errors)
-    return RunPlan(recipe.model.backbone, tuple(g.name for g in layouts), tuple(phases))
+    source = registry.items["data-sources"].get(recipe.data.source)
+    return RunPlan(recipe.model.backbone, tuple(g.name for g in layouts), tuple(phases),
+                   source.modality if source else "", recipe.model.task)

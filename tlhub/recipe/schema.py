@@ -68,16 +68,16 @@ class DataCfg:
 class PhaseCfg:
     name: str = field(default="", metadata={"help": "phase name (default: phaseN)"})
     epochs: int = field(default=1, metadata={"help": "epochs (>= 1)"})
-    optimizer: str = field(default="adam", metadata={"help": "adam, adamw or sgd",
-                                                      "choices": ("adam", "adamw", "sgd")})
+    optimizer: str = field(default="adam", metadata={"help": "registered optimizer: adam, adamw, sgd or a "
+                                                              "plugin's (`tlhub list optimizers`)"})
     lr: float = field(default=1e-3, metadata={"help": "base learning rate (> 0); \"auto\": measured by an lr "
                                                       "range test at the start of the phase (sets lr_find)"})
     lr_find: bool = field(default=False, metadata={"help": "run the lr range test at the start of the phase and "
                                                            "train at its suggestion (what lr = \"auto\" sets)"})
     weight_decay: float = field(default=0.0, metadata={"help": "weight decay"})
     momentum: float = field(default=0.9, metadata={"help": "SGD momentum"})
-    scheduler: str = field(default="constant", metadata={"help": "constant, cosine or linear (warm-up then decay)",
-                                                         "choices": ("constant", "cosine", "linear")})
+    scheduler: str = field(default="constant", metadata={"help": "schedule after the warm-up: constant, cosine, "
+                                                                 "linear or a plugin's (`tlhub list schedulers`)"})
     warmup: float = field(default=0.0, metadata={"help": "warm-up as a fraction of the phase's steps"})
     freeze: str = field(default="frozen", metadata={"help": "freeze policy (`tlhub list freeze-policies`), or "
                                                             "'auto': searched at the start of the run (docs/freeze.md)"})

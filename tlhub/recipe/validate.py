@@ -24,7 +24,7 @@ def validate(recipe: Recipe, registry=None) -> list[str]:
             errors.append(f"{where}: " + (unknown_freeze_policy(name, reg) if kind == "freeze-policies"
                                           else unknown_message(kind, name, table, reg.provider)))
             return None
-        errors.extend(resolve_options(opts_where, opts, table[name].options)[1])
+        errors.extend(resolve_options(opts_where, opts, getattr(table[name], "options", ()))[1])
         return table[name]
 
     bb = check("backbones", recipe.model.backbone, recipe.model.backbone_options, "model.backbone",
@@ -36,6 +36,12 @@ def validate(recipe: Recipe, registry=None) -> list[str]:
         check("data-sources", recipe.data.test.source, recipe.data.test.options, "data.test.source",
               "data.test.options")
     for i, p in enumerate(recipe.phases):
+        for kind, key in (("optimizers", "optimizer"), ("schedulers", "scheduler")):
+            name = getattr(p, key)
+            if isinstance(name, str) and not name.strip():
+                errors.append(f"phases.{i}.{key}: must name a registered {kind[:-1]} (`tlhub list {kind}`), got ''")
+            elif isinstance(name, str):
+                check(kind, name, {}, f"phases.{i}.{key}", f"phases.{i}.{key}")
         if p.freeze == "auto":  # planned by `tlhub advise` at the start of the run
             continue
         check("freeze-policies", p.freeze, p.freeze_options, f"phases.{i}.freeze", f"phases.{i}.freeze_options")

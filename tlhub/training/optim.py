@@ -1,11 +1,10 @@
 """Optimizer over trainable parameters only (per-group learning rates) and the lr schedule."""
 from __future__ import annotations
 
-import math
-
 import torch
 
 from tlhub.model import TransferModel
+from tlhub.plugins import get_registry
 
 
 def build_optimizer(model: TransferModel, phase, lrs: dict[str, float]) -> torch.optim.Optimizer:
@@ -19,24 +18,18 @@ def build_optimizer(model: TransferModel, phase, lrs: dict[str, float]) -> torch
             groups.append({"params": ps, "lr": lrs[gname], "name": gname})
     head = [p for p in model.head.parameters() if p.requires_grad]
     groups.append({"params": head, "lr": lrs["head"], "name": "head"})
-    if phase.optimizer == "sgd":
-        return torch.optim.SGD(groups, lr=phase.lr, momentum=phase.momentum, weight_decay=phase.weight_decay)
-    cls = torch.optim.AdamW if phase.optimizer == "adamw" else torch.optim.Adam
-    return cls(groups, lr=phase.lr, weight_decay=phase.weight_decay)
+    return get_registry().get("optimizers", phase.optimizer).build(groups, phase)
 
 
 def build_scheduler(optimizer, phase, total_steps: int):
-    """constant / cosine / linear, each after an optional linear warm-up of ``warmup * total`` steps."""
+    """The phase's registered schedule (``SchedulerSpec``; built-ins constant / cosine / linear) after an
+    optional linear warm-up of ``warmup * total`` steps."""
     warm = int(phase.warmup * total_steps)
+    after = get_registry().get("schedulers", phase.scheduler).factor
 
     def factor(step: int) -> float:
         if step < warm:
             return (step + 1) / (warm + 1)
-        if phase.scheduler == "constant":
-            return 1.0
-        progress = (step - warm) / max(1, total_steps - warm)
-        if phase.scheduler == "cosine":
-            return 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0)))
-        return max(0.0, 1.0 - progress)
+        return after((step - warm) / max(1, total_steps - warm))
 
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)

@@ -316,9 +316,9 @@ def run_phase(ctx: RunContext, model: TransferModel, index: int, resume=None) ->
 
 
 def _measure_lr(ctx: RunContext, model, optimizer, loader, entry: Entry, index: int) -> None:
-    """``lr = "auto"``: the lr range test (tlhub.auto.lr_find) sets the phase's learning rates, their
+    """``lr = "auto"``: the lr range test (tlhub.training.lr_find) sets the phase's learning rates, their
     ratios (lr_mult, layer_decay) kept; the main process's result is used by every process."""
-    from tlhub.auto import lr_find
+    from tlhub.training import lr_find
     phase = ctx.recipe.phases[index]
     found, lr = None, phase.lr
     if ctx.accelerator.is_main_process:

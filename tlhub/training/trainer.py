@@ -8,7 +8,7 @@ import sys
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
@@ -92,14 +92,16 @@ def _resume_command(recipe: Recipe | str, overrides, run_dir: Path) -> str:
 
 
 def run(recipe_or_path, overrides=(), overwrite: bool = False, quiet: bool = False,
-        resume: str | None = None) -> RunResult:
+        resume: str | None = None, search_auto: Callable[..., Any] | None = None) -> RunResult:
     """Train every phase of a recipe and score the test split; see ``RunResult``.
 
     ``resume``: a run directory (or "latest") to continue from its newest whole checkpoint.
+    ``search_auto``: what turns a ``freeze = "auto"`` phase into ordinary phases (``tlhub.auto.driver``'s,
+    passed in by ``tlhub.run``: the search trains with this package, so this package cannot import it).
     """
     opened: list[runfolder.OpenedRun] = []  # set by the main process: the run folder and its lock
     try:
-        result = _run(recipe_or_path, overrides, overwrite, quiet, resume, opened)
+        result = _run(recipe_or_path, overrides, overwrite, quiet, resume, opened, search_auto)
     except BaseException as exc:
         op = opened[0] if opened else None
         full = op is not None and (isinstance(exc, rundir.DiskFull) or rundir.is_disk_full(exc))
@@ -134,7 +136,7 @@ def _check_gpus_per_process() -> None:
                         "to train on the CPU")
 
 
-def _run(recipe_or_path, overrides, overwrite, quiet, resume, opened) -> RunResult:
+def _run(recipe_or_path, overrides, overwrite, quiet, resume, opened, search_auto) -> RunResult:
     from accelerate import Accelerator
     from accelerate.utils import (
         DataLoaderConfiguration,
@@ -147,6 +149,8 @@ def _run(recipe_or_path, overrides, overwrite, quiet, resume, opened) -> RunResu
     from tlhub.training.phase import Interrupted, RunContext, StopFlag, run_phase
 
     recipe = resolve_recipe(recipe_or_path, overrides)
+    if search_auto is None and any(p.freeze == "auto" for p in recipe.phases):  # the caller's mistake, found early
+        raise TypeError('a freeze = "auto" phase needs run(..., search_auto=...), which tlhub.run passes')
     registry = get_registry()
     # Under torchrun on a machine without GPUs, Accelerate picks gloo only when told it is on CPU.
     cpu_ddp = int(os.environ.get("WORLD_SIZE", "1")) > 1 and not torch.cuda.is_available()
@@ -206,7 +210,6 @@ def _run(recipe_or_path, overrides, overwrite, quiet, resume, opened) -> RunResu
     stop = StopFlag()
     found = None
     if searched:  # measured: trials become ordinary phases
-        from tlhub.auto.driver import search_auto
         stop.install()
         try:
             found = search_auto(accelerator, recipe, registry, backbone, rng_after_backbone, splits, run_dir,
@@ -287,7 +290,7 @@ def _run(recipe_or_path, overrides, overwrite, quiet, resume, opened) -> RunResu
         metrics["after_phase"] = {**after_phase, recipe.phases[-1].name: float_scores(metrics)}
     metrics["classes"] = splits.classes
     if main:
-        from tlhub.artifacts.export import write_outputs
+        from tlhub.export.model import write_outputs
         write_outputs(run_dir, recipe, model, splits, metrics, preds, probs, prec.mode)
     if recipe.train.log_with:
         accelerator.log({f"test/{k}": v for k, v in metrics.items() if isinstance(v, float)})
@@ -332,7 +335,7 @@ def write_page(run_dir: Path) -> None:
 
 
 def _warn_small_val(recipe, splits) -> None:
-    from tlhub.auto.validation import warning
+    from tlhub.training.validation import warning
     decides = any(p.early_stop or p.restore_best for p in recipe.phases)
     message = warning(len(splits.val), decides)
     if message:

@@ -110,8 +110,8 @@ def evaluate_source(predictor: Predictor, source: str, options: dict | None = No
                     "model": str(predictor.model_dir)})
     if out_dir is not None:
         from tlhub.artifacts import rundir
-        from tlhub.artifacts.export import write_samples
         from tlhub.reporting.pictures import write_report
+        from tlhub.reporting.samples import write_samples
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
         rundir.write_json(out / "metrics.json", metrics)

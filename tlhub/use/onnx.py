@@ -1,7 +1,7 @@
 """Serve an exported ``model.onnx`` with ONNX Runtime: ``tlhub predict`` on the file or its folder.
 
 Everything needed is in the file's metadata (``tlhub.classes``, ``tlhub.preprocessing``, written by
-``tlhub.artifacts.onnx``); the model's modality turns inputs into the graph's feeds
+``tlhub.export.onnx``); the model's modality turns inputs into the graph's feeds
 (``Modality.onnx_feeder``). Image models need only onnxruntime, PIL and numpy - torch is never
 imported; text models also need the tokenizer saved beside the file (``tokenizer/``, read with ``tokenizers``).
 """

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from tlhub.errors import UserError
 
-from tlhub.data import hfhub as hub
+import tlhub.data.hfhub as hub
 
 PRETRAINED = ("", "pretrained", "default")
 
