@@ -34,7 +34,7 @@ def regression_run(tmp_path_factory):
 
 def test_multilabel_trains_tunes_thresholds_and_every_predictor_uses_them(multilabel_run, tmp_path):
     import tlhub
-    from tlhub.artifacts.onnx import export_onnx
+    from tlhub.export.onnx import export_onnx
     from tlhub.use.evaluate import evaluate_source
     from tlhub.use.onnx import OnnxPredictor
     root, res = multilabel_run
@@ -73,7 +73,7 @@ def test_regression_on_sentence_pairs_maps_outputs_back_with_the_stored_scale(re
     import torch
 
     import tlhub
-    from tlhub.artifacts.onnx import export_onnx
+    from tlhub.export.onnx import export_onnx
     from tlhub.use.evaluate import evaluate_source
     from tlhub.use.onnx import OnnxPredictor
     root, res = regression_run
