@@ -23,7 +23,9 @@ def load(source: str, tmp_path: Path, log=None, **options):
     opts, errors = resolve_options("data.options", options, spec.options)
     if errors:
         raise UserError(errors=errors)
-    return spec.load(opts, DataContext(tmp_path, 0, log=log or (lambda m: None)))
+    # the table sources give raw labels; the recipe's task (classification here) reads them, as make_splits does
+    data = spec.load(opts, DataContext(tmp_path, 0, log=log or (lambda m: None)))
+    return get_registry().task("classification").encode(data, source)
 
 
 # ------------------------------------------------------------------ text-files

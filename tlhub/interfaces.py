@@ -127,10 +127,14 @@ class SequentialBackbone(Backbone):
 
 @dataclass
 class Split:
-    """Examples of one split: items (image, path, array or text) and integer labels."""
+    """Examples of one split: items (image, path, array, text or a (text, text) pair) and their labels.
+
+    From a data source: class indexes into ``SourceData.classes``, or raw labels (``SourceData.raw``). After
+    the recipe's task encoded them (``tlhub.task.Task.encode``): its per-example targets (an int class, a
+    multi-hot or a values float32 array)."""
 
     items: Sequence[Any]
-    labels: Sequence[int]
+    labels: Sequence[Any]
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -145,6 +149,10 @@ class SourceData:
     val: Split | None = None
     test: Split | None = None
     skipped: list[str] = field(default_factory=list)  # "item: reason" lines, written to the run dir
+    # True: labels are raw values as the source read them (a string like "3,27" or "anger|joy", a number,
+    # a list, or a tuple of several columns' values) and ``classes`` is empty or the columns' names; the
+    # recipe's task parses them (tlhub.task.Task.encode). False: labels index ``classes``.
+    raw: bool = False
 
 
 @dataclass(frozen=True)

@@ -1,23 +1,40 @@
-"""Tasks as plugins: what a model predicts and how it is trained and scored.
+"""Tasks as plugins: what a model predicts, how its labels are read, how it is trained, scored and decoded.
 
-A plugin registers a ``TaskSpec`` from its ``register_tasks(register)`` hook (single-label
-``classification`` is registered that way too, by ``tlhub.plugins.builtins.tasks``); a recipe names it
-with ``[model] task`` (default ``"classification"``). ``spec.load()`` returns the ``Task``, which the
-trainer, the LR finder and test scoring call instead of writing a loss or an argmax themselves:
+A plugin registers a ``TaskSpec`` from its ``register_tasks(register)`` hook (``classification``,
+``multilabel`` and ``regression`` are registered that way too, by ``tlhub.plugins.builtins.tasks``); a
+recipe names it with ``[model] task`` (default ``"classification"``) and its options with
+``[model] task_options``. ``spec.load()`` returns the ``Task``; ``task.configured(options, state)`` a copy
+for one run or one saved model. The core calls it instead of knowing the label type:
 
-- ``num_outputs(classes)``: the head's output size;
-- ``loss(outputs, targets)``: the training loss of a batch (a scalar tensor);
-- ``batch_score(outputs, targets)``: the running training score of a batch (summed, divided by the
-  examples seen), logged beside the loss;
-- ``decode(outputs)``: ``(predictions, scores)`` of a split, e.g. argmax classes and softmax
-  probabilities;
-- ``primary_metric``: the validation score early stopping, ``restore_best`` and the auto search rank
-  by (higher is better), computed by ``evaluate(outputs, targets)`` with the loss;
-- ``stratified``: whether splits are carved per label.
+Labels and splits (no torch):
+- ``encode(data, source, classes)``: a data source's ``SourceData`` -> the same with per-example targets
+  (an int class, a multi-hot float32 array, a float32 array of values) and ``classes`` (class, label or
+  target-column names); raw labels (``data.raw``) are parsed here, bad ones are a ``UserError``;
+- ``carve(split, fraction, seed)``: ``(rest, held_out)`` (stratified per class or label, or random);
+- ``check(name, split, classes, require_all)``: error lines for a split's targets;
+- ``fit(train)``: task state fitted on the training split (the regression target scale, label counts).
+
+Training (torch, imported by the methods: ``predict`` from ONNX never imports torch):
+- ``num_outputs(classes)``, ``loss(outputs, targets)``, ``batch_score(outputs, targets)`` (summed over the
+  batch's examples, logged as ``train_<train_score>``), ``evaluate(outputs, targets)`` (``{"loss",
+  primary_metric, "n"}``: ``primary_metric`` is what early stopping, ``restore_best`` and the auto search
+  rank by, higher is better);
+- ``tune(outputs, targets)``: state fitted on the validation split's outputs after training (thresholds).
+
+Outputs:
+- ``transform(logits)``: the model's outputs as users see them (softmax, sigmoid, de-standardised values);
+  the ONNX graph's ``probabilities`` output is this too;
+- ``metrics(outputs, targets, classes, names, registry)``: the test scores (``default_metrics`` unless the
+  recipe names others) -- ``outputs`` are ``transform``-ed, as numpy;
+- ``predictions(classes, outputs)``: ``Prediction`` objects (numpy only);
+- ``decode(logits)``: ``(predictions, outputs)`` tensors of a split (for samples and reports);
+- ``sample_rows(classes, targets, outputs)``: per test example ``(loss-like badness, true, predicted,
+  extra)`` for the worst-examples table.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+import copy
+from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from tlhub.options import Opt
@@ -25,7 +42,7 @@ from tlhub.options import Opt
 
 @dataclass(frozen=True)
 class TaskSpec:
-    """A task: ``load() -> Task``; ``options``: what a recipe may set for it (none for the built-ins yet)."""
+    """A task: ``load() -> Task``; ``options``: its ``[model] task_options`` (``tlhub.options.Opt``)."""
 
     name: str
     summary: str
@@ -34,13 +51,77 @@ class TaskSpec:
     plugin: str = ""
 
 
+@dataclass(frozen=True)
+class Prediction:
+    """One prediction. Classification: the most probable class ``label``, its ``prob`` and every class's
+    ``probs``. Multi-label: ``labels`` over their thresholds (``label``/``prob``: the most probable one) and
+    every label's ``probs``. Regression: ``value`` (one number per target column in ``values``)."""
+
+    label: str | None = None
+    prob: float | None = None
+    probs: dict[str, float] = field(default_factory=dict)
+    labels: list[str] | None = None
+    values: dict[str, float] | None = None
+
+    @property
+    def value(self) -> float | None:
+        return next(iter(self.values.values())) if self.values else None
+
+    def to_dict(self) -> dict:
+        if self.values is not None:
+            return {"value": self.value, "values": dict(self.values)}
+        out = {"label": self.label, "prob": self.prob, "probs": dict(self.probs)}
+        if self.labels is not None:
+            out["labels"] = list(self.labels)
+        return out
+
+    def __str__(self) -> str:
+        if self.values is not None:
+            return ", ".join(f"{k} {v:.4g}" for k, v in self.values.items()) if len(self.values) > 1 \
+                else f"{self.value:.4g}"
+        if self.labels is not None:
+            return ", ".join(f"{c} ({self.probs[c]:.3f})" for c in self.labels) or "(no label)"
+        return f"{self.label} ({self.prob:.3f})"
+
+
 class Task:
     """The runtime half of a task (see the module docstring). Subclass and override."""
 
     name: str = ""
     primary_metric: str = ""
+    train_score: str = "accuracy"       # what ``batch_score`` sums: history's ``train_<train_score>``
     stratified: bool = True
+    default_metrics: tuple[str, ...] = ()
 
+    def __init__(self, options: dict | None = None, state: dict | None = None):
+        self.options = dict(options or {})
+        self.state = dict(state or {})
+
+    def configured(self, options: dict | None = None, state: dict | None = None) -> "Task":
+        """A copy with these options (over the ones it has) and this state (replacing it)."""
+        out = copy.copy(self)
+        out.options = {**self.options, **(options or {})}
+        out.state = dict(state if state is not None else self.state)
+        return out
+
+    # labels and splits
+    def encode(self, data: Any, source: str, classes: list[str] | None = None) -> Any:
+        raise NotImplementedError
+
+    def carve(self, split: Any, fraction: float, seed: int) -> tuple[Any, Any]:
+        raise NotImplementedError
+
+    def check(self, name: str, split: Any, classes: list[str], require_all: bool) -> list[str]:
+        return []
+
+    def fit(self, train: Any) -> dict:
+        return {}
+
+    def describe(self) -> str:
+        """A line for the run log about the fitted state (e.g. class weights); '' when nothing to say."""
+        return ""
+
+    # training
     def num_outputs(self, classes: list[str]) -> int:
         raise NotImplementedError
 
@@ -48,13 +129,27 @@ class Task:
         raise NotImplementedError
 
     def batch_score(self, outputs: Any, targets: Any) -> Any:
-        """The batch's training score summed over its examples (a tensor)."""
         raise NotImplementedError
 
     def evaluate(self, outputs: Any, targets: Any) -> dict:
-        """``{"loss", primary_metric, "n"}`` of a whole split's outputs."""
         raise NotImplementedError
 
-    def decode(self, outputs: Any) -> tuple[Any, Any]:
-        """``(predictions, scores)`` of a split's outputs."""
+    def tune(self, outputs: Any, targets: Any) -> dict:
+        """State fitted on the validation split's logits (merged into ``state``); default: none."""
+        return {}
+
+    # outputs
+    def transform(self, logits: Any) -> Any:
+        raise NotImplementedError
+
+    def decode(self, logits: Any) -> tuple[Any, Any]:
+        raise NotImplementedError
+
+    def metrics(self, outputs: Any, targets: Any, classes: list[str], names, registry) -> dict:
+        raise NotImplementedError
+
+    def predictions(self, classes: list[str], outputs: Any) -> list[Prediction]:
+        raise NotImplementedError
+
+    def sample_rows(self, classes: list[str], targets: Any, outputs: Any) -> list[dict]:
         raise NotImplementedError

@@ -82,7 +82,8 @@ def lr_range_test(recipe, index: int, plot_path: Path):
         half = max(1, round(len(s.backbone.group_names) / 2))
         phase = dataclasses.replace(phase, freeze="top_k", freeze_options={"k": half})
     torch.set_rng_state(s.rng_state)
-    model = add_head(s.backbone, ModelSpec.from_recipe(recipe), s.registry, len(s.splits.classes))
+    model = add_head(s.backbone, ModelSpec.from_recipe(recipe), s.registry,
+                     s.splits.task.num_outputs(s.splits.classes))
     datasets, collate, _ = make_datasets(model.backbone, recipe, s.splits)
     single = dataclasses.replace(recipe, phases=(phase,))
     plan = build_plan(single, s.registry, group_layouts(model.backbone)).phases[0]
@@ -90,7 +91,7 @@ def lr_range_test(recipe, index: int, plot_path: Path):
     d = recipe.data
     loader = _loader(datasets["train"], d.batch_size, True, collate, d.workers, recipe.train.seed)
     found = lr_find.range_test(model, loader, build_optimizer(model, phase, plan.lrs),
-                               s.registry.task(recipe.model.task).loss,
+                               s.splits.task.loss,  # configured: a regression's target scale
                                steps=lr_find.STEPS)
     lr_find.plot(found, plot_path, title=f"lr range test: phase {phase.name!r} ({phase.freeze})")
     return found

@@ -24,8 +24,8 @@ def predict(model, inputs, as_json, top, batch_size, device):
     the folder holding it: then ONNX Runtime runs it, and image models need no PyTorch).
 
     INPUTS: what the model's modality reads: image files or folders of images for an image model, texts
-    for a text model (a plugin's modality says its own, e.g. .wav files); `-` reads one input per line
-    from stdin (paths or texts).
+    for a text model (a sentence pair: both in one argument, separated by a tab; a plugin's modality says
+    its own, e.g. .wav files); `-` reads one input per line from stdin (paths, texts, or pairs as TSV).
     """
     from tlhub.use.onnx import OnnxPredictor, find_onnx
 
@@ -53,8 +53,13 @@ def predict(model, inputs, as_json, top, batch_size, device):
     if as_json:
         click.echo(json.dumps([{"input": i, **p.to_dict()} for i, p in zip(items, preds)], indent=2))
         return
-    shown = [cell(i, 60) for i in items]
+    shown = [cell(" | ".join(i) if isinstance(i, tuple) else i, 60) for i in items]  # a pair: both sentences
     width = max(len("input"), *(len(s) for s in shown))
+    if preds[0].values is not None or preds[0].labels is not None:  # numbers, or the labels over their thresholds
+        click.echo(f"{'input':<{width}}  {'value' if preds[0].values is not None else 'labels'}")
+        for s, p in zip(shown, preds):
+            click.echo(f"{s:<{width}}  {p}")
+        return
     lw = max(len("label"), *(len(c) for c in predictor.classes))
     click.echo(f"{'input':<{width}}  {'label':<{lw}}  {'prob':>6}")
     for s, p in zip(shown, preds):

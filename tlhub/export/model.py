@@ -20,7 +20,7 @@ def preprocessing_config(modality, backbone, recipe) -> dict:
     return {"modality": modality.name, **modality.config(backbone, DataSettings.of(recipe))}
 
 
-def write_model(model_dir: Path, recipe, model, classes: list[str], mixed_precision: str = "no") -> None:
+def write_model(model_dir: Path, recipe, model, classes: list[str], mixed_precision: str = "no", task=None) -> None:
     """``model/``: weights (safetensors, never pickle), config.json, the recipe, the tokenizer for text."""
     from safetensors.torch import save_file
 
@@ -48,13 +48,15 @@ def write_model(model_dir: Path, recipe, model, classes: list[str], mixed_precis
     offline = {k: v for k, v in model.backbone.save_extras(model_dir).items() if k in declared}
     if offline:
         config["offline_backbone_options"] = offline
+    if task is not None and (task.state or task.options):  # thresholds, the target scale: used by predict
+        config["task_options"], config["task_state"] = task.options, task.state
     rundir.write_json(model_dir / "config.json", config)
     rundir.write_atomic(model_dir / "recipe.toml", to_toml(recipe))
 
 
-def write_outputs(run_dir: Path, recipe, model, splits, metrics, preds, probs, mixed_precision: str = "no") -> None:
+def write_outputs(run_dir: Path, recipe, model, splits, metrics, preds, outputs, mixed_precision: str = "no") -> None:
     rundir.write_json(run_dir / "metrics.json", metrics)
-    write_model(run_dir / "model", recipe, model, splits.classes, mixed_precision)
-    write_samples(run_dir, get_registry().source_modality(recipe.data.source), splits, preds, probs)
+    write_model(run_dir / "model", recipe, model, splits.classes, mixed_precision, splits.task)
+    write_samples(run_dir, get_registry().source_modality(recipe.data.source), splits, outputs)
     for path in write_report(run_dir):
         log.info("picture: %s", path)

@@ -3,7 +3,8 @@
 The graph takes what the model takes after preprocessing, as the data's modality names it
 (``Modality.onnx_io``): ``pixel_values`` ``[batch, 3, S, S]`` float32 (resized, scaled to 0..1,
 normalized) for images, ``input_ids`` + ``attention_mask`` ``[batch, sequence]`` int64 for text - with
-dynamic batch (and sequence) axes, and gives ``logits`` and ``probabilities``. The file's ``metadata_props`` carry what a server needs to use it: the label
+dynamic batch (and sequence) axes, and gives ``logits`` and ``probabilities`` (the task's outputs: class or
+label probabilities, or a regression model's values in the targets' units). The file's ``metadata_props`` carry what a server needs to use it: the label
 names (``tlhub.classes``), the preprocessing (``tlhub.preprocessing``: size, mean, std, resize and
 layout, or the max length and tokenizer folder) and the training config (``tlhub.config``). A text
 model's tokenizer is saved beside the file.
@@ -36,11 +37,13 @@ class OnnxExport:
     max_prob_diff: float  # ONNX Runtime vs PyTorch on the export batch
 
 
-def _wrapped(model, model_input):
+def _wrapped(model, model_input, task):
     import torch
 
     class Probabilities(torch.nn.Module):
-        """(logits, probabilities) from the tensors ONNX passes in (``model_input`` of the modality's OnnxIO)."""
+        """(logits, the task's outputs) from the tensors ONNX passes in (``model_input`` of the modality's
+        OnnxIO): softmax probabilities, sigmoid probabilities or de-standardised values (``Task.transform``,
+        with the model's thresholds and target scale as constants)."""
 
         def __init__(self):
             super().__init__()
@@ -48,7 +51,7 @@ def _wrapped(model, model_input):
 
         def forward(self, *inputs):
             logits = self.model(model_input(*inputs)).float()
-            return logits, logits.softmax(-1)
+            return logits, task.transform(logits)
 
     return Probabilities().eval()
 
@@ -88,10 +91,10 @@ def export_onnx(path: str | Path, output: str | Path | None = None) -> OnnxExpor
     with warnings.catch_warnings(), torch.no_grad():
         # the TorchScript-based exporter: it needs no onnxscript and keeps dynamic axes for BERT-style masks
         warnings.simplefilter("ignore")
-        torch.onnx.export(_wrapped(model, io.model_input), tuple(inputs.values()), str(target), dynamo=False,
+        torch.onnx.export(_wrapped(model, io.model_input, predictor.task), tuple(inputs.values()), str(target), dynamo=False,
                           input_names=names, output_names=["logits", "probabilities"], dynamic_axes=axes,
                           opset_version=OPSET)
-        reference = _wrapped(model, io.model_input)(*inputs.values())[1].numpy()
+        reference = _wrapped(model, io.model_input, predictor.task)(*inputs.values())[1].numpy()
     proto = onnx.load(str(target))
     for key, value in metadata(predictor).items():
         entry = proto.metadata_props.add()
@@ -105,7 +108,7 @@ def export_onnx(path: str | Path, output: str | Path | None = None) -> OnnxExpor
     got = session.run(["probabilities"], {k: v.numpy() for k, v in inputs.items()})[0]
     diff = float(np.abs(got - reference).max())
     if diff > TOLERANCE:
-        raise UserError(f"{target}: ONNX Runtime's probabilities differ from PyTorch's by {diff:.2g} "
+        raise UserError(f"{target}: ONNX Runtime's outputs differ from PyTorch's by {diff:.2g} "
                         f"(more than {TOLERANCE:g}); this backbone does not export faithfully")
     log.info("onnx: wrote %s (%s, inputs %s); ONNX Runtime vs PyTorch on the export batch: max |dp| = %.2g",
              target, predictor.modality, ", ".join(names), diff)

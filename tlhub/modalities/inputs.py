@@ -15,9 +15,14 @@ from typing import Any
 from tlhub.errors import UserError
 
 
+def is_pair(item: Any) -> bool:
+    """A sentence pair: a tuple of two strings (a list is a list of texts, not a pair)."""
+    return isinstance(item, tuple) and len(item) == 2 and all(isinstance(t, str) for t in item)
+
+
 def as_text_items(inputs: Any) -> list:
-    """``inputs`` (one string or a sequence of them) as a checked list of texts."""
-    items = [inputs] if isinstance(inputs, str) else _listed(inputs, "texts")
+    """``inputs`` (one string or sentence pair, or a sequence of them) as a checked list of texts."""
+    items = [inputs] if isinstance(inputs, str) or is_pair(inputs) else _listed(inputs, "texts")
     check_texts(items)
     return items
 
@@ -49,6 +54,13 @@ def check_texts(items: list) -> None:
     """Refuse what a text model would label anyway without reading it: non-strings, blank or undecodable text."""
     errors = []
     for i, t in enumerate(items):
+        if is_pair(t):  # a sentence pair: both sentences checked as texts
+            try:
+                check_texts(list(t))
+            except UserError as exc:
+                errors += [f"input {i + 1}: {'first' if e.startswith('input 1') else 'second'} sentence: "
+                           f"{e.split(': ', 1)[1]}" for e in exc.errors]
+            continue
         if not isinstance(t, str):
             errors.append(f"input {i + 1}: this model takes text (strings); got {type(t).__name__}")
         elif not t.strip():

@@ -1,4 +1,5 @@
-"""The ``text`` modality: strings -> token ids through the backbone's own tokenizer, padded per batch."""
+"""The ``text`` modality: strings (or ``(str, str)`` sentence pairs, tokenized as one pair) -> token ids
+through the backbone's own tokenizer, padded per batch."""
 from __future__ import annotations
 
 import logging
@@ -6,7 +7,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from tlhub.errors import UserError
-from tlhub.modalities.inputs import as_text_items, check_texts
+from tlhub.modalities.inputs import as_text_items, check_texts, is_pair
 from tlhub.modality import (
     DataSettings, Datasets, InputPipeline, Modality, OnnxIO, UnsupportedInput, json_kind,
 )
@@ -23,7 +24,9 @@ class TextInputs(InputPipeline):
 
     def batch(self, items: Sequence, device: Any) -> Any:
         import torch
-        enc = self.tokenizer(list(items), truncation=True, max_length=self.max_length)["input_ids"]
+
+        from tlhub.data.text import tokenizer_args
+        enc = self.tokenizer(*tokenizer_args(items), truncation=True, max_length=self.max_length)["input_ids"]
         ids = [torch.tensor(e, dtype=torch.long) for e in enc]
         pad = self.tokenizer.pad_token_id or 0
         batch = torch.nn.utils.rnn.pad_sequence(ids, batch_first=True, padding_value=pad)
@@ -57,7 +60,8 @@ class TextModality(Modality):
             f"preprocessing must be a TextPreprocessing for {self.name} input, got {type(prep).__name__}"
 
     def item_problem(self, item: Any) -> str:
-        return "" if isinstance(item, str) else f"is a {type(item).__name__}, expected a str for a text source"
+        return "" if isinstance(item, str) or is_pair(item) else \
+            f"is a {type(item).__name__}, expected a str (or a (str, str) sentence pair) for a text source"
 
     def example_batch(self, backbone: Any, n: int = 2) -> Any:
         prep = backbone.preprocessing
@@ -78,6 +82,14 @@ class TextModality(Modality):
     # -- predicting
     def as_items(self, inputs: Any) -> list:
         return as_text_items(inputs)
+
+    def expand(self, args: list[str], skipped: list[str]) -> list:
+        """A command-line input with a tab is a sentence pair (a TSV line of two columns on stdin)."""
+        return [tuple(a.split("\t", 1)) if "\t" in a else a for a in args]
+
+    def sample_view(self, item: Any, size: int):
+        from tlhub.modality import SampleView
+        return SampleView(text=" [SEP] ".join(item) if is_pair(item) else str(item))
 
     def inputs(self, prep: dict, backbone: Any = None, model_dir: Path | None = None) -> InputPipeline:
         tok = getattr(getattr(backbone, "preprocessing", None), "tokenizer", None)

@@ -23,8 +23,8 @@ class ModelCfg:
     backbone_options: dict = field(default_factory=dict, metadata={"help": "options of the backbone"})
     head: str = field(default="linear", metadata={"help": "registered head name"})
     head_options: dict = field(default_factory=dict, metadata={"help": "options of the head"})
-    task: str = field(default="classification", metadata={"help": "registered task: what the model predicts, its "
-                                                                   "loss and scores (`tlhub list tasks`)"})
+    task: str = field(default="classification", metadata={"help": "registered task (`tlhub list tasks`)"})
+    task_options: dict = field(default_factory=dict, metadata={"help": "options of the task"})
 
 
 @dataclass(frozen=True)

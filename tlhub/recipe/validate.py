@@ -29,7 +29,7 @@ def validate(recipe: Recipe, registry=None) -> list[str]:
 
     bb = check("backbones", recipe.model.backbone, recipe.model.backbone_options, "model.backbone",
                "model.backbone_options")
-    check("tasks", recipe.model.task, {}, "model.task", "model.task")
+    check("tasks", recipe.model.task, recipe.model.task_options, "model.task", "model.task_options")
     check("heads", recipe.model.head, recipe.model.head_options, "model.head", "model.head_options")
     src = check("data-sources", recipe.data.source, recipe.data.options, "data.source", "data.options")
     if recipe.data.test is not None and recipe.data.test.source:

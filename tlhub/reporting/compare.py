@@ -62,6 +62,9 @@ def check_comparable(runs: list[RunFiles]) -> None:
     """Scores of different tasks or label sets would be set side by side as if they measured the same thing."""
     first = runs[0]
     for r in runs[1:]:
+        if run_task(r) != run_task(first):
+            raise UserError(f"tlhub compare: {first.path} and {r.path} are different tasks ({run_task(first)} vs "
+                            f"{run_task(r)}); their scores do not compare")
         if r.modality != first.modality:
             raise UserError(f"tlhub compare: {first.path} and {r.path} are different tasks ({first.modality} vs "
                             f"{r.modality} classification); their scores do not compare")
@@ -72,6 +75,13 @@ def check_comparable(runs: list[RunFiles]) -> None:
                 (f"tlhub compare: {first.path} and {r.path} have different label sets "
                  f"({len(first.classes)} vs {len(r.classes)} classes); their scores do not compare"),
                 f"  only in {first.path}: {_short(only_a)}", f"  only in {r.path}: {_short(only_b)}"])
+
+
+def run_task(run: RunFiles) -> str:
+    """The run's task (``[model] task`` of its recipe; runs before tasks were classification)."""
+    model = (run.recipe or {}).get("model") if isinstance(run.recipe, dict) else None
+    task = model.get("task") if isinstance(model, dict) else None
+    return task if isinstance(task, str) and task else "classification"
 
 
 def _short(names: list[str], n: int = 8) -> str:
@@ -146,7 +156,7 @@ def time_rows(runs: list[RunFiles]) -> list[Row]:
 def val_rows(runs: list[RunFiles]) -> list[Row]:
     rows = []
     per_run = [epoch_rows(r) for r in runs]
-    for metric in ("val_accuracy", "val_loss"):
+    for metric in (_val_score(per_run), "val_loss"):
         if not any(row.get(metric) is not None for rs in per_run for row in rs):
             continue
         for i, label in _phase_labels(runs):
@@ -155,11 +165,17 @@ def val_rows(runs: list[RunFiles]) -> list[Row]:
                 last = [row[metric] for row in rs if int(row.get("phase_index", 0)) == i and row.get(metric) is not None]
                 vals.append(num(last[-1]) if last else "—")
             rows.append(Row(f"{metric.replace('_', ' ')} after {label}", tuple(vals)))
-        best = max if metric.endswith("accuracy") else min
+        best = min if metric == "val_loss" else max
         rows.append(Row(f"{'best' if best is max else 'lowest'} {metric.replace('_', ' ')}", tuple(
             num(best(v)) if (v := [row[metric] for row in rs if row.get(metric) is not None]) else "—"
             for rs in per_run)))
     return rows
+
+
+def _val_score(per_run: list[list[dict]]) -> str:
+    """The history's validation score: ``val_<the task's primary metric>`` (``val_accuracy`` for classification)."""
+    from tlhub.reporting.pictures import score_metric
+    return "val_" + score_metric([row for rs in per_run for row in rs[:1]])
 
 
 def test_rows(runs: list[RunFiles]) -> list[Row]:
@@ -183,7 +199,8 @@ def format_comparison(c: Comparison) -> str:
 
 
 def curves_png(c: Comparison) -> bytes | None:
-    """Validation accuracy and loss per epoch (all phases in a row), one line per run, phase boundaries dotted."""
+    """Validation score (accuracy, or the task's primary metric) and loss per epoch (all phases in a row), one line
+    per run, phase boundaries dotted."""
     from matplotlib.ticker import MaxNLocator
 
     from tlhub.reporting.pictures import _pyplot
@@ -192,7 +209,7 @@ def curves_png(c: Comparison) -> bytes | None:
         return None
     plt = _pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
-    for ax, metric in zip(axes, ("val_accuracy", "val_loss")):
+    for ax, metric in zip(axes, (_val_score(per_run), "val_loss")):
         for name, rows in zip(c.names, per_run):
             pts = [(x + 1, row[metric]) for x, row in enumerate(rows) if row.get(metric) is not None]
             if pts:

@@ -15,7 +15,7 @@ from pathlib import Path
 from tlhub.artifacts.rundir import write_atomic
 from tlhub.reporting.htmlkit import Cell, esc, figure, num, page, png_uri, table
 from tlhub.reporting.rundata import (
-    RunFiles, damaged_files, drawn_samples, epoch_rows, load_run, per_class_scores, read_samples_images,
+    RunFiles, damaged_files, drawn_samples, epoch_rows, is_mistake, load_run, per_class_scores, read_samples_images,
 )
 
 REPORT = "report.html"
@@ -186,14 +186,16 @@ def mistakes_section(run: RunFiles) -> str:
     title = "<h2>Worst predictions (mistakes first, highest test loss first)</h2>"
     if not items:
         return title + '\n<p class="note">(samples.json not found in the run directory)</p>'
-    wrong = sum(i["true"] != i["pred"] for i in items)
-    lead = (f'<p class="note">{wrong} of these {len(items)} test examples are mistakes (red). '
-            f"loss = &minus;log p(true class).</p>")
+    wrong = sum(is_mistake(i) for i in items)
+    loss = {"classification": "loss = &minus;log p(true class).", "multilabel": "loss = binary cross-entropy summed "
+            "over the labels; false positives and negatives at the tuned thresholds.",
+            "regression": "loss = the absolute error."}.get((run.samples or {}).get("task", "classification"), "")
+    lead = f'<p class="note">{wrong} of these {len(items)} test examples are mistakes (red). {loss}</p>'
     if not drawn_samples(run.path, run.samples or {}):  # the modality captions them (text) rather than drawing
 
         rows = [[it.get("text", ""), it["true"], it["pred"], Cell(num(it.get("prob")), True),
                  Cell(num(it.get("prob_true")), True), Cell(num(it.get("loss")), True)] for it in items]
-        css = ["bad" if it["true"] != it["pred"] else "" for it in items]
+        css = ["bad" if is_mistake(it) else "" for it in items]
         return "\n".join([title, lead, table(["text", "true", "predicted", "p(predicted)", "p(true)", "loss"],
                                              rows, css)])
     thumbs = _thumbnails(run)
@@ -201,7 +203,7 @@ def mistakes_section(run: RunFiles) -> str:
     for k, it in enumerate(items):
         index = it.get("index", k)
         img = (f'<img src="{png_uri(thumbs[k])}" alt="test example {esc(index)}">' if k < len(thumbs) else "")
-        bad = it["true"] != it["pred"]
+        bad = is_mistake(it)
         figs.append(f'<figure class="thumb{" bad" if bad else ""}">{img}<figcaption>'
                     f"true <b>{esc(it['true'])}</b><br>predicted <b>{esc(it['pred'])}</b> "
                     f"(p={num(it.get('prob'), 2)})<br>loss {num(it.get('loss'), 3)} · #{esc(index)}"

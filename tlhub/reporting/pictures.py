@@ -12,6 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from tlhub.artifacts.rundir import atomic_path, write_atomic
+from tlhub.reporting.rundata import is_mistake, score_text
 
 MISTAKE = "#c62828"
 
@@ -28,7 +29,7 @@ def write_report(run_dir: str | Path) -> list[Path]:
             written.append(learning_curves_png(run.history, run_dir / "learning_curves.png"))
         samples = run.samples
         if samples and samples.get("items"):
-            items = sorted(enumerate(samples["items"]), key=lambda t: t[1]["true"] == t[1]["pred"])  # mistakes first
+            items = sorted(enumerate(samples["items"]), key=lambda t: not is_mistake(t[1]))  # mistakes first
             # what the modality drew (thumbnails) is shown as a picture; what it captioned as a table
             if drawn_samples(run_dir, samples):
                 images = read_samples_images(run_dir / "samples.safetensors")
@@ -83,6 +84,12 @@ def confusion_matrix_png(metrics: dict, path: Path) -> Path:
     return _save(fig, path)
 
 
+def score_metric(rows: list[dict]) -> str:
+    """The validation score the history ranks epochs by: ``val_<task's primary metric>`` (accuracy before tasks)."""
+    names = [k[4:] for r in rows[:1] for k in r if k.startswith("val_") and k not in ("val_loss", "val_examples")]
+    return names[0] if names else "accuracy"
+
+
 def learning_curves_png(history: list[dict], path: Path) -> Path:
     from matplotlib.ticker import MaxNLocator
     plt = _pyplot()
@@ -96,7 +103,7 @@ def learning_curves_png(history: list[dict], path: Path) -> Path:
         xs.append(len(xs) + 1)
         phases[-1] = (phases[-1][0], phases[-1][1], xs[-1])
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
-    for ax, metric in zip(axes, ("loss", "accuracy")):
+    for ax, metric in zip(axes, ("loss", score_metric(rows))):
         for split, style in (("train", "-"), ("val", "--")):
             pts = [(x, r[f"{split}_{metric}"]) for x, r in zip(xs, rows) if r.get(f"{split}_{metric}") is not None]
             if pts:
@@ -123,8 +130,8 @@ def samples_png(items: list[tuple[int, dict]], images, path: Path) -> Path:
         ax.axis("off")
     for ax, (i, item) in zip(axes.flat, [t for t in items if t[0] < len(images)][:9]):
         ax.imshow(images[i], interpolation="nearest")
-        wrong = item["true"] != item["pred"]
-        title = f"true {item['true']} / pred {item['pred']} (p={float(item['prob']):.2f})"
+        wrong = is_mistake(item)
+        title = f"true {item['true']} / pred {item['pred']} ({score_text(item)})"
         if len(title) > 30:  # long class names: two lines rather than overlapping neighbours
             title = title.replace(" / ", " /\n", 1)
         ax.set_title(title, fontsize=9,
@@ -139,10 +146,12 @@ def samples_md(items: list[tuple[int, dict]], path: Path) -> Path:
         s = " ".join(str(s).split()).replace("|", "\\|")
         return s if width is None or len(s) <= width else s[: width - 1] + "…"
 
-    lines = ["| text | true | pred | prob |", "|---|---|---|---:|"]
+    probs = all(isinstance(item.get("prob"), (int, float)) for _, item in items[:9])  # classes: p(predicted)
+    lines = [f"| text | true | pred | {'prob' if probs else 'score'} |", "|---|---|---|---:|"]
     for _, item in items[:9]:
-        mark = " ✗" if item["true"] != item["pred"] else ""
+        mark = " ✗" if is_mistake(item) else ""
+        score = f"{float(item['prob']):.2f}" if probs else score_text(item)
         lines.append(f"| {cell(item.get('text', ''), 120)} | {cell(item['true'])} | {cell(item['pred'])}{mark} "
-                     f"| {float(item['prob']):.2f} |")
+                     f"| {score} |")
     write_atomic(path, "Test samples (mistakes first, marked ✗)\n\n" + "\n".join(lines) + "\n")
     return path

@@ -169,3 +169,18 @@ def drawn_samples(run_dir: Path, samples: dict) -> bool:
     """Whether the modality drew thumbnails of the samples (runs before tlhub 0.3 say it by having the file)."""
     flag = samples.get("thumbnails")
     return bool(flag) if isinstance(flag, bool) else (Path(run_dir) / "samples.safetensors").is_file()
+
+
+def is_mistake(item: dict) -> bool:
+    """A sample the model got wrong: as its task judged it (``wrong``: a label set off by one label, a value
+    off by a tenth of the targets' spread), else its true and predicted classes differ."""
+    flag = item.get("wrong")
+    return bool(flag) if isinstance(flag, bool) else item["true"] != item["pred"]
+
+
+def score_text(item: dict, digits: int = 2) -> str:
+    """The sample's score beside its prediction: p(predicted) for classes, the error of a value, else the loss."""
+    for key, label in (("prob", "p"), ("error", "error"), ("loss", "loss")):
+        if isinstance(item.get(key), (int, float)):
+            return f"{label}={float(item[key]):.{digits}f}"
+    return ""

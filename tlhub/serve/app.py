@@ -112,7 +112,8 @@ def create_app(settings: ServeSettings, engine: Engine | None = None) -> FastAPI
         finally:
             state["in_flight"] -= 1
         return {"model": state["metadata"]["name"],
-                "predictions": ranked(state["engine"].classes, rows, top or settings.top)}
+                "predictions": ranked(state["engine"].classes, rows, top or settings.top,
+                                      getattr(state["engine"].predictor, "task", None))}
 
     return app
 
@@ -157,13 +158,14 @@ async def read_inputs(request: Request, decoder, settings: ServeSettings) -> lis
         await form.close()
 
 
-def ranked(classes: list[str], rows, top: int) -> list[dict]:
-    """What ``tlhub predict`` prints: the label, its probability, the ``top`` best, and every class's probability."""
+def ranked(classes: list[str], rows, top: int, task=None) -> list[dict]:
+    """What ``tlhub predict`` prints: the label, its probability, the ``top`` best, and every class's probability
+    (multi-label: also the labels over their thresholds; regression: the values)."""
     from tlhub.use.load import predictions
     out = []
-    for p in predictions(classes, rows):
+    for p in predictions(classes, rows, task):
         best = sorted(p.probs.items(), key=lambda kv: -kv[1])[:top]
-        out.append({**p.to_dict(), "top": [{"label": c, "prob": v} for c, v in best]})
+        out.append({**p.to_dict(), **({"top": [{"label": c, "prob": v} for c, v in best]} if p.probs else {})})
     return out
 
 

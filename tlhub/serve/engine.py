@@ -36,7 +36,7 @@ class Engine:
 
     def metadata(self, settings: ServeSettings) -> dict:
         return {
-            "name": self.name, "task": "single-label classification", "modality": self.modality,
+            "name": self.name, "task": task_words(self.config.get("task") or "classification"), "modality": self.modality,
             "labels": list(self.classes), "backbone": self.config.get("backbone"), "head": self.config.get("head"),
             "preprocessing": self.preprocessing, "backend": self.backend,
             "batching": {"max_batch_size": settings.max_batch_size, "max_wait_ms": settings.max_wait_ms},
@@ -44,6 +44,13 @@ class Engine:
                        "max_text_chars": settings.max_text_chars, "max_image_pixels": settings.max_image_pixels},
             "versions": versions(self.backend),
         }
+
+
+def task_words(name: str) -> str:
+    """The task in words, as its descriptor's summary opens ("single-label classification", "regression")."""
+    from tlhub.plugins import get_registry
+    spec = get_registry().items["tasks"].get(name)
+    return spec.summary.split(":")[0] if spec is not None else name
 
 
 def versions(backend: str) -> dict:

@@ -1,2 +1,3 @@
 """The built-in tasks, registered through the ``register_tasks`` hook like a plugin's
-(``tlhub.plugins.builtins.tasks``): single-label ``classification``. ``tlhub.task`` is the interface."""
+(``tlhub.plugins.builtins.tasks``): ``classification``, ``multilabel``, ``regression``. ``tlhub.task`` is the
+interface."""

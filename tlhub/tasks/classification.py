@@ -1,32 +1,115 @@
 """Single-label classification: one class per example, softmax outputs, cross-entropy, ranked by accuracy."""
 from __future__ import annotations
 
-from typing import Any
+from collections import Counter
+from typing import TYPE_CHECKING, Any
 
-import torch
-import torch.nn.functional as F
+import numpy as np
 
-from tlhub.task import Task
+from tlhub.data.labels import check_classes, class_names, label_name
+from tlhub.errors import UserError
+from tlhub.task import Prediction, Task
+from tlhub.tasks.common import all_labels, encode_splits
+
+if TYPE_CHECKING:  # tlhub.interfaces imports torch; an ONNX model's predictions never do
+    from tlhub.interfaces import SourceData, Split
+
+# torch is imported by the methods that need it: predicting with an ONNX model never imports torch
 
 
 class Classification(Task):
     name = "classification"
     primary_metric = "accuracy"
     stratified = True  # splits keep each class's share
+    default_metrics = ("accuracy", "f1", "precision", "recall")
 
+    # labels and splits
+    def encode(self, data: SourceData, source: str, classes: list[str] | None = None) -> SourceData:
+        if data.raw:  # raw values from a table: class names, sorted (numerically when all are integers)
+            names = class_names(all_labels(data)) if classes is None else classes
+            if classes is None:
+                check_classes(names, source)
+            index = {c: i for i, c in enumerate(names)}
+            unknown = sorted({label_name(y) for y in all_labels(data)} - set(index))
+            if unknown:
+                raise UserError(f"data source {source!r} has classes the model was not trained on: "
+                                f"{', '.join(unknown[:10])} (its classes: {', '.join(names[:20])})")
+            return encode_splits(data, names, lambda y, _: index[label_name(y)])
+        their = [str(c) for c in data.classes]
+        if classes is None:
+            if len(their) < 2:
+                raise UserError(f"data: source {source!r} gives {len(their)} class(es); classification needs at least 2")
+            return data
+        if their == classes:
+            return data
+        missing = [c for c in their if c not in classes]
+        if missing:
+            raise UserError(f"data source {source!r} has classes the model was not trained on: "
+                            f"{', '.join(missing[:10])} (its classes: {', '.join(classes[:20])})")
+        remap = [classes.index(c) for c in their]
+        return encode_splits(data, classes, lambda y, _: remap[int(y)])
+
+    def carve(self, split: Split, fraction: float, seed: int) -> tuple[Split, Split]:
+        from tlhub.data.splits import stratified_split
+        return stratified_split(split, fraction, seed)
+
+    def check(self, name: str, split: Split, classes: list[str], require_all: bool) -> list[str]:
+        errors = []
+        if len(split) == 0:
+            return [f"data: the {name} split is empty"]
+        bad = sorted({int(y) for y in split.labels if not 0 <= int(y) < len(classes)})
+        if bad:
+            errors.append(f"data: the {name} split has labels outside the {len(classes)} classes: {bad[:10]}")
+        if require_all:
+            counts = Counter(int(y) for y in split.labels)
+            empty = [classes[i] for i in range(len(classes)) if counts.get(i, 0) == 0]
+            if empty:
+                errors.append(f"data: class(es) with no {name} examples: {', '.join(map(str, empty[:20]))}")
+        return errors
+
+    # training
     def num_outputs(self, classes: list[str]) -> int:
         return len(classes)
 
-    def loss(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    def loss(self, outputs, targets):
+        import torch.nn.functional as F
         return F.cross_entropy(outputs, targets)
 
-    def batch_score(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    def batch_score(self, outputs, targets):
         return (outputs.argmax(-1) == targets).sum()
 
-    def evaluate(self, outputs: torch.Tensor, targets: torch.Tensor) -> dict:
+    def evaluate(self, outputs, targets) -> dict:
+        import torch.nn.functional as F
         return {"loss": float(F.cross_entropy(outputs, targets)),
                 "accuracy": float((outputs.argmax(-1) == targets).float().mean()), "n": len(targets)}
 
-    def decode(self, outputs: torch.Tensor) -> tuple[Any, Any]:
-        probs = outputs.softmax(-1)
+    # outputs
+    def transform(self, logits):
+        return logits.softmax(-1)
+
+    def decode(self, logits) -> tuple[Any, Any]:
+        probs = logits.softmax(-1)
         return probs.argmax(-1), probs
+
+    def metrics(self, outputs, targets, classes: list[str], names, registry) -> dict:
+        from tlhub.metrics import compute_metrics
+        preds = np.asarray(outputs).argmax(-1).tolist()
+        return compute_metrics(self.default_metrics if names is None else names, preds, [int(y) for y in targets], len(classes),
+                               registry)
+
+    def predictions(self, classes: list[str], outputs) -> list[Prediction]:
+        out = []
+        for row in outputs:
+            best = int(row.argmax())
+            out.append(Prediction(classes[best], float(row[best]), {c: float(p) for c, p in zip(classes, row)}))
+        return out
+
+    def sample_rows(self, classes: list[str], targets, outputs) -> list[dict]:
+        probs = np.asarray(outputs, dtype=np.float32)
+        rows = []
+        for i, y in enumerate(int(t) for t in targets):
+            pred = int(probs[i].argmax())
+            loss = float(-np.log(np.maximum(probs[i, y], np.float32(1e-12))))  # cross-entropy: -log p(true class)
+            rows.append({"true": classes[y], "pred": classes[pred], "prob": round(float(probs[i, pred]), 4),
+                         "prob_true": round(float(probs[i, y]), 4), "loss": round(loss, 4), "wrong": pred != y})
+        return rows

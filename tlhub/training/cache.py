@@ -24,6 +24,7 @@ import torch
 from tlhub import states
 from tlhub.artifacts import rundir
 from tlhub.interfaces import Backbone
+from tlhub.data.targets import stack_targets
 from tlhub.model.transfer import Entry
 
 log = logging.getLogger("tlhub")
@@ -130,7 +131,8 @@ class TokenWriter:
 
 
 class CachedDataset(torch.utils.data.Dataset):
-    """Cached states (float tensors read back as ``dtype``) and labels; ``collate`` batches them."""
+    """Cached states (float tensors read back as ``dtype``) and the task's targets (int classes, float arrays:
+    stored as the split has them); ``collate`` batches them."""
 
     def __init__(self, backbone, labels, rows, dtype=torch.float32):
         self.backbone, self.labels, self.rows, self.dtype = backbone, list(labels), rows, dtype
@@ -148,7 +150,7 @@ class CachedDataset(torch.utils.data.Dataset):
 
     def collate(self, batch):
         state = self.backbone.collate_state([b[0] for b in batch])
-        return states.map_floats(state, lambda t: t.to(self.dtype)), torch.tensor([b[1] for b in batch])
+        return states.map_floats(state, lambda t: t.to(self.dtype)), stack_targets([b[1] for b in batch])
 
     @property
     def lengths(self) -> list[int] | None:

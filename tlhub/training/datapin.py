@@ -39,7 +39,7 @@ def fingerprint(splits) -> dict:
         h = hashlib.sha256()
         for item, label in zip(split.items, split.labels):
             b = _item_bytes(item)
-            h.update(len(b).to_bytes(8, "little") + b + int(label).to_bytes(8, "little", signed=True))
+            h.update(len(b).to_bytes(8, "little") + b + _label_bytes(label))
         out[name] = {"examples": len(split.labels), "sha256": h.hexdigest()}
     out["classes"] = list(splits.classes)
     return out
@@ -69,3 +69,11 @@ def check(run_dir: Path, splits, resuming: bool) -> dict:
                                 f"between train and test; restore the data or start a new run:"]
                         + [f"  {c}" for c in changes])
     return now
+
+
+def _label_bytes(label) -> bytes:
+    """A class index as before tasks; a float target array (multi-hot labels, values) by its bytes."""
+    import numpy as np  # as _item_bytes: numpy only when a run pins its data
+    if isinstance(label, (int, np.integer)):
+        return int(label).to_bytes(8, "little", signed=True)
+    return np.asarray(label, dtype=np.float32).tobytes()

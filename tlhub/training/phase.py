@@ -81,10 +81,16 @@ class RunContext:
     shared_cache: dict | None = None  # see phase_inputs
     timings: list = field(default_factory=list)  # per phase: wall seconds, cache-filling seconds
 
+    configured_task: object = None  # the run's Task with its options and state (Splits.task)
+
     @property
     def task(self):
         """The recipe's ``tlhub.task.Task``: its loss, training score and validation scores."""
-        return self.registry.task(self.recipe.model.task)
+        return self.configured_task or self.registry.task(self.recipe.model.task)
+
+
+def _short(metric: str) -> str:
+    return "acc" if metric == "accuracy" else metric  # the log's words before tasks
 
 
 def _collate_of(ds, collate):
@@ -220,7 +226,8 @@ def run_phase(ctx: RunContext, model: TransferModel, index: int, resume=None) ->
             train_loader.set_epoch(epoch)
         prepared.train()
         loss_sum = torch.tensor(accum[0] if skip else 0.0, dtype=torch.float64)
-        correct = torch.tensor(int(accum[1]) if skip else 0, dtype=torch.long)
+        # the task's summed training score: a count of right answers, or a float (a regression's error)
+        correct = torch.tensor(float(accum[1]) if skip else 0.0, dtype=torch.float64)
         seen = torch.tensor(int(accum[2]) if skip else 0, dtype=torch.long)
         # Skip by iterating: the epoch's shuffled order stays exactly that of an uninterrupted run.
         loader = itertools.islice(train_loader, skip, batches) if skip or batches < len(train_loader) \
@@ -241,14 +248,14 @@ def run_phase(ctx: RunContext, model: TransferModel, index: int, resume=None) ->
                 if accelerator.sync_gradients:
                     scheduler.step()
             loss_sum += loss.detach().double().cpu() * len(y)
-            correct += task.batch_score(logits.detach(), y).cpu()
+            correct += task.batch_score(logits.detach(), y).cpu().double()
             seen += len(y)
             bar.set_postfix(loss=f"{loss.item():.3f}")
             done = step + 1
             if done < batches and accelerator.sync_gradients and \
                     (ctx.stop.signum or (every and done % every == 0)):
                 _save(ctx, prepared, optimizer, scheduler, index, epoch - 1, done,
-                      [float(loss_sum), int(correct), int(seen)], entry, best, best_weights)
+                      [float(loss_sum), float(correct), int(seen)], entry, best, best_weights)
                 if ctx.stop.signum:
                     name = signal.Signals(ctx.stop.signum).name
                     raise Interrupted(f"interrupted by {name} in phase {phase.name!r}, epoch {epoch}, step {done}; "
@@ -260,8 +267,8 @@ def run_phase(ctx: RunContext, model: TransferModel, index: int, resume=None) ->
                                     reduction="sum").cpu()
         val = evaluate_loader(accelerator, prepared, val_loader, entry=val_entry, task=task)
         row = {"phase": phase.name, "phase_index": index, "epoch": epoch,
-               "train_loss": float(totals[0] / totals[2]), "train_accuracy": float(totals[1] / totals[2]),
-               "val_loss": val["loss"], "val_accuracy": val["accuracy"],
+               "train_loss": float(totals[0] / totals[2]), f"train_{task.train_score}": float(totals[1] / totals[2]),
+               "val_loss": val["loss"], f"val_{task.primary_metric}": val[task.primary_metric],
                "lr": optimizer.param_groups[-1]["lr"], "seconds": round(time.time() - t0, 3),
                "train_seconds": round(train_seconds, 3), "steps": batches,
                "examples": int(totals[2]), "val_examples": val["n"], "train_input": entry.label}
@@ -271,18 +278,18 @@ def run_phase(ctx: RunContext, model: TransferModel, index: int, resume=None) ->
         if recipe.train.log_with:
             accelerator.log({f"{phase.name}/{k}": v for k, v in row.items() if isinstance(v, float)},
                             step=len(ctx.history))
-        log.info("  %s epoch %d/%d: train loss %.4f acc %.4f | val loss %.4f acc %.4f | %.1f s",
-                 phase.name, epoch, phase.epochs, row["train_loss"], row["train_accuracy"], row["val_loss"],
-                 row["val_accuracy"], row["seconds"])
+        log.info("  %s epoch %d/%d: train loss %.4f %s %.4f | val loss %.4f %s %.4f | %.1f s", phase.name, epoch,
+                 phase.epochs, row["train_loss"], _short(task.train_score), row[f"train_{task.train_score}"],
+                 row["val_loss"], _short(task.primary_metric), val[task.primary_metric], row["seconds"])
         last_epoch = epoch
-        if best.update(epoch, row["val_accuracy"], row["val_loss"]) and phase.restore_best:
+        if best.update(epoch, val[task.primary_metric], row["val_loss"]) and phase.restore_best:
             best_weights = snapshot(accelerator.unwrap_model(prepared))
         best.stopped = best.should_stop(phase.early_stop) and epoch < phase.epochs
         _save(ctx, prepared, optimizer, scheduler, index, epoch, 0, None, entry, best, best_weights,
               done=best.stopped)
         if best.stopped:
-            log.info("  early stop: no better validation score for %d epoch(s) since epoch %d (val acc %.4f)",
-                     best.bad_epochs, best.epoch, best.accuracy)
+            log.info("  early stop: no better validation score for %d epoch(s) since epoch %d (val %s %.4f)",
+                     best.bad_epochs, best.epoch, _short(task.primary_metric), best.score)
             break
         if ctx.stop.signum:
             name = signal.Signals(ctx.stop.signum).name
@@ -291,8 +298,8 @@ def run_phase(ctx: RunContext, model: TransferModel, index: int, resume=None) ->
                               128 + ctx.stop.signum)
     if phase.restore_best and best_weights is not None and best.epoch != last_epoch:
         accelerator.unwrap_model(prepared).load_state_dict(best_weights)
-        log.info("  restore_best: weights of epoch %d (val acc %.4f, loss %.4f) instead of epoch %d", best.epoch,
-                 best.accuracy, best.loss, last_epoch)
+        log.info("  restore_best: weights of epoch %d (val %s %.4f, loss %.4f) instead of epoch %d", best.epoch,
+                 _short(task.primary_metric), best.score, best.loss, last_epoch)
         _save(ctx, prepared, optimizer, scheduler, index, last_epoch, 0, None, entry, best, best_weights, done=True)
     cached_mb = sum(cache_bytes(ds) for ds in (train_ds, val_ds) if isinstance(ds, CachedDataset)) / 2**20
     ctx.timings.append({"phase": phase.name, "seconds": round(time.time() - t_phase, 3),

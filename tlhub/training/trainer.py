@@ -6,7 +6,7 @@ import logging
 import os
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -29,6 +29,7 @@ from tlhub.recipe import (
     validate,
 )
 from tlhub.recipe.plan import build_plan
+from tlhub.task import Task
 from tlhub.training import datapin, runfolder
 from tlhub.training.runfolder import find_resume_dir  # noqa: F401 (tlhub.training.trainer.find_resume_dir)
 
@@ -217,7 +218,7 @@ def _run(recipe_or_path, overrides, overwrite, quiet, resume, opened, search_aut
             raise _search_interrupted(stop, run_dir, _resume_command(recipe, list(overrides), run_dir)) from None
         finally:
             stop.restore()
-        recipe, splits = found.recipe, found.splits
+        recipe, splits = found.recipe, found.splits if found.splits.task else replace(found.splits, task=splits.task)
         ckpt = checkpoint.newest(run_dir)  # the winner's trial: the run continues it
     if not searched:  # the search checks (and enlarges) the validation split itself
         _warn_small_val(recipe, splits)
@@ -243,8 +244,7 @@ def _run(recipe_or_path, overrides, overwrite, quiet, resume, opened, search_aut
         log.info("data: skipped %d unreadable item(s), listed in %s", len(splits.skipped), run_dir / "skipped.txt")
 
     torch.set_rng_state(rng_after_backbone)
-    task = registry.task(recipe.model.task)
-    model = add_head(backbone, ModelSpec.from_recipe(recipe), registry, task.num_outputs(splits.classes))
+    model = add_head(backbone, ModelSpec.from_recipe(recipe), registry, splits.task.num_outputs(splits.classes))
     if recipe.train.channels_last and registry.source_modality(recipe.data.source).channels_last(backbone):
         model = model.use_channels_last()
         log.info("memory format: channels_last (train.channels_last = false for PyTorch's default)")
@@ -258,7 +258,7 @@ def _run(recipe_or_path, overrides, overwrite, quiet, resume, opened, search_aut
     if main:
         rundir.write_json(run_dir / "plan.json", run_plan.to_dict())
     ctx = RunContext(accelerator, recipe, registry, datasets, collate, deterministic, run_dir, history, ident, stop,
-                     _resume_command(recipe, list(overrides), run_dir), plan=run_plan)
+                     _resume_command(recipe, list(overrides), run_dir), plan=run_plan, configured_task=splits.task)
     first_phase, resume_in = 0, None
     if ckpt is not None:
         checkpoint.load_model_only(ckpt, model)  # before the phase caches its frozen prefix
@@ -278,6 +278,7 @@ def _run(recipe_or_path, overrides, overwrite, quiet, resume, opened, search_aut
     finally:
         stop.restore()
 
+    splits = tune_task(accelerator, model, datasets["val"], collate, recipe, splits)
     metrics, preds, probs = evaluate_split(accelerator, model, datasets["test"], collate, recipe, splits)
     if recipe.eval.each_phase:
         metrics["after_phase"] = {**after_phase, recipe.phases[-1].name: float_scores(metrics)}
@@ -335,8 +336,8 @@ def _warn_small_val(recipe, splits) -> None:
         log.warning("%s", message)
 
 
-def evaluate_split(accelerator, model, dataset, collate, recipe, splits):
-    from tlhub.metrics import compute_metrics
+def split_logits(accelerator, model, dataset, collate, recipe):
+    """(logits, targets) of a whole split, in the split's order."""
     from tlhub.training.phase import _loader, predict_loader
     d = recipe.data
     plain = _loader(dataset, d.eval_batch_size or 2 * d.batch_size, False, collate, d.workers, 0, d.group_by_length)
@@ -345,8 +346,26 @@ def evaluate_split(accelerator, model, dataset, collate, recipe, splits):
         from tlhub.data.batching import flat
         order = torch.tensor(flat(plain.batch_sampler))
         logits[order], labels[order] = logits.clone(), labels.clone()
-    registry = get_registry()
-    preds, probs = registry.task(recipe.model.task).decode(logits)
-    metrics = compute_metrics(recipe.eval.metrics, preds.tolist(), labels.tolist(), len(splits.classes), registry)
+    return logits, labels
+
+
+def tune_task(accelerator, model, dataset, collate, recipe, splits: Splits) -> Splits:
+    """The task's state fitted on the validation split's outputs of the trained model (multi-label: a
+    threshold per label), merged into ``splits.task``; unchanged when the task tunes nothing."""
+    task = splits.task
+    if type(task).tune is Task.tune:
+        return splits
+    tuned = task.tune(*split_logits(accelerator, model, dataset, collate, recipe))
+    log.info("task: tuned on the validation split: %s", ", ".join(f"{k} {v}" for k, v in tuned.items())[:300])
+    return replace(splits, task=task.configured(state={**task.state, **tuned}))
+
+
+def evaluate_split(accelerator, model, dataset, collate, recipe, splits):
+    """The test scores of the recipe's task, its decoded predictions and transformed outputs."""
+    logits, labels = split_logits(accelerator, model, dataset, collate, recipe)
+    task = splits.task or get_registry().task(recipe.model.task)
+    preds, outputs = task.decode(logits)
+    metrics = task.metrics(outputs.float().numpy(), labels.numpy(), splits.classes, recipe.eval.metrics,
+                           get_registry())
     metrics["test_examples"] = len(labels)
-    return metrics, preds, probs
+    return metrics, preds, outputs

@@ -46,7 +46,6 @@ def load_eval_split(predictor: Predictor, source: str, options: dict, split: str
     recipe), so scoring a model on its own training source reproduces the run's test split.
     ``"all"`` takes every example the source gives.
     """
-    from tlhub.data.splits import stratified_split
     from tlhub.interfaces import DataContext, Split
     from tlhub.options import resolve_options
     from tlhub.plugins import get_registry
@@ -61,29 +60,25 @@ def load_eval_split(predictor: Predictor, source: str, options: dict, split: str
         raise UserError(errors=errs)
     data_cfg = _training_recipe(predictor.model_dir).get("data", {})
     seed = int(data_cfg.get("split_seed", 0))
-    data = spec.load(opts, DataContext(Path(base_dir), seed, log=say))
-    theirs = [str(c) for c in data.classes]
+    task = predictor.task
+    # read into the model's classes (its order: the trainer's, for its own source), then carved as the trainer does
+    data = task.encode(spec.load(opts, DataContext(Path(base_dir), seed, log=say)), source, predictor.classes)
     parts = {"train": data.train, "val": data.val, "test": data.test}
     if split == "all":
         chosen = [s for s in parts.values() if s is not None]
-        picked = Split([i for s in chosen for i in s.items], [int(y) for s in chosen for y in s.labels])
+        picked = Split([i for s in chosen for i in s.items], [y for s in chosen for y in s.labels])
     elif parts[split] is not None:
         picked = parts[split]
     elif split == "test" and data.train is not None:
         frac = float(data_cfg.get("test_split", 0.1))
-        picked = stratified_split(data.train, frac, seed + 1)[1]
-        say(f"data: {source!r} has no test split; held out {frac:g} of each class as the trainer does "
-            f"(split_seed {seed})")
+        picked = task.carve(data.train, frac, seed + 1)[1]
+        how = "of each class " if task.stratified else ""
+        say(f"data: {source!r} has no test split; held out {frac:g} {how}as the trainer does (split_seed {seed})")
     else:
         raise UserError(f"data source {source!r} gives no {split} split (use --split all)")
     if len(picked) == 0:
         raise UserError(f"data source {source!r}: the {split} split is empty")
-    unknown = [c for c in theirs if c not in predictor.classes]
-    if unknown:
-        raise UserError(f"data source {source!r} has classes the model does not know: {', '.join(unknown[:10])} "
-                        f"(the model's classes: {', '.join(predictor.classes[:20])})")
-    remap = [predictor.classes.index(c) for c in theirs]
-    return Split(list(picked.items), [remap[int(y)] for y in picked.labels]), theirs
+    return Split(list(picked.items), list(picked.labels)), list(predictor.classes)
 
 
 def evaluate_source(predictor: Predictor, source: str, options: dict | None = None, split: str = "test",
@@ -95,10 +90,8 @@ def evaluate_source(predictor: Predictor, source: str, options: dict | None = No
     confusion matrix), ``samples.json`` (+ ``samples.safetensors`` for images) and the pictures of
     ``tlhub.reporting.pictures.write_report``. Returns the metrics.
     """
-    import torch
-
     from tlhub.data.splits import Splits
-    from tlhub.metrics import compute_metrics, metric_errors
+    from tlhub.metrics import metric_errors
     from tlhub.plugins import get_registry
     registry = get_registry()
 
@@ -111,9 +104,8 @@ def evaluate_source(predictor: Predictor, source: str, options: dict | None = No
     if errors:
         raise UserError(errors=[f"{predictor.model_dir / 'recipe.toml'}: {e}" for e in errors])
     data, _ = load_eval_split(predictor, source, dict(options or {}), split, base_dir, say)
-    probs = torch.from_numpy(predictor.predict_proba(data.items, batch_size))
-    preds = probs.argmax(-1)
-    metrics = compute_metrics(names, preds.tolist(), list(data.labels), len(predictor.classes), registry)
+    outputs = predictor.predict_proba(data.items, batch_size)
+    metrics = predictor.task.metrics(outputs, list(data.labels), predictor.classes, names, registry)
     metrics.update({"test_examples": len(data), "classes": predictor.classes, "source": source, "split": split,
                     "model": str(predictor.model_dir)})
     if out_dir is not None:
@@ -123,7 +115,7 @@ def evaluate_source(predictor: Predictor, source: str, options: dict | None = No
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
         rundir.write_json(out / "metrics.json", metrics)
-        splits = Splits(predictor.classes, data, data, data)
-        write_samples(out, predictor.modality_impl, splits, preds, probs)
+        splits = Splits(predictor.classes, data, data, data, task=predictor.task)
+        write_samples(out, predictor.modality_impl, splits, outputs)
         write_report(out)
     return metrics

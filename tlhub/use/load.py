@@ -20,11 +20,11 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
 from tlhub.errors import UserError
+from tlhub.task import Prediction  # noqa: F401 (tlhub.use.load.Prediction, as before tasks)
 
 if TYPE_CHECKING:  # keep ``import tlhub.use.load`` free of torch until a model is loaded
     import numpy as np
@@ -34,25 +34,20 @@ log = logging.getLogger("tlhub")
 MAX_LISTED_KEYS = 10
 
 
-@dataclass(frozen=True)
-class Prediction:
-    """One prediction: the most probable class, its probability, and every class's probability."""
-
-    label: str
-    prob: float
-    probs: dict[str, float]
-
-    def to_dict(self) -> dict:
-        return {"label": self.label, "prob": self.prob, "probs": dict(self.probs)}
+def predictions(classes: list[str], probs, task: Any = None) -> list[Prediction]:
+    """One ``Prediction`` per row of outputs (class probabilities, or the task's: ``Task.predictions``), for
+    PyTorch and ONNX Runtime predictors alike."""
+    if task is None:
+        from tlhub.tasks.classification import Classification
+        task = Classification()
+    return task.predictions(classes, probs)
 
 
-def predictions(classes: list[str], probs) -> list[Prediction]:
-    """One ``Prediction`` per row of class probabilities (PyTorch and ONNX Runtime predictors alike)."""
-    out = []
-    for row in probs:
-        best = int(row.argmax())
-        out.append(Prediction(classes[best], float(row[best]), {c: float(p) for c, p in zip(classes, row)}))
-    return out
+def model_task(config: dict, registry: Any = None) -> Any:
+    """The model's ``tlhub.task.Task`` with the options and state it was saved with (thresholds, scale)."""
+    from tlhub.plugins import get_registry
+    task = (registry or get_registry()).task(config.get("task") or "classification")
+    return task.configured(config.get("task_options") or {}, config.get("task_state") or {})
 
 
 class Predictor:
@@ -75,6 +70,7 @@ class Predictor:
         prep = config.get("preprocessing") or {}
         self.modality: str = prep.get("modality", "image")
         self.modality_impl = (registry or get_registry()).modality(self.modality)
+        self.task = model_task(config, registry)
         self.inputs = self.modality_impl.inputs(prep, model.backbone, self.model_dir)
         self.device = device
 
@@ -90,10 +86,11 @@ class Predictor:
 
     def predict(self, inputs: Any, batch_size: int = 64) -> list[Prediction]:
         """Predictions for ``inputs`` (a list of inputs, or one input), in order, ``batch_size`` at a time."""
-        return predictions(self.classes, self.predict_proba(inputs, batch_size))
+        return predictions(self.classes, self.predict_proba(inputs, batch_size), self.task)
 
     def predict_proba(self, inputs: Any, batch_size: int = 64) -> "np.ndarray":
-        """Class probabilities as a float32 array ``[n_inputs, n_classes]`` (columns: ``self.classes``)."""
+        """The task's outputs as a float32 array ``[n_inputs, n_classes]`` (columns: ``self.classes``): class
+        probabilities (classification), per-label probabilities (multilabel), values (regression)."""
         import numpy as np
         import torch
 
@@ -105,7 +102,7 @@ class Predictor:
         with torch.inference_mode(), autocast(self.mixed_precision, torch.device(self.device).type):
             for start in range(0, len(items), batch_size):
                 x = self.inputs.batch(items[start:start + batch_size], self.device)
-                rows.append(self.model(x).float().softmax(-1).cpu().numpy())
+                rows.append(self.task.transform(self.model(x).float()).cpu().numpy())
         if not rows:
             return np.zeros((0, len(self.classes)), dtype=np.float32)
         return np.concatenate(rows).astype(np.float32)
@@ -185,8 +182,7 @@ def build_model(config: dict, model_dir: Path, registry=None):
             raise
         raise UserError(f"{model_dir / 'config.json'}: cannot rebuild backbone {spec.backbone!r} (weights='none') "
                         f"to load the fine-tuned weights into: {exc}") from None
-    task = registry.task(config.get("task", "classification"))
-    return add_head(backbone, spec, registry, task.num_outputs([str(c) for c in config["classes"]]))
+    return add_head(backbone, spec, registry, model_task(config, registry).num_outputs([str(c) for c in config["classes"]]))
 
 
 def load_weights(model: Any, path: Path) -> None:

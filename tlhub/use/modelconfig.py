@@ -12,23 +12,24 @@ from typing import Any
 from tlhub.plugins import get_registry
 
 REQUIRED = ("backbone", "head", "classes", "preprocessing")
-OPTIONAL_TABLES = ("backbone_options", "head_options", "offline_backbone_options")
+OPTIONAL_TABLES = ("backbone_options", "head_options", "offline_backbone_options", "task_options", "task_state")
 
 
 def _is_int(v: Any) -> bool:
     return isinstance(v, int) and not isinstance(v, bool)
 
 
-def classes_problems(classes: Any) -> list[str]:
-    """Class names: a list of at least 2 distinct, non-empty names (strings; integers are read as text)."""
+def classes_problems(classes: Any, minimum: int = 2) -> list[str]:
+    """Class names (label or target-column names for other tasks than classification): a list of at least
+    ``minimum`` distinct, non-empty names (strings; integers are read as text)."""
     if not isinstance(classes, list):
         return [f"classes must be a list of class names, got {type(classes).__name__} {str(classes)[:40]!r}"]
     bad = [c for c in classes if not (isinstance(c, str) and c.strip()) and not _is_int(c)]
     if bad:
         return [f"classes must be non-empty names, got {bad[0]!r}"]
     names = [str(c) for c in classes]
-    if len(names) < 2:
-        return [f"classes must name at least 2 classes, got {names!r}"]
+    if len(names) < minimum:
+        return [f"classes must name at least {minimum} classes, got {names!r}"]
     dupes = sorted({c for c in names if names.count(c) > 1})
     if dupes:
         return [f"classes must be distinct, got {', '.join(map(repr, dupes[:10]))} more than once"]
@@ -65,4 +66,5 @@ def config_problems(config: Any) -> list[str]:
             out.append(f"{key} must be a string, got {config[key]!r}")
     if config.get("channels_last") is not None and not isinstance(config["channels_last"], bool):
         out.append(f"channels_last must be true or false, got {config['channels_last']!r}")
-    return out + classes_problems(config["classes"]) + preprocessing_problems(config["preprocessing"])
+    minimum = 2 if config.get("task", "classification") == "classification" else 1  # one regression target
+    return out + classes_problems(config["classes"], minimum) + preprocessing_problems(config["preprocessing"])

@@ -13,7 +13,7 @@ from typing import Any, Sequence
 
 from tlhub.errors import UserError
 from tlhub.plugins import get_registry
-from tlhub.use.load import Prediction, predictions
+from tlhub.use.load import Prediction, model_task, predictions
 from tlhub.use.modelconfig import classes_problems, preprocessing_problems
 
 ONNX_FILE = "model.onnx"
@@ -56,22 +56,29 @@ class OnnxPredictor:
             classes, self.preprocessing = (json.loads(meta[k]) for k in ("tlhub.classes", "tlhub.preprocessing"))
         except json.JSONDecodeError as exc:
             raise UserError(f"{path}: its tlhub metadata is not valid JSON ({exc})") from None
-        problems = classes_problems(classes) + preprocessing_problems(self.preprocessing)
+        try:
+            config = json.loads(meta.get("tlhub.config") or "{}")
+        except json.JSONDecodeError as exc:
+            raise UserError(f"{path}: its tlhub metadata is not valid JSON ({exc})") from None
+        config = config if isinstance(config, dict) else {}
+        minimum = 2 if config.get("task", "classification") == "classification" else 1
+        problems = classes_problems(classes, minimum) + preprocessing_problems(self.preprocessing)
         if problems:
             raise UserError(errors=[f"{path}: tlhub metadata: {p}" for p in problems])
         self.classes: list[str] = [str(c) for c in classes]
         self.modality: str = self.preprocessing.get("modality", "image")
         self.modality_impl = get_registry().modality(self.modality)
         self.feed = self.modality_impl.onnx_feeder(self.preprocessing, self.path.parent)
+        self.task = model_task(config)  # thresholds and target scale as the model was saved
 
     def __repr__(self) -> str:
         return f"OnnxPredictor({len(self.classes)} classes, {self.modality}, from {str(self.path)!r})"
 
     def predict(self, inputs: Any, batch_size: int = 64) -> list[Prediction]:
-        return predictions(self.classes, self.predict_proba(inputs, batch_size))
+        return predictions(self.classes, self.predict_proba(inputs, batch_size), self.task)
 
     def predict_proba(self, inputs: Any, batch_size: int = 64):
-        """Class probabilities as a float32 array ``[n_inputs, n_classes]``."""
+        """The task's outputs as a float32 array ``[n_inputs, n_classes]`` (see ``Predictor.predict_proba``)."""
         import numpy as np
         if batch_size < 1:
             raise UserError(f"batch_size: must be >= 1, got {batch_size}")

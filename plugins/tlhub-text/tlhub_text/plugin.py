@@ -59,7 +59,11 @@ def _table_opts(header: bool) -> tuple[Opt, ...]:
             Opt("val_path", str, "", "validation file (empty: carved from train)"),
             Opt("test_path", str, "", "test file (empty: carved from train)"),
             Opt("text_column", col_type, "text", f"text {col}"),
-            Opt("label_column", col_type, "label", f"label {col}")]
+            Opt("label_column", object, "label",
+                f"label {col}, or a list of them (one 0/1 column per label for task = 'multilabel', or several "
+                f"targets for task = 'regression')"),
+            Opt("text_pair", col_type, "", f"second sentence {col} of sentence pairs (both go through the "
+                                           "tokenizer as one pair); empty: single texts")]
     if header:
         opts.append(Opt("header", bool, True, "the first row names the columns"))
     return tuple(opts) + (_ENC,)

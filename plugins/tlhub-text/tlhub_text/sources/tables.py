@@ -1,4 +1,5 @@
-"""``csv``, ``tsv`` and ``jsonl``: one example per row, a text column and a label column."""
+"""``csv``, ``tsv`` and ``jsonl``: one example per row, a text column (and a ``text_pair`` column for
+sentence pairs) and one or several label columns; the labels stay raw for the recipe's task to read."""
 from __future__ import annotations
 
 import csv
@@ -6,7 +7,7 @@ import io
 import json
 from pathlib import Path
 
-from tlhub.data.labels import check_classes, class_names, label_name
+from tlhub.data.labels import label_name
 from tlhub.errors import UserError
 from tlhub.interfaces import DataContext, SourceData, Split
 
@@ -16,22 +17,36 @@ SPLIT_KEYS = (("train", "path"), ("val", "val_path"), ("test", "test_path"))
 
 
 def load_table(kind: str, options: dict, ctx: DataContext) -> SourceData:
-    if options["text_column"] == options["label_column"]:  # else every label is its text: nothing to learn
-        raise UserError(f"data.options: text_column and label_column are the same column "
-                        f"({options['text_column']!r}); the label must come from another column")
+    """Examples with raw labels: the recipe's task reads them (a class name, a label set like ``"3,27"``, a
+    number, or one value per column when ``label_column`` lists several columns)."""
+    labels = _label_columns(options["label_column"])
+    pair = options.get("text_pair") or None
+    for col in labels + ([pair] if pair is not None else []):
+        if col == options["text_column"]:  # else every label is its text: nothing to learn
+            what = "text_pair" if col == pair else "label_column"
+            raise UserError(f"data.options: text_column and {what} are the same column ({col!r}); "
+                            + ("the second sentence must come from another column" if col == pair
+                               else "the label must come from another column"))
     rows, skipped = {}, []
     for split, key in SPLIT_KEYS:
         if options[key]:
             path = ctx.path(options[key])
             read = read_jsonl if kind == "jsonl" else read_delimited
             rows[split] = read(kind, path, options, skipped)
-    classes = class_names(lab for split_rows in rows.values() for _, lab in split_rows)
-    check_classes(classes, kind)
-    index = {c: i for i, c in enumerate(classes)}
-    out = {s: Split([t for t, _ in r], [index[lab] for _, lab in r]) for s, r in rows.items()}
+    out = {s: Split([t for t, _ in r], [lab for _, lab in r]) for s, r in rows.items()}
     if skipped:
         ctx.log(f"data: {kind}: skipped {len(skipped)} row(s) without a text or label, blank ones included (listed in skipped.txt)")
-    return SourceData(classes, train=out.get("train"), val=out.get("val"), test=out.get("test"), skipped=skipped)
+    return SourceData([str(c) for c in labels], train=out.get("train"), val=out.get("val"), test=out.get("test"),
+                      skipped=skipped, raw=True)
+
+
+def _label_columns(value) -> list:
+    """``label_column`` as a list: one column, or several (one 0/1 column per label, or several targets)."""
+    if isinstance(value, list):
+        if not value:
+            raise UserError("data.options.label_column: an empty list; name at least one column")
+        return list(value)
+    return [value]
 
 
 def _column(option: str, value, columns: list[str] | None, path: Path, first_row: list[str]) -> int:
@@ -61,13 +76,17 @@ def read_delimited(kind: str, path: Path, options: dict, skipped: list[str]) -> 
     first = rows[0][1]
     columns = [c.strip() for c in first] if header else None
     ti = _column("text_column", options["text_column"], columns, path, first)
-    li = _column("label_column", options["label_column"], columns, path, first)
-    if ti == li:  # a name and an index of one column
-        raise UserError(f"data.options: text_column {options['text_column']!r} and label_column "
-                        f"{options['label_column']!r} are the same column of {path}; the label must come from another")
+    lis = [_column("label_column", c, columns, path, first) for c in _label_columns(options["label_column"])]
+    pair = options.get("text_pair")
+    pi = _column("text_pair", pair, columns, path, first) if pair not in ("", None) else None
+    if ti in lis or ti == pi:  # a name and an index of one column
+        raise UserError(f"data.options: text_column {options['text_column']!r} and "
+                        f"{'text_pair' if ti == pi else 'label_column'} name the same column of {path}; "
+                        "the label and the second sentence must come from other columns")
     if header:
         rows = rows[1:]
     out = []
+    need = max([ti, *lis] + ([pi] if pi is not None else []))
     for n, row in rows:
         if header and [c.strip() for c in row] == columns:  # two files joined with `cat`: its label would be a class
             raise UserError(f"{path}: line {n} repeats the header row ({', '.join(map(repr, columns))}); "
@@ -75,12 +94,17 @@ def read_delimited(kind: str, path: Path, options: dict, skipped: list[str]) -> 
         if not any(cell.strip() for cell in row):
             skipped.append(f"{path}:{n}: blank row")  # counted, as the docs promise
             continue
-        if len(row) <= max(ti, li):
+        if len(row) <= need:
             skipped.append(f"{path}:{n}: {len(row)} field(s), the text/label column is missing")
-        elif not row[ti].strip() or not row[li].strip():
+        elif not row[ti].strip() or not all(row[li].strip() for li in lis):
             skipped.append(f"{path}:{n}: empty {'text' if not row[ti].strip() else 'label'}")
+        elif pi is not None and not row[pi].strip():
+            raise UserError(f"{path}: line {n}: the text_pair column {pair!r} is empty; every example needs its "
+                            f"second sentence")
         else:
-            out.append((row[ti].strip(), label_name(row[li])))
+            text = row[ti].strip() if pi is None else (row[ti].strip(), row[pi].strip())
+            label = row[lis[0]].strip() if len(lis) == 1 else tuple(row[li].strip() for li in lis)
+            out.append((text, label))
     return out
 
 
@@ -133,18 +157,23 @@ def read_jsonl(kind: str, path: Path, options: dict, skipped: list[str]) -> list
     if not records:
         raise UserError(f"{path}: the file has no records")
     keys = list(dict.fromkeys(k for _, rec in records for k in rec))
-    tc, lc = options["text_column"], options["label_column"]
-    for option, key in (("text_column", tc), ("label_column", lc)):
+    tc, lcs, pc = options["text_column"], _label_columns(options["label_column"]), options.get("text_pair") or None
+    for option, key in [("text_column", tc)] + [("label_column", c) for c in lcs] + \
+            ([("text_pair", pc)] if pc else []):
         if key not in keys:
             raise UserError(f"data.options.{option}: {path} has no key {key!r}; its records have: "
                             f"{', '.join(map(repr, keys))}")
     out = []
     for n, rec in records:
-        text, label = rec.get(tc), rec.get(lc)
+        text, labels = rec.get(tc), [rec.get(c) for c in lcs]
         if not isinstance(text, str) or not text.strip():
             skipped.append(f"{path}:{n}: no text in {tc!r}")
-        elif label is None or isinstance(label, (list, dict)) or not label_name(label):
-            skipped.append(f"{path}:{n}: no usable label in {lc!r}")
+        elif any(lab is None or isinstance(lab, dict) or (not isinstance(lab, list) and not label_name(lab))
+                 for lab in labels):
+            skipped.append(f"{path}:{n}: no usable label in {', '.join(map(repr, lcs))}")
+        elif pc and (not isinstance(rec.get(pc), str) or not rec[pc].strip()):
+            raise UserError(f"{path}: line {n}: no second sentence in the text_pair key {pc!r}")
         else:
-            out.append((text.strip(), label_name(label)))
+            item = text.strip() if not pc else (text.strip(), rec[pc].strip())
+            out.append((item, labels[0] if len(labels) == 1 else tuple(labels)))
     return out
