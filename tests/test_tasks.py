@@ -3,6 +3,7 @@ scale stored and used by predict / eval / ONNX, and bad labels refused before tr
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -230,3 +231,10 @@ def test_label_forms_each_task_reads():
     task = task.configured(state=task.fit(two.train))
     out = task.transform(torch.tensor([[100.0, -100.0]]))  # standardised outputs far outside: clipped
     assert out.tolist() == [[1.5, 2.0]]
+
+
+def test_freeze_auto_is_refused_for_tasks_not_ranked_by_accuracy(tmp_path):
+    from tlhub.errors import UserError
+    from tlhub.recipe import load_and_validate
+    with pytest.raises(UserError, match="'auto' ranks its trials by validation accuracy, but task 'regression'"):
+        load_and_validate(Path(__file__).parent / "recipes" / "tiny.toml", ["model.task=regression", "phases.0.freeze=auto"])

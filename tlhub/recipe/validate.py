@@ -43,6 +43,7 @@ def validate(recipe: Recipe, registry=None) -> list[str]:
             elif isinstance(name, str):
                 check(kind, name, {}, f"phases.{i}.{key}", f"phases.{i}.{key}")
         if p.freeze == "auto":  # planned by `tlhub advise` at the start of the run
+            errors += _auto_task_errors(recipe, reg, i)
             continue
         check("freeze-policies", p.freeze, p.freeze_options, f"phases.{i}.freeze", f"phases.{i}.freeze_options")
     if src is not None:
@@ -51,6 +52,17 @@ def validate(recipe: Recipe, registry=None) -> list[str]:
         errors += _plan_errors(recipe, reg)
     errors += _setup_errors(recipe, reg)
     return list(dict.fromkeys(errors))  # the plan may repeat a name error found above
+
+
+def _auto_task_errors(recipe: Recipe, reg, index: int) -> list[str]:
+    """The auto search ranks its trials by validation accuracy: only tasks ranked by accuracy can use it."""
+    if recipe.model.task not in reg.items["tasks"]:
+        return []  # reported as an unknown task
+    metric = reg.task(recipe.model.task).primary_metric
+    if metric == "accuracy":
+        return []
+    return [f"phases.{index}.freeze: 'auto' ranks its trials by validation accuracy, but task "
+            f"{recipe.model.task!r} is ranked by {metric}; name a freeze policy (e.g. 'top_k') for this task"]
 
 
 def _modality_errors(recipe: Recipe, reg, src, bb) -> list[str]:
