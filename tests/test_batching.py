@@ -65,7 +65,7 @@ def test_length_grouped_evaluation_keeps_the_split_order(tmp_path):
     model = TransferModel(bb, torch.nn.Linear(bb.feature_dim, 3)).eval()
     texts = [" ".join(WORDS[(i * 5 + j) % len(WORDS)] for j in range(1 + (i * 7) % 20)) for i in range(37)]
     ds = TextDataset(texts, [i % 3 for i in range(37)], bb.preprocessing)
-    splits = SimpleNamespace(classes=["a", "b", "c"])
+    splits = SimpleNamespace(classes=["a", "b", "c"], task=get_registry().task("classification"))
     out = {}
     for group in (False, True):
         recipe = SimpleNamespace(data=SimpleNamespace(eval_batch_size=8, batch_size=4, workers=0,

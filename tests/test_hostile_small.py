@@ -47,7 +47,7 @@ def test_same_column_for_text_and_label_says_so(tmp_path, tiny_recipe):
     (tmp_path / "t.csv").write_text("text,label\ngood,pos\nbad,neg\n", encoding="utf-8")
     with pytest.raises(UserError, match="text_column and label_column are the same column"):
         _load_source("csv", tmp_path, path="t.csv", text_column="label", label_column="label")
-    with pytest.raises(UserError, match="are the same column of"):  # a name and an index of one column
+    with pytest.raises(UserError, match="name the same column of"):  # a name and an index of one column
         _load_source("csv", tmp_path, path="t.csv", text_column="text", label_column=0)
 
 

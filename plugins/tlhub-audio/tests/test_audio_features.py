@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import io
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -12,6 +13,13 @@ from audio_tones import tone, write_tones
 from tlhub.errors import UserError
 from tlhub_audio import features as F
 from tlhub_audio.modality import AudioModality
+
+
+@pytest.fixture
+def tones(tmp_path) -> Path:
+    """``tmp_path/tones/{low,mid,high}/*.wav``: 6 short tones per class. (Here, not in a conftest.py: a second
+    module named ``conftest`` would shadow tlhub's tests/conftest.py when CI collects both folders.)"""
+    return write_tones(tmp_path / "tones")
 
 
 def test_features_shape_range_and_normalization():
