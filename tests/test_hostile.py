@@ -1,36 +1,21 @@
 """Results of a hostile-user probe: transactional --overwrite, errors at validate, no silent wrong answers."""
 from __future__ import annotations
 
-import hashlib
 import json
 import types
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from clichecks import invoke
+from clichecks import refused as one_line_error
+from clichecks import snapshot as _snapshot
 
 import tlhub
 from tlhub.cli import cli
 from tlhub.errors import UserError
 
 FAST = ["phases.0.epochs=1", "phases.1.epochs=1"]
-
-
-def invoke(*args):
-    return CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
-
-
-def one_line_error(res, *needles):
-    """Exit 2, one 'error:' line per problem, no traceback, every needle in the message."""
-    assert res.exit_code == 2, res.output
-    assert "Traceback" not in res.output
-    for n in needles:
-        assert n in res.output, res.output
-
-
-def _snapshot(run: Path) -> dict[str, str]:
-    return {str(p.relative_to(run)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(run.rglob("*")) if p.is_file()}
 
 
 # ---------------------------------------------------------------- 1. --overwrite is transactional
