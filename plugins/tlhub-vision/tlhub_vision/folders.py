@@ -10,6 +10,7 @@ from pathlib import Path
 from PIL import Image
 
 from tlhub.data.decode import decode_error
+from tlhub.data.classfolders import scan_class_folders
 from tlhub.errors import UserError
 from tlhub.interfaces import DataContext, SourceData, Split
 
@@ -24,29 +25,7 @@ def _visible_dirs(folder: Path) -> list[Path]:
 
 
 def _scan(folder: Path, classes: list[str], exts: set[str], skipped: list[str]) -> Split:
-    items, labels = [], []
-    for label, name in enumerate(classes):
-        cdir = folder / name
-        if not cdir.is_dir():
-            continue
-        good = 0
-        for p in sorted(cdir.rglob("*")):
-            if not p.is_file() or any(part.startswith(".") for part in p.relative_to(cdir).parts):
-                continue
-            if p.suffix.lower() not in exts:
-                skipped.append(f"{p}: extension not in {sorted(exts)}")
-                continue
-            why = decode_error(p)
-            if why:
-                skipped.append(f"{p}: {why}")
-                continue
-            items.append(str(p))
-            labels.append(label)
-            good += 1
-        if good == 0:
-            raise UserError(f"image-folder: class folder {cdir} has no readable image "
-                            f"(extensions {', '.join(sorted(exts))})")
-    return Split(items, labels)
+    return scan_class_folders(folder, classes, exts, skipped, decode_error, "image-folder", "image")
 
 
 def _split_dirs(root: Path) -> dict[str, Path | None]:
