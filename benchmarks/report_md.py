@@ -170,6 +170,7 @@ def replace_marked(path: Path, name: str, body: str) -> None:
 def keep_marked(old: str, text: str) -> str:
     """``text`` plus the sections other scripts wrote between markers in the old RESULTS.md (kept as they are)."""
     for name in ("onnx_throughput", "group_by_length", "auto_dev", "text_cache", "hf_trainer", "hf_trainer_bf16",
+                 "hf_pairs_stsb", "hf_pairs_mrpc",
                  "cpu_bf16", "scaling", "gpu", "serve_load", "serve_load_text"):  # written by those scripts or by hand
         begin, end = f"<!-- BEGIN {name} -->", f"<!-- END {name} -->"
         if begin in old and end in old:

@@ -67,16 +67,18 @@ class PeakRSS:
 
 def run(label: str, recipe: Path, overrides: list[str]) -> dict:
     import tlhub
+    from tlhub.metrics import format_scores
     out = OUT / label
     load = os.getloadavg()[0]
     t0 = time.time()
     with PeakRSS() as mem:
         res = tlhub.run(recipe, overrides + [f"output.dir='{out}'"], overwrite=True, quiet=True)
     wall = time.time() - t0
-    row = {"label": label, "wall": wall, "peak_gb": mem.gb, "accuracy": res.metrics["accuracy"],
+    row = {"label": label, "wall": wall, "peak_gb": mem.gb, "accuracy": res.metrics.get("accuracy"),
            "test_examples": res.metrics["test_examples"], "load": load,
-           "after_phase": res.metrics.get("after_phase"), "phases": res.timings, "history": res.history}
-    print(f"{label}: accuracy {row['accuracy']:.4f}, {wall:.0f} s, peak {mem.gb:.2f} GB", flush=True)
+           "after_phase": res.metrics.get("after_phase"), "phases": res.timings, "history": res.history,
+           "metrics": {k: v for k, v in res.metrics.items() if k != "after_phase"}}  # every task's scores
+    print(f"{label}: {format_scores(res.metrics)}, {wall:.0f} s, peak {mem.gb:.2f} GB", flush=True)
     (OUT / f"{label}.json").write_text(json.dumps(row, indent=1))
     return row
 
