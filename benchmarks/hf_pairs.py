@@ -134,13 +134,14 @@ def table(task: str, res: dict) -> list[str]:
             r = res[key]
             train = f"{r['train_s']:.1f}" if "train_s" in r else "-"
             lines.append(f"| {label} | {r['wall']:.1f} | {train} | {' | '.join(f'{r[k]:.4f}' for k in keys)} |")
+    note = f"Load average {min(res['loads']):.1f}-{max(res['loads']):.1f}."
     if "hf" in res and "tlhub" in res:
         hf, tl = res["hf"], res["tlhub"]
-        lines += ["", f"tlhub - HF: {', '.join(f'{names[k]} {tl[k] - hf[k]:+.4f}' for k in keys)}; training "
-                  f"{hf['train_s'] / tl['train_s']:.2f}x as fast as the Trainer's, the whole run "
-                  f"{hf['wall'] / tl['wall']:.2f}x. tlhub's validation after each epoch took {tl['val_s']:.1f} s."]
-    lines.append(f"Load average {min(res['loads']):.1f}-{max(res['loads']):.1f}.")
-    return lines
+        note = (f"tlhub - HF: {', '.join(f'{names[k]} {tl[k] - hf[k]:+.4f}' for k in keys)}; tlhub's training "
+                f"{hf['train_s'] / tl['train_s']:.2f}x as fast as the Trainer's, the whole run "
+                f"{hf['wall'] / tl['wall']:.2f}x; tlhub's validation after each epoch took {tl['val_s']:.1f} s in "
+                f"all. " + note)
+    return lines + ["", note]
 
 
 def main() -> None:
