@@ -121,5 +121,9 @@ def test_freeze_auto_in_a_recipe_runs_the_searched_phases(tiny_recipe):
     chosen = json.loads((result.run_dir / "auto_search.json").read_text())["phases"]
     saved = tomllib.loads((result.run_dir / "recipe.toml").read_text())
     assert [p["freeze"] for p in saved["phases"]] == ["frozen"] + [p["freeze"] for p in chosen]
+    plan = json.loads((result.run_dir / "plan.json").read_text())  # the search's outcome: a revision of the plan
+    assert [(r["phase"], r["name"], r["phases"]) for r in plan["revisions"]] == [(1, "top", [p["name"] for p in chosen])]
+    assert [p["name"] for p in plan["phases"]] == [p["name"] for p in saved["phases"]]
+    assert not any(p["search"] for p in plan["phases"]) and "winner" in plan["revisions"][0]["reason"]
     assert "auto" not in {r["phase"] for r in result.history}
     assert [r["phase"] for r in result.history][:3] == ["head"] * 3  # the phase before auto, as written

@@ -127,6 +127,17 @@ class Modality:
     def datasets(self, backbone: Any, data: DataSettings, splits: Any) -> Datasets:
         raise NotImplementedError
 
+    def augments(self, data: DataSettings) -> bool:
+        """Whether the training inputs change every epoch (random augmentation) under these settings: then the
+        run plan caches only the validation split (``tlhub.recipe.plan``). Must agree with ``datasets``'s
+        ``deterministic``; the trainer checks that it does."""
+        return False
+
+    def data_problems(self, data: DataSettings) -> list[str]:
+        """The recipe's data settings this modality cannot use (e.g. an image augmentation for sound), one message
+        each, named by their recipe key: ``tlhub validate`` reports them before any data loads."""
+        return []
+
     def backbone_problem(self, backbone: Any) -> str:
         """Why this modality cannot feed the built ``backbone`` (e.g. its ``preprocessing`` is not what the
         modality reads; "" when it can): the contract kit's ``check_backbone`` asks it."""

@@ -56,7 +56,7 @@ PROBE_EXAMPLES = 1000  # the four-case rule's linear probes see at most this man
 
 @dataclass
 class Outcome:
-    recipe: object              # the auto phase replaced by ordinary phases
+    plan: object                # the run plan revised: the auto phase replaced by the phases the search chose
     splits: object              # possibly with an enlarged validation split
     result: search.SearchResult
     # The search's frozen-prefix cache at the winner's depth, for the run's phases that the search wrote
@@ -65,15 +65,14 @@ class Outcome:
     cache_phases: range = range(0)
 
 
-def auto_index(recipe) -> int:
-    return next(i for i, p in enumerate(recipe.phases) if p.freeze == "auto")
-
-
-def expand(recipe, index: int, phases: list[dict]):
-    """``recipe`` with its auto phase (``index``) replaced by ``phases`` (ordinary [[phases]] tables)."""
+def revised(plan, recipe, registry, backbone, index: int, phases: list[dict], reason: str):
+    """``plan`` with its auto phase ``index`` replaced by ``phases`` ([[phases]] tables), each planned as any phase
+    is (``tlhub.recipe.plan``): the revision the trainer runs and plan.json records."""
     from tlhub.auto.advise import expand_auto
-    assert recipe.phases[index].freeze == "auto"
-    return expand_auto(recipe, phases)
+    from tlhub.model import group_layouts
+    from tlhub.recipe.plan import build_plan
+    planned = build_plan(expand_auto(recipe, phases), registry, group_layouts(backbone)).phases
+    return plan.revise(index, list(planned[index: index + len(phases)]), reason)
 
 
 def _names(recipe, index: int) -> tuple[str, str, str]:
@@ -220,14 +219,15 @@ def _agree(accelerator, value):
     return value
 
 
-def search_auto(accelerator, recipe, registry, backbone, rng_state, splits, run_dir: Path, make_datasets, stop,
-                resuming: bool = False) -> Outcome:
-    """Run the search for ``recipe``'s auto phase; see the module docstring."""
+def search_auto(accelerator, recipe, plan, registry, backbone, rng_state, splits, run_dir: Path, make_datasets,
+                stop, resuming: bool = False) -> Outcome:
+    """Run the search for the auto phase of ``recipe``'s run ``plan``, in the plan's search space; see the module
+    docstring."""
     from tlhub.auto import advise
     from tlhub.model import ModelSpec, add_head
     t0 = time.time()
-    index = auto_index(recipe)
-    base = recipe.phases[index]
+    index = next(i for i, p in enumerate(plan.phases) if p.is_auto)
+    base, space = plan.phases[index].settings, plan.phases[index].search
     saved = Path(run_dir) / "auto_search.json"
     if resuming and saved.is_file():  # the search finished before the interruption: never search twice
         data = json.loads(saved.read_text())
@@ -236,7 +236,9 @@ def search_auto(accelerator, recipe, registry, backbone, rng_state, splits, run_
         log.info("auto: using the search recorded in %s (winner %s)", saved, data["winner"])
         if accelerator.is_main_process:  # a kill after the record, before its trials were removed
             shutil.rmtree(Path(run_dir) / "auto", ignore_errors=True)
-        return Outcome(expand(recipe, index, data["phases"]), splits, search.SearchResult.from_dict(data))
+        return Outcome(revised(plan, recipe, registry, backbone, index, data["phases"],
+                               f"the search recorded in auto_search.json: winner {data['winner']}"),
+                       splits, search.SearchResult.from_dict(data))
 
     advice = advise.measure(recipe, max_train=PROBE_EXAMPLES, max_eval=PROBE_EXAMPLES, backbone=backbone,
                             splits=splits, say=log.info, device=accelerator.device)
@@ -324,8 +326,8 @@ def search_auto(accelerator, recipe, registry, backbone, rng_state, splits, run_
     # reads a low, noisy loss and misplaced it by 6x and more: docs/freeze.md.)
     centre = base.lr / 10
     log.info("auto: fine-tuning lrs %s (the head's lr %g / 3.3, / 10 and / 30)",
-             ", ".join(f"{centre * f:.2g}" for f in trials.LR_FACTORS), base.lr)
-    grid = trials.candidates(n, centre, base.lr, rule_k)
+             ", ".join(f"{centre * f:.2g}" for f in space.lr_factors), base.lr)
+    grid = trials.candidates(n, centre, base.lr, rule_k, space.depths, space.lr_factors)
     states = [trials.TrialState(c) for c in grid]
     head = next(s for s in states if s.candidate.k == 0)
     if head_epochs:
@@ -366,7 +368,7 @@ def search_auto(accelerator, recipe, registry, backbone, rng_state, splits, run_
     phases = prefix + (winner.candidate.final_phases(base, 0, anneal, anneal_name, anneal_name) if head_won else
                        winner.candidate.final_phases(base, winner.epochs, anneal, tune_name, anneal_name,
                                                      winner.steps or steps, winner.scheduler))
-    final = expand(recipe, index, phases)
+    final = advise.expand_auto(recipe, phases)
     result = search.SearchResult(
         [search.TrialRow.of(s, list(model.backbone.group_names), default) for s in states], winner.candidate.name,
         phases, vplan.criterion,
@@ -394,4 +396,5 @@ def search_auto(accelerator, recipe, registry, backbone, rng_state, splits, run_
         if winner.epochs:
             search.plot(result, Path(run_dir) / "auto_search.png")
     accelerator.wait_for_everyone()
-    return Outcome(final, splits, result, kept, range(index, index + len(phases)))
+    return Outcome(revised(plan, recipe, registry, backbone, index, phases, f"the search's winner {result.winner}"),
+                   splits, result, kept, range(index, index + len(phases)))

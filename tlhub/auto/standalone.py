@@ -56,14 +56,17 @@ def search(recipe, out_dir: Path):
     """Run the search into ``out_dir`` (trials, auto_search.json/png); the SearchResult and
     the recipe with the auto phase replaced."""
     from tlhub.auto.driver import search_auto
+    from tlhub.model import group_layouts
+    from tlhub.recipe.plan import build_plan
     from tlhub.training.phase import StopFlag
     from tlhub.training.trainer import make_datasets
     recipe = as_auto(recipe)
     s = setup(recipe)
     out_dir.mkdir(parents=True, exist_ok=True)
-    found = search_auto(s.accelerator, recipe, s.registry, s.backbone, s.rng_state, s.splits, out_dir,
+    plan = build_plan(recipe, s.registry, group_layouts(s.backbone))
+    found = search_auto(s.accelerator, recipe, plan, s.registry, s.backbone, s.rng_state, s.splits, out_dir,
                         make_datasets, StopFlag())
-    return found.result, found.recipe
+    return found.result, dataclasses.replace(recipe, phases=tuple(p.settings for p in found.plan.phases))
 
 
 def lr_range_test(recipe, index: int, plot_path: Path):

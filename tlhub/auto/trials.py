@@ -24,11 +24,11 @@ from pathlib import Path
 import torch
 
 from tlhub import states
+from tlhub.recipe.plan import LR_FACTORS, search_depths
 
 log = logging.getLogger("tlhub")
 
 PATIENCE = 2           # early_stop of every searched phase (epochs without a better validation score)
-LR_FACTORS = (1 / 3, 1.0, 3.0)  # the fine-tuning lrs: the centre (head lr / 10) and half a decade either side
 
 
 @dataclass(frozen=True)
@@ -174,11 +174,11 @@ def measure_costs(model, dataset, collate, n_train: int, n_val: int, cache: bool
     return CostModel(flops, head, n_train, n_val, rate, cache)
 
 
-def candidates(n_groups: int, lr_centre: float, head_lr: float, rule_k: int,
+def candidates(n_groups: int, lr_centre: float, head_lr: float, rule_k: int, depths=None,
                factors=LR_FACTORS) -> list[Candidate]:
-    """Head only, and the top quarter / half / all groups at ``lr_centre`` x ``factors``; ordered by the
-    rule's prior (its depth first, then nearest depths; the centre lr before the others)."""
-    depths = sorted({max(1, round(n_groups / 4)), max(1, round(n_groups / 2)), n_groups})
+    """Head only, and the top ``depths`` groups (the plan's search space: a quarter, half, all) at ``lr_centre``
+    x ``factors``; ordered by the rule's prior (its depth first, then nearest depths; the centre lr first)."""
+    depths = search_depths(n_groups) if depths is None else depths
     out = [Candidate(0, head_lr, n_groups)]
     for k in depths:
         for f in factors:

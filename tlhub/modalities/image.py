@@ -83,6 +83,10 @@ class ImageModality(Modality):
             out[name] = ImageDataset(split.items, split.labels, tf)
         return Datasets(out["train"], out["val"], out["test"], None, deterministic)
 
+    def augments(self, data: DataSettings) -> bool:
+        from tlhub.data.images import augment_is_random
+        return augment_is_random(data.augment)
+
     def backbone_problem(self, backbone: Any) -> str:
         from tlhub.interfaces import ImagePreprocessing
         prep = backbone.preprocessing

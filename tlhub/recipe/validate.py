@@ -1,7 +1,9 @@
 """Validation against the registry and the backbone's real groups: every error of a recipe at once."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from tlhub.errors import UserError
 from tlhub.options import resolve_options
@@ -10,8 +12,30 @@ from tlhub.recipe.schema import Recipe, apply_overrides, load_toml, parse_recipe
 from tlhub.registry import unknown_message
 
 
+@dataclass(frozen=True)
+class Checked:
+    """A recipe that validated, and its run plan: what ``tlhub run`` then runs without resolving it again.
+    ``plan`` is None when the backbone's architecture cannot be built without its weights here (e.g. a hub
+    model not in the local cache): the run builds the plan once from the loaded backbone."""
+
+    recipe: Recipe
+    plan: Any = None  # tlhub.recipe.plan.RunPlan
+
+
 def validate(recipe: Recipe, registry=None) -> list[str]:
     """Errors from resolving component names and their options against the registry."""
+    return _check(recipe, registry)[0]
+
+
+def check(recipe: Recipe, registry=None) -> Checked:
+    """``recipe`` and its run plan, or ``UserError`` with every error of the recipe at once."""
+    errors, plan = _check(recipe, registry)
+    if errors:
+        raise UserError(errors=errors)
+    return Checked(recipe, plan)
+
+
+def _check(recipe: Recipe, registry=None) -> tuple[list[str], Any]:
     reg = registry or get_registry()
     errors: list[str] = []
 
@@ -48,10 +72,12 @@ def validate(recipe: Recipe, registry=None) -> list[str]:
         check("freeze-policies", p.freeze, p.freeze_options, f"phases.{i}.freeze", f"phases.{i}.freeze_options")
     if src is not None:
         errors += _modality_errors(recipe, reg, src, bb)
+    plan = None
     if bb is not None and not any(e.startswith("model.backbone") for e in errors):
-        errors += _plan_errors(recipe, reg)
+        plan_errors, plan = _plan(recipe, reg)
+        errors += plan_errors
     errors += _setup_errors(recipe, reg)
-    return list(dict.fromkeys(errors))  # the plan may repeat a name error found above
+    return list(dict.fromkeys(errors)), None if errors else plan  # the plan may repeat a name error found above
 
 
 def _auto_task_errors(recipe: Recipe, reg, index: int) -> list[str]:
@@ -72,6 +98,9 @@ def _modality_errors(recipe: Recipe, reg, src, bb) -> list[str]:
         return [f"data.source: {recipe.data.source!r} gives {src.modality!r} data: "
                 + unknown_message("modalities", src.modality, reg.items["modalities"], reg.provider)]
     errors = resolve_options("data.preprocess", recipe.data.preprocess, mod.options)[1]
+    if not errors:  # the modality's own judgement of the data settings, once its options resolve
+        from tlhub.modality import DataSettings
+        errors += reg.modality(src.modality).data_problems(DataSettings.of(recipe))
     if bb is not None and bb.modality not in mod.feeds:
         errors.append(f"data.source: {recipe.data.source!r} gives {src.modality} data, which feeds "
                       f"{' or '.join(mod.feeds) or 'no'} backbones, but backbone {recipe.model.backbone!r} takes "
@@ -79,22 +108,23 @@ def _modality_errors(recipe: Recipe, reg, src, bb) -> list[str]:
     return errors
 
 
-def _plan_errors(recipe: Recipe, registry) -> list[str]:
-    """Group names and freeze options checked against the backbone's real groups (see tlhub.recipe.plan)."""
+def _plan(recipe: Recipe, registry) -> tuple[list[str], Any]:
+    """The run plan: group names and freeze options checked against the backbone's real groups (see
+    tlhub.recipe.plan); (errors, plan or None)."""
+    # function-local: tlhub.model imports torch, which `tlhub validate` needs only for a recipe that checks so far
     from tlhub.model.assemble import ModelSpec
     from tlhub.recipe.plan import build_plan, cached_layouts
     try:
         layouts = cached_layouts(ModelSpec.from_recipe(recipe), registry)
     except UserError as exc:  # the architecture cannot be built here (e.g. offline): the run reports why,
         # but a bad backbone option (an unknown timm model, a missing model folder) is the recipe's mistake
-        return [m for m in (exc.errors or [str(exc)]) if m.startswith("model.backbone_options")]
+        return [m for m in (exc.errors or [str(exc)]) if m.startswith("model.backbone_options")], None
     try:
-        build_plan(recipe, registry, layouts)
+        return [], build_plan(recipe, registry, layouts)
     except UserError as exc:
-        return exc.errors or [str(exc)]
+        return exc.errors or [str(exc)], None
     except OverflowError:  # e.g. layer_decay = 1e300: out of range, which the schema has reported
-        return []
-    return []
+        return [], None
 
 
 def _setup_errors(recipe: Recipe, registry) -> list[str]:
@@ -146,10 +176,14 @@ def tracker_errors(names) -> list[str]:
 
 def load_and_validate(path: str | Path, overrides=()) -> Recipe:
     """Parse and resolve a recipe, reporting every error (syntax, types, values, names) at once."""
+    return load_and_check(path, overrides).recipe
+
+
+def load_and_check(path: str | Path, overrides=()) -> Checked:
+    """``load_and_validate`` that keeps the run plan it built (``Checked``)."""
     raw = apply_overrides(load_toml(path), list(overrides))
     errors: list[str] = []
     recipe = parse_recipe(raw, path=str(path), base_dir=Path(path).resolve().parent, errors=errors)
-    errors += validate(recipe)
-    if errors:
-        raise UserError(errors=errors)
-    return recipe
+    if errors:  # a recipe that does not parse is still checked against the registry: every error at once
+        raise UserError(errors=errors + validate(recipe))
+    return check(recipe)

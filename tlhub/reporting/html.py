@@ -82,13 +82,16 @@ def plan_section(run: RunFiles) -> str:
         out.append('<p class="note">(plan.json not found in the run directory)</p>')
     items = []
     for i, p in enumerate(phases):
-        if "groups" not in p:
+        if "groups" not in p or p.get("search"):  # a search that did not finish (older runs: no "groups")
             items.append(f"<li>phase {i + 1}: freeze = auto (planned at the start of the run)</li>")
             continue
         opts = f" {p['freeze_options']}" if p.get("freeze_options") else ""
         cache = (p.get("cache") or {}).get("note")
         items.append(f"<li><b>phase {i + 1} &lsquo;{esc(p['name'])}&rsquo;</b>: {p['epochs']} epoch(s), freeze "
                      f"{esc(p['freeze'])}{esc(opts)}{f'; cache: {esc(cache)}' if cache else ''}</li>")
+    for r in (run.plan or {}).get("revisions") or []:  # the search's outcome: what the auto phase became
+        items.append(f"<li>revised: phase {r['phase'] + 1} &lsquo;{esc(r['name'])}&rsquo; (freeze = auto) became "
+                     f"{esc(', '.join(r['phases']))}: {esc(r['reason'])}</li>")
     if phases:
         out.append(f"<ul>{''.join(items)}</ul>")
         out.append(plan_table(run.plan.get("groups") or [], phases))
@@ -113,7 +116,7 @@ def plan_table(names: list[str], phases: list[dict]) -> str:
 
 
 def _plan_cell(p: dict, name: str) -> Cell:
-    if "groups" not in p:
+    if "groups" not in p or p.get("search"):
         return Cell("auto", css="frozen")
     lr = (p.get("lrs") or {}).get(name)
     if name == "head":

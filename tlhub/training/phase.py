@@ -13,8 +13,8 @@ import torch
 
 from tlhub.artifacts import rundir
 from tlhub.errors import UserError
-from tlhub.model import RAW, Entry, TransferModel, apply_states, frozen_prefix
-from tlhub.recipe.plan import NOT_STAGED
+from tlhub.model import RAW, Entry, TransferModel, apply_states
+from tlhub.recipe.plan import CacheEntry
 from tlhub.training import checkpoint
 from tlhub.training.cache import (
     CachedDataset,
@@ -105,24 +105,22 @@ def _shard(accelerator) -> Shard:
     return Shard(accelerator.process_index, accelerator.num_processes, gather_object)
 
 
-def phase_inputs(accelerator, model, recipe, index, audit, datasets, collate, deterministic, run_dir,
+def phase_inputs(accelerator, model, recipe, index, cache: CacheEntry, datasets, collate, deterministic, run_dir,
                  shared: dict | None = None):
-    """(train dataset, val dataset, entry of the training inputs, audit line) for one phase.
+    """(train dataset, val dataset, entry of the training inputs, audit line) for one phase, as its plan's
+    ``cache`` decided.
 
     ``shared``: caches by entry kept across phases whose frozen prefix is known to be the same weights
     (the trials of one ``freeze = "auto"`` search); None: built for this phase only.
     """
     t = recipe.train
-    k = frozen_prefix(audit)
-    n = model.n_groups
-    if not t.cache:
-        return datasets["train"], datasets["val"], RAW, "cache: off (train.cache = false)"
-    if k == 0:
-        return datasets["train"], datasets["val"], RAW, "cache: none (the first group trains)"
-    if k < n and not model.backbone.staged:
-        return datasets["train"], datasets["val"], RAW, f"cache: {NOT_STAGED}"
-    entry = Entry.after_frozen(k, n)
-    what = "pooled features" if entry.pooled else f"the state after {k} of {n} frozen groups ({audit[k - 1].name})"
+    if not cache.groups:
+        return datasets["train"], datasets["val"], RAW, f"cache: {cache.note}"
+    if cache.train != deterministic:  # the plan asked the modality (Modality.augments); its datasets disagree
+        raise RuntimeError(f"modality of data source {recipe.data.source!r}: augments() says the training inputs "
+                           f"{'do not change' if cache.train else 'change'} every epoch, its datasets say otherwise")
+    entry = cache.entry
+    what = cache.what
     d = recipe.data
     kw = dict(batch_size=d.eval_batch_size or 2 * d.batch_size, store_dtype=t.cache_dtype,
               budget_mb=t.cache_memory_mb, show_progress=accelerator.is_local_main_process,
@@ -170,18 +168,18 @@ def run_phase(ctx: RunContext, model: TransferModel, index: int, resume=None) ->
     from tqdm.auto import tqdm
 
     accelerator, recipe = ctx.accelerator, ctx.recipe
-    phase = recipe.phases[index]
     plan = dataclasses.replace(ctx.plan.phases[index], head_params=sum(p.numel() for p in model.head.parameters()))
+    if plan.is_auto:
+        raise RuntimeError(f"phase {index + 1} is freeze = 'auto': the search revises the plan before it runs")
+    phase = plan.settings  # what trains: the plan's, never the recipe's table read again
     audit = apply_states(model, list(plan.groups), plan.train_names)
-    log.info("phase %d/%d %r: %d epoch(s), %s lr %g, %s schedule, freeze %s %s", index + 1, len(recipe.phases),
-             phase.name, phase.epochs, phase.optimizer, phase.lr, phase.scheduler, phase.freeze,
-             plan.freeze_options or "")
+    log.info("phase %d/%d %r: %s", index + 1, len(ctx.plan.phases), plan.name, plan.describe())
     log.info(plan.table())
     d = recipe.data
     seed = recipe.train.seed + 1000 * index
     t_phase = time.time()
     model.to(accelerator.device)  # before the cache fill, which runs where the weights are (prepare moves it too)
-    train_ds, val_ds, entry, cache_note = phase_inputs(accelerator, model, recipe, index, audit, ctx.datasets,
+    train_ds, val_ds, entry, cache_note = phase_inputs(accelerator, model, recipe, index, plan.cache, ctx.datasets,
                                                        ctx.collate, ctx.deterministic, ctx.run_dir,
                                                        ctx.shared_cache)
     log.info("  %s", cache_note)
@@ -197,7 +195,7 @@ def run_phase(ctx: RunContext, model: TransferModel, index: int, resume=None) ->
     # so a resumed run shuffles exactly like an uninterrupted one.
     torch.manual_seed(seed)
     prepared, optimizer, train_loader, val_loader = accelerator.prepare(model, optimizer, train_loader, val_loader)
-    val_entry = Entry.after_frozen(frozen_prefix(audit), model.n_groups) if isinstance(val_ds, CachedDataset) else RAW
+    val_entry = plan.cache.entry if isinstance(val_ds, CachedDataset) else RAW
     # epoch_steps: an epoch is the first batches of each epoch's shuffle (Lightning's limit_train_batches)
     batches = min(len(train_loader), phase.epoch_steps * recipe.train.grad_accum) if phase.epoch_steps \
         else len(train_loader)
@@ -319,7 +317,7 @@ def _measure_lr(ctx: RunContext, model, optimizer, loader, entry: Entry, index: 
     """``lr = "auto"``: the lr range test (tlhub.training.lr_find) sets the phase's learning rates, their
     ratios (lr_mult, layer_decay) kept; the main process's result is used by every process."""
     from tlhub.training import lr_find
-    phase = ctx.recipe.phases[index]
+    phase = ctx.plan.phases[index].settings
     found, lr = None, phase.lr
     if ctx.accelerator.is_main_process:
         try:

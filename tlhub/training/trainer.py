@@ -21,14 +21,15 @@ from tlhub.modality import DataSettings
 from tlhub.model import ModelSpec, add_head, build_backbone, group_layouts
 from tlhub.plugins import get_registry
 from tlhub.recipe import (
+    Checked,
     Recipe,
     apply_overrides,
-    load_and_validate,
+    check,
+    load_and_check,
     parse_recipe,
     to_toml,
-    validate,
 )
-from tlhub.recipe.plan import build_plan
+from tlhub.recipe.plan import RunPlan, build_plan
 from tlhub.task import Task
 from tlhub.training import datapin, runfolder
 from tlhub.training.runfolder import find_resume_dir  # noqa: F401 (tlhub.training.trainer.find_resume_dir)
@@ -49,16 +50,30 @@ class RunResult:
 
 
 def resolve_recipe(recipe_or_path, overrides=()) -> Recipe:
+    return resolve_checked(recipe_or_path, overrides).recipe
+
+
+def resolve_checked(recipe_or_path, overrides=()) -> Checked:
+    """The validated recipe and the run plan validation built (``tlhub.recipe.check``)."""
     if isinstance(recipe_or_path, Recipe):
         r = recipe_or_path
         if overrides:
             raw = apply_overrides(r.to_dict(), list(overrides))
             r = parse_recipe(raw, path=r.path, base_dir=r.base_dir)
-        errors = validate(r)
-        if errors:
-            raise UserError(errors=errors)
-        return r
-    return load_and_validate(recipe_or_path, overrides)
+        return check(r)
+    return load_and_check(recipe_or_path, overrides)
+
+
+def plan_of(checked: Checked, backbone: Backbone, registry) -> RunPlan:
+    """The plan validation built, which must describe the loaded backbone's groups; built here, once, when
+    validation could not build the architecture without weights."""
+    if checked.plan is None:
+        return build_plan(checked.recipe, registry, group_layouts(backbone))
+    names = tuple(g.name for g in group_layouts(backbone))
+    if names != checked.plan.group_names:  # a backbone plugin whose meta-device build differs from its real one
+        raise RuntimeError(f"backbone {checked.recipe.model.backbone!r}: its groups {names} differ from those of "
+                           f"its architecture without weights {checked.plan.group_names} (the plugin's bug)")
+    return checked.plan
 
 
 def make_datasets(backbone: Backbone, recipe: Recipe, splits: Splits, registry=None):
@@ -148,7 +163,8 @@ def _run(recipe_or_path, overrides, overwrite, quiet, resume, opened, search_aut
     from tlhub.training import checkpoint
     from tlhub.training.phase import Interrupted, RunContext, StopFlag, run_phase
 
-    recipe = resolve_recipe(recipe_or_path, overrides)
+    checked = resolve_checked(recipe_or_path, overrides)
+    recipe = checked.recipe
     if search_auto is None and any(p.freeze == "auto" for p in recipe.phases):  # the caller's mistake, found early
         raise TypeError('a freeze = "auto" phase needs run(..., search_auto=...), which tlhub.run passes')
     registry = get_registry()
@@ -202,6 +218,9 @@ def _run(recipe_or_path, overrides, overwrite, quiet, resume, opened, search_aut
         problems += exc.errors
     if problems:
         raise UserError(errors=problems)
+    run_plan = plan_of(checked, backbone, registry)
+    if main:
+        rundir.write_json(run_dir / "plan.json", run_plan.to_dict())
     log.info("data: %s, %d classes, train %d / val %d / test %d", recipe.data.source, len(splits.classes),
              len(splits.train), len(splits.val), len(splits.test))
     pinned = datapin.check(run_dir, splits, resuming=resume is not None)  # every process: all refuse together
@@ -212,17 +231,21 @@ def _run(recipe_or_path, overrides, overwrite, quiet, resume, opened, search_aut
     if searched:  # measured: trials become ordinary phases
         stop.install()
         try:
-            found = search_auto(accelerator, recipe, registry, backbone, rng_after_backbone, splits, run_dir,
-                                make_datasets, stop, resuming=resume is not None)
+            found = search_auto(accelerator, recipe, run_plan, registry, backbone, rng_after_backbone, splits,
+                                run_dir, make_datasets, stop, resuming=resume is not None)
         except (Interrupted, KeyboardInterrupt):  # a trial saw the signal, or a second Ctrl-C
             raise _search_interrupted(stop, run_dir, _resume_command(recipe, list(overrides), run_dir)) from None
         finally:
             stop.restore()
-        recipe, splits = found.recipe, found.splits if found.splits.task else replace(found.splits, task=splits.task)
+        run_plan, splits = found.plan, found.splits if found.splits.task else replace(found.splits, task=splits.task)
+        if main:  # the search's outcome: a revision of the plan (plan.json keeps what it replaced and why)
+            rundir.write_json(run_dir / "plan.json", run_plan.to_dict())
         ckpt = checkpoint.newest(run_dir)  # the winner's trial: the run continues it
     if not searched:  # the search checks (and enlarges) the validation split itself
-        _warn_small_val(recipe, splits)
-    ident = checkpoint.identity(recipe, splits.classes)
+        _warn_small_val(run_plan, splits)
+    phases = [p.settings for p in run_plan.phases]
+    ran = replace(recipe, phases=tuple(phases))  # the recipe of what runs: the plan's phases (after a search, its)
+    ident = checkpoint.identity(ran, splits.classes)
     history: list[dict] = []
     if ckpt is not None:
         diffs = checkpoint.differences(ckpt.state["identity"], ident)
@@ -236,7 +259,7 @@ def _run(recipe_or_path, overrides, overwrite, quiet, resume, opened, search_aut
         from tlhub.artifacts.environment import describe_environment
         rundir.write_json(run_dir / "environment.json", describe_environment(
             accelerator.device, accelerator.num_processes, threads, prec.mode, registry))
-        rundir.write_atomic(run_dir / "recipe.toml", f"# resolved recipe of {recipe.path}\n" + to_toml(recipe))
+        rundir.write_atomic(run_dir / "recipe.toml", f"# resolved recipe of {recipe.path}\n" + to_toml(ran))
         rundir.write_atomic(run_dir / "history.jsonl", "".join(json.dumps(r) + "\n" for r in history))
         if splits.skipped:
             rundir.write_atomic(run_dir / "skipped.txt", "\n".join(splits.skipped) + "\n")
@@ -253,39 +276,34 @@ def _run(recipe_or_path, overrides, overwrite, quiet, resume, opened, search_aut
         accelerator.project_configuration.logging_dir = str(run_dir / "tensorboard")
         accelerator.init_trackers(recipe.stem, config={"recipe": recipe.path})
 
-    # The plan from the real backbone (validate already built it from the architecture alone).
-    run_plan = build_plan(recipe, registry, group_layouts(model.backbone))
-    if main:
-        rundir.write_json(run_dir / "plan.json", run_plan.to_dict())
     ctx = RunContext(accelerator, recipe, registry, datasets, collate, deterministic, run_dir, history, ident, stop,
                      _resume_command(recipe, list(overrides), run_dir), plan=run_plan, configured_task=splits.task)
     first_phase, resume_in = 0, None
     if ckpt is not None:
         checkpoint.load_model_only(ckpt, model)  # before the phase caches its frozen prefix
-        first_phase, resume_in = checkpoint.resume_point(ckpt, recipe.phases)
+        first_phase, resume_in = checkpoint.resume_point(ckpt, phases)
     after_phase: dict[str, dict] = {}  # eval.each_phase: test scores of the phases this process ran
     stop.install()
     try:
-        for index in range(first_phase, len(recipe.phases)):
+        for index in range(first_phase, len(phases)):
             # the phases the search wrote may reuse its cache at the winner's depth (no second fill)
             ctx.shared_cache = found.caches if found and index in found.cache_phases else None
             model = run_phase(ctx, model, index, resume=resume_in if index == first_phase else None)
-            if recipe.eval.each_phase and index < len(recipe.phases) - 1:
+            if recipe.eval.each_phase and index < len(phases) - 1:
                 scores = evaluate_split(accelerator, model, datasets["test"], collate, recipe, splits)[0]
-                after_phase[recipe.phases[index].name] = float_scores(scores)
-                log.info("test after phase %d '%s': %s", index + 1, recipe.phases[index].name,
-                         format_scores(scores))
+                after_phase[phases[index].name] = float_scores(scores)
+                log.info("test after phase %d '%s': %s", index + 1, phases[index].name, format_scores(scores))
     finally:
         stop.restore()
 
     splits = tune_task(accelerator, model, datasets["val"], collate, recipe, splits)
     metrics, preds, probs = evaluate_split(accelerator, model, datasets["test"], collate, recipe, splits)
     if recipe.eval.each_phase:
-        metrics["after_phase"] = {**after_phase, recipe.phases[-1].name: float_scores(metrics)}
+        metrics["after_phase"] = {**after_phase, phases[-1].name: float_scores(metrics)}
     metrics["classes"] = splits.classes
     if main:
         from tlhub.export.model import write_outputs
-        write_outputs(run_dir, recipe, model, splits, metrics, preds, probs, prec.mode)
+        write_outputs(run_dir, ran, model, splits, metrics, preds, probs, prec.mode)
     if recipe.train.log_with:
         accelerator.log({f"test/{k}": v for k, v in metrics.items() if isinstance(v, float)})
         accelerator.end_training()
@@ -328,9 +346,9 @@ def write_page(run_dir: Path) -> None:
                     exc, run_dir)
 
 
-def _warn_small_val(recipe, splits) -> None:
+def _warn_small_val(plan: RunPlan, splits) -> None:
     from tlhub.training.validation import warning
-    decides = any(p.early_stop or p.restore_best for p in recipe.phases)
+    decides = any(p.settings.early_stop or p.settings.restore_best for p in plan.phases)
     message = warning(len(splits.val), decides)
     if message:
         log.warning("%s", message)

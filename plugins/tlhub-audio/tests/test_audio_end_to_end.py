@@ -99,9 +99,14 @@ def test_bad_preprocess_options_are_refused_before_training(tmp_path):
                   "data.preprocess.hop_sec: unknown option"):
         assert words in res.output
     assert "Traceback" not in res.output
-    res = invoke("run", recipe(tmp_path), "data.augment.flip=true")  # validated, then refused before training
+    # an image augmentation of sound: the modality's data_problems, reported by validate and before a run starts
+    path = recipe(tmp_path)
+    path.write_text(path.read_text() + "\n[data.augment]\nflip = true\n")
+    res = invoke("validate", path)
+    assert res.exit_code == 2 and "data.augment: audio: [data.augment] is for images" in res.output, res.output
+    res = invoke("run", path)
     assert res.exit_code == 2 and "[data.augment] is for images" in res.output
-    assert not (tmp_path / "run" / "model").exists()
+    assert not (tmp_path / "run").exists()  # refused by validation, before the run folder is made
 
 
 def test_run_writes_an_audio_model_and_report(run_dir):

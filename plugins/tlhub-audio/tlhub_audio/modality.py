@@ -73,16 +73,25 @@ class AudioModality(Modality):
     # -- training
     def datasets(self, backbone: Any, data: DataSettings, splits: Any) -> Datasets:
         from tlhub_audio.dataset import AudioDataset
-        if _draws_image_augment(data.augment):
-            # flips, rotations, crops and colour jitter of a spectrogram make sounds that are not sounds
-            raise UserError("audio: [data.augment] is for images; use data.preprocess.time_shift and "
-                            "data.preprocess.masks for spectrograms")
+        problems = self.data_problems(data)
+        if problems:  # tlhub validate reports them first; a recipe run without it stops here
+            raise UserError(errors=problems)
         s = settings(backbone, data)
         shift, masks = float(data.options.get("time_shift", 0.0)), int(data.options.get("masks", 0))
         out = {name: AudioDataset(getattr(splits, name).items, getattr(splits, name).labels, s,
                                   *((shift, masks) if name == "train" else ()))
                for name in ("train", "val", "test")}
-        return Datasets(out["train"], out["val"], out["test"], deterministic=not (shift or masks))
+        return Datasets(out["train"], out["val"], out["test"], deterministic=not self.augments(data))
+
+    def augments(self, data: DataSettings) -> bool:
+        return bool(float(data.options.get("time_shift", 0.0)) or int(data.options.get("masks", 0)))
+
+    def data_problems(self, data: DataSettings) -> list[str]:
+        if _draws_image_augment(data.augment):
+            # flips, rotations, crops and colour jitter of a spectrogram make sounds that are not sounds
+            return ["data.augment: audio: [data.augment] is for images; use data.preprocess.time_shift and "
+                    "data.preprocess.masks for spectrograms"]
+        return []
 
     def backbone_problem(self, backbone: Any) -> str:
         prep = _image_prep(backbone)
