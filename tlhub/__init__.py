@@ -25,12 +25,14 @@ def run(recipe, overrides=(), *, overwrite: bool = False, quiet: bool = False, r
 
 def load(path, device: str = "cpu", mixed_precision: str = "auto"):
     """Load a trained model (a run directory or its ``model/`` folder) as a ``Predictor``; see ``tlhub.use.load``."""
+    # local: keeps `import tlhub` (every entry point runs it) to tlhub.errors and tlhub.recipe
     from tlhub.use.load import load as _load
     return _load(path, device=device, mixed_precision=mixed_precision)
 
 
 def __getattr__(name):  # Predictor and Prediction without importing torch at ``import tlhub``
     if name in ("Predictor", "Prediction"):
+        # local: keeps `import tlhub` (every entry point runs it) to tlhub.errors and tlhub.recipe
         from tlhub.use import load as predict
         return getattr(predict, name)
     raise AttributeError(f"module 'tlhub' has no attribute {name!r}")

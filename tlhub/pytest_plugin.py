@@ -26,6 +26,7 @@ import pytest
 @pytest.fixture
 def tlhub_tiny_dataset():
     """A tiny synthetic image ``SourceData``: 3 classes x 8 16x16 RGB arrays, train split only."""
+    # local: pytest loads this plugin at every start; tlhub.testing loads when a fixture is used
     from tlhub.testing import tiny_image_data
     return tiny_image_data(classes=3, per_class=8, size=16, seed=0)
 
@@ -34,6 +35,7 @@ def tlhub_tiny_dataset():
 def tlhub_tiny_source(tlhub_tiny_dataset):
     """The name of a data source, registered in this process for this test, that returns
     ``tlhub_tiny_dataset`` (for in-process ``tlhub.run``; ``tlhub run`` subprocesses do not see it)."""
+    # local: pytest loads this plugin at every start; tlhub.testing loads when a fixture is used
     from tlhub.testing import TinyImageSource, registered
     with registered(TinyImageSource("tlhub-tiny-dataset", tlhub_tiny_dataset)):
         yield "tlhub-tiny-dataset"

@@ -11,7 +11,7 @@ from typing import Any, Callable
 from tlhub.errors import UserError, did_you_mean
 from tlhub.modality import ModalitySpec
 from tlhub.task import TaskSpec
-from tlhub.options import Opt
+from tlhub.options import Opt, resolve_options
 
 
 @dataclass(frozen=True)
@@ -173,7 +173,6 @@ class Registry:
 
     def resolve(self, kind: str, name: str, given: dict, path: str) -> tuple[Any, dict]:
         """(descriptor, options with declared defaults) or ``UserError`` naming every bad option under ``path``."""
-        from tlhub.options import resolve_options
         spec = self.get(kind, name)
         opts, errors = resolve_options(path, dict(given or {}), spec.options)
         if errors:

@@ -5,6 +5,8 @@ import os
 import platform
 import sys
 
+from tlhub import __version__
+
 
 def _version(module: str) -> str | None:
     from importlib.metadata import PackageNotFoundError, version
@@ -18,7 +20,6 @@ def describe_environment(device, processes: int, threads: int, mixed_precision: 
     """A JSON-ready description; ``registry`` adds the loaded plugins and their versions."""
     import torch
 
-    from tlhub import __version__
     dev = str(device)
     name = None
     if dev.startswith("cuda") and torch.cuda.is_available():

@@ -46,7 +46,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tlhub.data.batching import by_length
+from tlhub.data.splits import Splits, limit_split, make_splits
 from tlhub.errors import UserError
+from tlhub.interfaces import DataContext, Split
+from tlhub.modality import DataSettings
+from tlhub.model import ModelSpec, build_model
+from tlhub.plugins import get_registry
+from tlhub.recipe import parse_recipe, validate
+from tlhub.states import Pooled, TokenStates, to
 
 SMALL_PER_CLASS = 300
 SIMILAR_SKILL = 0.5
@@ -151,7 +159,6 @@ def pool_state(state: Any):
     """A state between groups as ``[batch, dim]``: mean over space (images) or over unmasked tokens (text)."""
     import torch
 
-    from tlhub.states import Pooled, TokenStates
     if isinstance(state, Pooled):  # a pooler group's output
         return state.features.float()
     if isinstance(state, TokenStates):
@@ -171,10 +178,6 @@ def _loader(backbone, recipe, registry, tr, va, batch_size: int):
     (probes see every example as evaluation does)."""
     import torch
 
-    from tlhub.data.batching import by_length
-    from tlhub.data.splits import Splits
-    from tlhub.interfaces import Split
-    from tlhub.modality import DataSettings
     settings = dataclasses.replace(DataSettings.of(recipe), augment=None)
     ds = registry.source_modality(recipe.data.source).datasets(backbone, settings, Splits([], tr, va, Split([], [])))
     out = []
@@ -193,7 +196,6 @@ def _features(backbone, loader, probe_at: list[int], device):
     import numpy as np
     import torch
 
-    from tlhub.states import to
     n = len(backbone.groups())
     feats: dict[int, list] = {i: [] for i in probe_at}
     labels: list = []
@@ -227,7 +229,6 @@ def probe_accuracy(xtr, ytr, xte, yte, seed: int = 0) -> float:
 
 def check_recipe(recipe) -> None:
     """Registry checks of ``validate``, with ``freeze = "auto"`` phases allowed."""
-    from tlhub.recipe import validate
     errors = [e for e in validate(recipe) if not any(e.startswith(f"phases.{i}.freeze:")
                                                       for i, p in enumerate(recipe.phases) if p.freeze == AUTO)]
     if errors:
@@ -243,10 +244,6 @@ def measure(recipe, max_train: int = 2000, max_eval: int = 1000, depth: int = PR
     """
     import torch
 
-    from tlhub.data.splits import limit_split, make_splits
-    from tlhub.interfaces import DataContext
-    from tlhub.model import ModelSpec, build_model
-    from tlhub.plugins import get_registry
 
     t0 = time.time()
     check_recipe(recipe)
@@ -357,7 +354,6 @@ def plan_phases(recipe, **kwargs) -> list[dict]:
 
 def expand_auto(recipe, phases: list[dict] | None = None):
     """``recipe`` with its ``freeze = "auto"`` phase replaced by the planned phases (others kept in place)."""
-    from tlhub.recipe import parse_recipe
     if not any(p.freeze == AUTO for p in recipe.phases):
         return recipe
     phases = plan_phases(recipe) if phases is None else phases

@@ -31,8 +31,12 @@ from pathlib import Path
 import torch
 
 from tlhub.artifacts import rundir
-from tlhub.auto import bound, journal, search, trials
+from tlhub.auto import advise, bound, journal, search, trials
+from tlhub.auto.advise import expand_auto
+from tlhub.model import ModelSpec, add_head, group_layouts
+from tlhub.recipe.plan import build_plan
 from tlhub.training import validation
+from tlhub.training.checkpoint import identity
 
 log = logging.getLogger("tlhub")
 
@@ -68,9 +72,6 @@ class Outcome:
 def revised(plan, recipe, registry, backbone, index: int, phases: list[dict], reason: str):
     """``plan`` with its auto phase ``index`` replaced by ``phases`` ([[phases]] tables), each planned as any phase
     is (``tlhub.recipe.plan``): the revision the trainer runs and plan.json records."""
-    from tlhub.auto.advise import expand_auto
-    from tlhub.model import group_layouts
-    from tlhub.recipe.plan import build_plan
     planned = build_plan(expand_auto(recipe, phases), registry, group_layouts(backbone)).phases
     return plan.revise(index, list(planned[index: index + len(phases)]), reason)
 
@@ -223,8 +224,6 @@ def search_auto(accelerator, recipe, plan, registry, backbone, rng_state, splits
                 stop, resuming: bool = False) -> Outcome:
     """Run the search for the auto phase of ``recipe``'s run ``plan``, in the plan's search space; see the module
     docstring."""
-    from tlhub.auto import advise
-    from tlhub.model import ModelSpec, add_head
     t0 = time.time()
     index = next(i for i, p in enumerate(plan.phases) if p.is_auto)
     base, space = plan.phases[index].settings, plan.phases[index].search
@@ -279,7 +278,6 @@ def search_auto(accelerator, recipe, plan, registry, backbone, rng_state, splits
     auto_dir = Path(run_dir) / "auto"
     if not resuming:
         shutil.rmtree(auto_dir, ignore_errors=True)
-    from tlhub.training.checkpoint import identity
     book = journal.Journal.open(auto_dir, identity(recipe, splits.classes), resuming, accelerator.is_main_process)
     runner = trials.TrialRunner(accelerator, recipe, index, registry, model, datasets, collate, deterministic,
                                 auto_dir, stop, prefix=prefix, epoch_steps=steps, journal=book)

@@ -22,7 +22,9 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tlhub.artifacts import rundir
 from tlhub.errors import UserError
+from tlhub.training.checkpoint import differences
 
 log = logging.getLogger("tlhub")
 
@@ -58,7 +60,6 @@ class Journal:
     @classmethod
     def open(cls, folder: Path, identity: dict, resuming: bool, write: bool) -> Journal:
         """A fresh journal, or (``resuming``) the one in ``folder`` of the same recipe."""
-        from tlhub.training.checkpoint import differences
         path = Path(folder) / FILE
         records = read(path) if resuming else []
         journal = cls(path, write)
@@ -70,7 +71,6 @@ class Journal:
                 raise UserError(errors=[f"--resume: the search in {path.parent} comes from a different recipe:"]
                                 + [f"  {d}" for d in diffs])
             if write:  # drop a torn last line, so that the lines appended next are read back
-                from tlhub.artifacts import rundir
                 rundir.write_atomic(path, "".join(json.dumps(r) + "\n" for r in records))
             journal.head = next((r for r in records if r["kind"] == "head"), None)
             journal.trials = [r for r in records if r["kind"] == "trial"]

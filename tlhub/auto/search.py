@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
+from tlhub.auto.bound import saturated
 from tlhub.auto.trials import CostModel, TrialState
 
 ETA = 3
@@ -75,7 +76,6 @@ SETTLED = "skipped: the best trial is within the validation split's noise of acc
 def settled(states: list[TrialState], criterion: str, n_val: int) -> bool:
     """No trial can beat the best so far by more than the validation split resolves (``bound.saturated``);
     ranked by accuracy only (by loss, a trial may still improve)."""
-    from tlhub.auto.bound import saturated
     tried = [s for s in states if s.epochs]
     return criterion == "val_accuracy" and bool(tried) and saturated(best(tried, criterion).accuracy, n_val)
 

@@ -7,7 +7,18 @@ from pathlib import Path
 
 import torch
 
+from tlhub.auto.driver import search_auto
+from tlhub.data.splits import make_splits
 from tlhub.errors import UserError
+from tlhub.interfaces import DataContext
+from tlhub.model import ModelSpec, add_head, apply_states, build_backbone, group_layouts
+from tlhub.plugins import get_registry
+from tlhub.recipe import parse_recipe
+from tlhub.recipe.plan import build_plan
+from tlhub.training import lr_find
+from tlhub.training.optim import build_optimizer
+from tlhub.training.phase import StopFlag, _loader
+from tlhub.training.trainer import log, make_datasets
 
 
 @dataclass
@@ -22,7 +33,6 @@ class Setup:
 
 def as_auto(recipe):
     """``recipe`` with one ``auto`` phase: its own, or its first phase made ``auto`` (later ones dropped)."""
-    from tlhub.recipe import parse_recipe
     if any(p.freeze == "auto" for p in recipe.phases):
         return recipe
     raw = recipe.to_dict()
@@ -36,11 +46,6 @@ def setup(recipe) -> Setup:
     from accelerate import Accelerator
     from accelerate.utils import set_seed
 
-    from tlhub.data.splits import make_splits
-    from tlhub.interfaces import DataContext
-    from tlhub.model import ModelSpec, build_backbone
-    from tlhub.plugins import get_registry
-    from tlhub.training.trainer import log
     registry = get_registry()
     accelerator = Accelerator()
     if recipe.train.threads:
@@ -55,11 +60,6 @@ def setup(recipe) -> Setup:
 def search(recipe, out_dir: Path):
     """Run the search into ``out_dir`` (trials, auto_search.json/png); the SearchResult and
     the recipe with the auto phase replaced."""
-    from tlhub.auto.driver import search_auto
-    from tlhub.model import group_layouts
-    from tlhub.recipe.plan import build_plan
-    from tlhub.training.phase import StopFlag
-    from tlhub.training.trainer import make_datasets
     recipe = as_auto(recipe)
     s = setup(recipe)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -71,12 +71,6 @@ def search(recipe, out_dir: Path):
 
 def lr_range_test(recipe, index: int, plot_path: Path):
     """The lr range test of phase ``index`` from the pretrained backbone and a fresh head."""
-    from tlhub.training import lr_find
-    from tlhub.model import ModelSpec, add_head, apply_states, group_layouts
-    from tlhub.recipe.plan import build_plan
-    from tlhub.training.optim import build_optimizer
-    from tlhub.training.phase import _loader
-    from tlhub.training.trainer import make_datasets
     if not 0 <= index < len(recipe.phases):
         raise UserError(f"--phase: the recipe has {len(recipe.phases)} phase(s), numbered from 0")
     phase = recipe.phases[index]

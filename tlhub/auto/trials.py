@@ -24,7 +24,15 @@ from pathlib import Path
 import torch
 
 from tlhub import states
-from tlhub.recipe.plan import LR_FACTORS, search_depths
+from tlhub.model import group_layouts
+from tlhub.model.transfer import Entry
+from tlhub.recipe import parse_recipe
+from tlhub.recipe.plan import LR_FACTORS, build_plan, search_depths
+from tlhub.training import checkpoint
+from tlhub.training import phase as training_phase  # called as training_phase.run_phase: tests replace it
+from tlhub.training.cache import spill_files
+from tlhub.training.checkpoint import identity
+from tlhub.training.phase import RunContext
 
 log = logging.getLogger("tlhub")
 
@@ -243,17 +251,12 @@ class TrialRunner:
     journal: object = None    # tlhub.auto.journal.Journal: finished trials, replayed by a resumed search
 
     def trial_recipe(self, phases: list[dict]):
-        from tlhub.recipe import parse_recipe
         raw = self.recipe.to_dict()
         raw["phases"] = [dict(p) for p in raw["phases"][: self.auto_index]] + list(self.prefix) + list(phases)
         raw["train"]["keep_checkpoints"] = 1
         return parse_recipe(raw, path=self.recipe.path, base_dir=self.recipe.base_dir)
 
     def _ctx(self, recipe, folder: Path, history: list):
-        from tlhub.model import group_layouts
-        from tlhub.recipe.plan import build_plan
-        from tlhub.training.checkpoint import identity
-        from tlhub.training.phase import RunContext
         plan = build_plan(recipe, self.registry, group_layouts(self.model.backbone))
         return RunContext(self.accelerator, recipe, self.registry, self.datasets, self.collate, self.deterministic,
                           folder, history, identity(recipe, []), self.stop, "", plan=plan,
@@ -262,8 +265,6 @@ class TrialRunner:
     def run_prefix(self, resuming: bool = False) -> float:
         """Train the phases every candidate starts from (``resuming``: continue them from their newest
         checkpoint); seconds taken."""
-        from tlhub.training import checkpoint
-        from tlhub.training.phase import run_phase
         t0 = time.time()
         self.prefix_dir = self.root / "prefix"
         self.prefix_dir.mkdir(parents=True, exist_ok=True)
@@ -275,14 +276,12 @@ class TrialRunner:
             first, resume_in = checkpoint.resume_point(ckpt, recipe.phases)
         ctx = self._ctx(recipe, self.prefix_dir, list(ckpt.state["history"]) if ckpt else [])
         for i in range(first, len(recipe.phases)):
-            self.model = run_phase(ctx, self.model, i, resume=resume_in if i == first else None)
+            self.model = training_phase.run_phase(ctx, self.model, i, resume=resume_in if i == first else None)
         return time.time() - t0
 
     def train(self, state: TrialState, epochs: int, name: str) -> None:
         """Train ``state``'s candidate up to ``epochs`` epochs in total (continuing its checkpoint); a call the
         journal holds (a resumed search) restores what it measured instead."""
-        from tlhub.training import checkpoint
-        from tlhub.training.phase import run_phase
         replayed = self.journal.replay(state.folder, epochs) if self.journal else None
         if replayed is not None:
             for key, value in replayed.items():
@@ -306,7 +305,7 @@ class TrialRunner:
         if not finished:
             try:
                 with quiet_log():
-                    self.model = run_phase(ctx, self.model, index, resume=resume)
+                    self.model = training_phase.run_phase(ctx, self.model, index, resume=resume)
             except BaseException:
                 if self.journal:
                     self.journal.record_partial(state.folder, time.time() - t0)
@@ -323,7 +322,6 @@ class TrialRunner:
         state.stopped, state.rung, state.status, state.seconds, state.cost = True, 0, "ran", seconds, cost
 
     def _record(self, state: TrialState, folder: Path, index: int) -> None:
-        from tlhub.training import checkpoint
         ckpt = checkpoint.newest(folder)
         best = ckpt.state.get("best") or {}
         rows = [r for r in ckpt.state["history"] if r["phase_index"] == index]
@@ -337,7 +335,6 @@ class TrialRunner:
     def adopt(self, state: TrialState, run_dir: Path, final_recipe, classes) -> Path | None:
         """Copy the winner's newest checkpoint (or the prefix's, when it never ran) into the run,
         re-labelled as the final recipe's, for the trainer to continue."""
-        from tlhub.training import checkpoint
         src = checkpoint.newest(self.root / state.folder)
         src = src or (checkpoint.newest(self.prefix_dir) if self.prefix_dir else None)
         if src is None:
@@ -368,7 +365,5 @@ def at(cands: list[Candidate], k: int, lr: float) -> Candidate:
 def winner_cache(shared: dict, k: int, n_groups: int) -> dict:
     """The entries of the search's ``shared`` caches at depth ``k`` (the winner's), held in memory. A cache
     that spilled to files stays behind: its files live in the trial folders the search removes."""
-    from tlhub.model.transfer import Entry
-    from tlhub.training.cache import spill_files
     entry = Entry.after_frozen(n_groups - k, n_groups)
     return {key: pair for key, pair in shared.items() if key[0] == entry and not any(map(spill_files, pair))}

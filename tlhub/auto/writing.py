@@ -4,7 +4,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from tlhub.artifacts import rundir
 from tlhub.errors import UserError
+from tlhub.recipe import parse_recipe
 
 
 def _inline(value: Any) -> str:
@@ -32,8 +34,6 @@ def write_recipe(recipe, phases: list[dict], out: str | Path, header: list[str],
     """
     import tomli_w
 
-    from tlhub.artifacts import rundir
-    from tlhub.recipe import parse_recipe
     out = Path(out)
     if out.exists() and not overwrite:
         raise UserError(f"{out} already exists; pass --overwrite to replace it")

@@ -9,6 +9,7 @@ import click
 
 from tlhub.cli.base import user_errors
 from tlhub.errors import UserError
+from tlhub.recipe import apply_overrides, load_and_validate, load_toml
 
 
 @click.command()
@@ -34,17 +35,18 @@ def advise(recipe, overrides, write, overwrite, rule, lr_only, phase_index, out_
     reproduces it without searching. --rule applies only the small/large x similar/different rule
     to linear probes; --lr runs only the lr range test. See docs/freeze.md.
     """
-    from tlhub.auto import advise as adv
-    from tlhub.auto import standalone
-    from tlhub.auto.writing import write_recipe
-    from tlhub.recipe import apply_overrides, load_and_validate, load_toml
+    from tlhub.auto import advise as adv  # local: tlhub.auto.advise imports torch; `tlhub --help` must not
+    from tlhub.auto import standalone  # local: tlhub.auto.standalone imports torch; `tlhub --help` must not
+    from tlhub.auto.writing import write_recipe  # local: loads when the command runs, so that `tlhub --help` stays fast
 
     if write and Path(write).exists() and not overwrite:
         raise UserError(f"--write: {write} already exists; pass --overwrite to replace it")
     if write:  # before the search: its minutes are not lost to an unwritable path
+        # local: loads when the command runs, so that `tlhub --help` stays fast
         from tlhub.artifacts.writable import writable_folder
         writable_folder(Path(write).parent, "--write")
     if out_dir:
+        # local: loads when the command runs, so that `tlhub --help` stays fast
         from tlhub.artifacts.writable import writable_folder
         writable_folder(out_dir, "--out")
     r = load_and_validate(recipe, overrides)

@@ -20,6 +20,7 @@ def user_errors(fn):
                 click.echo(f"error: {line}", err=True)
             sys.exit(getattr(exc, "exit_code", 2))
         except OSError as exc:  # an output the user cannot write (read-only, full, no such folder): no traceback
+            # local: loads when the command runs, so that `tlhub --help` stays fast
             from tlhub.artifacts.writable import os_error_message
             message = os_error_message(exc)
             if message is None:

@@ -15,6 +15,7 @@ from tlhub.cli.base import user_errors
 def compare(runs, out, overwrite):
     """Compare finished runs: recipe differences, time per phase, validation and test scores; writes a page
     with the validation curves overlaid. Refuses runs of different tasks or label sets."""
+    # local: loads when the command runs, so that `tlhub --help` stays fast
     from tlhub.reporting.compare import (
         compare_runs,
         format_comparison,

@@ -20,6 +20,7 @@ def export(run_dir, fmt, output):
     dynamic batch axis, and sequence axis for text) plus tokenizer/ for text models, then checks
     it against PyTorch with ONNX Runtime. `tlhub predict FOLDER_OR_FILE` serves it.
     """
+    # local: loads when the command runs, so that `tlhub --help` stays fast
     from tlhub.export.onnx import export_onnx
 
     result = export_onnx(run_dir, output)

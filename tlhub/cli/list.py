@@ -4,6 +4,7 @@ from __future__ import annotations
 import click
 
 from tlhub.cli.base import user_errors
+from tlhub.plugins import get_registry
 
 KIND_CHOICES = ("modalities", "tasks", "backbones", "heads", "freeze-policies", "data-sources", "metrics", "optimizers",
                 "schedulers")
@@ -14,7 +15,6 @@ KIND_CHOICES = ("modalities", "tasks", "backbones", "heads", "freeze-policies", 
 @user_errors
 def list_(kind):
     """List registered components of KIND (name, plugin, summary) without building any model."""
-    from tlhub.plugins import get_registry
     table = get_registry().items[kind]
     if not table:
         click.echo(f"no {kind} registered")

@@ -2,12 +2,12 @@
 from __future__ import annotations
 
 from tlhub.errors import UserError
+from tlhub.recipe import parse_value
 
 DEVICE_HELP = "cpu (default), cuda, cuda:N or auto (a GPU when one is visible)."
 
 
 def key_values(items, flag: str) -> dict:
-    from tlhub.recipe import parse_value
     out = {}
     for item in items:
         key, eq, text = item.partition("=")

@@ -6,6 +6,7 @@ import json
 import click
 
 from tlhub.cli.base import user_errors
+from tlhub.plugins import plugin_infos
 
 
 @click.command()
@@ -13,7 +14,6 @@ from tlhub.cli.base import user_errors
 @user_errors
 def plugins(as_json):
     """List loaded plugins with their versions and the hooks they implement."""
-    from tlhub.plugins import plugin_infos
     infos = plugin_infos()
     if as_json:
         click.echo(json.dumps([i.__dict__ for i in infos], indent=2))

@@ -27,6 +27,7 @@ def predict(model, inputs, as_json, top, batch_size, device):
     for a text model (a sentence pair: both in one argument, separated by a tab; a plugin's modality says
     its own, e.g. .wav files); `-` reads one input per line from stdin (paths, texts, or pairs as TSV).
     """
+    # local: loads when the command runs, so that `tlhub --help` stays fast
     from tlhub.use.onnx import OnnxPredictor, find_onnx
 
     onnx_file = find_onnx(model)
@@ -36,6 +37,7 @@ def predict(model, inputs, as_json, top, batch_size, device):
                        err=True)
         predictor = OnnxPredictor(onnx_file)
     else:
+        # local: loads when the command runs, so that `tlhub --help` stays fast
         from tlhub.use.load import load
         predictor = load(model, device=device)
     items: list[str] = []

@@ -14,6 +14,7 @@ def report(run_dir):
     """Redraw the pictures and report.html of a finished run from its files."""
     from pathlib import Path
 
+    # local: loads when the command runs, so that `tlhub --help` stays fast
     from tlhub.reporting.html import write_html_report
     from tlhub.reporting.pictures import write_report
     if not (Path(run_dir) / "metrics.json").is_file():

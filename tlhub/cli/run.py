@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import click
 
+import tlhub
 from tlhub.cli.base import user_errors
 
 
@@ -17,7 +18,6 @@ from tlhub.cli.base import user_errors
 @user_errors
 def run(recipe, overrides, overwrite, resume, quiet):
     """Train RECIPE; OVERRIDES are key=value with TOML values (phases.1.epochs=2 data.batch_size=64)."""
-    import tlhub
     result = tlhub.run(recipe, overrides, overwrite=overwrite, quiet=quiet, resume=resume)
     acc = result.metrics.get("accuracy")
     if acc is not None:

@@ -56,6 +56,7 @@ def serve(model, host, port, onnx, workers, threads, max_batch_size, max_wait_ms
     except ImportError as exc:
         raise UserError(f"tlhub serve needs FastAPI, uvicorn and python-multipart ({exc.name} is missing): "
                         "pip install 'tlhub[serve]'") from None
+    # local: tlhub.serve.app imports FastAPI (optional: tlhub[serve]); all load when the command runs (fast --help)
     from tlhub.serve.app import create_app
     from tlhub.serve.engine import load_engine
     from tlhub.serve.settings import ServeSettings
@@ -98,6 +99,7 @@ def run_server(server) -> None:
 
 def resolve_model(model: str, onnx: bool, stack: contextlib.ExitStack) -> tuple[Path, bool, str]:
     """(the file or folder to load, whether ONNX Runtime runs it, the model's name)."""
+    # local: loads when the command runs, so that `tlhub --help` stays fast
     from tlhub.use.load import find_model_dir
     from tlhub.use.onnx import ONNX_FILE, find_onnx
     from tlhub.serve.engine import model_name
@@ -112,6 +114,7 @@ def resolve_model(model: str, onnx: bool, stack: contextlib.ExitStack) -> tuple[
     exported = model_dir.parent / "onnx" / ONNX_FILE
     if model_dir.name == "model" and exported.is_file():
         return exported, True, name
+    # local: loads when the command runs, so that `tlhub --help` stays fast
     from tlhub.export.onnx import export_onnx
     folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="tlhub-serve-onnx-")))
     click.echo(f"exporting {model_dir} to ONNX in {folder} (tlhub export {model} writes it for reuse)", err=True)

@@ -4,6 +4,8 @@ from __future__ import annotations
 import click
 
 from tlhub.cli.base import user_errors
+from tlhub.plugins import get_registry
+from tlhub.recipe import load_and_validate, to_toml
 
 
 @click.command()
@@ -14,11 +16,10 @@ from tlhub.cli.base import user_errors
 @user_errors
 def show(recipe, overrides, as_plan):
     """Print the resolved recipe (defaults filled in, overrides applied) as TOML, or with --plan its plan."""
-    from tlhub.recipe import load_and_validate, to_toml
     r = load_and_validate(recipe, overrides)
     if not as_plan:
         click.echo(to_toml(r), nl=False)
         return
-    from tlhub.plugins import get_registry
+    # local: tlhub.recipe.plan imports torch; `tlhub --help` must not
     from tlhub.recipe.plan import build_plan
     click.echo(build_plan(r, get_registry()).format())

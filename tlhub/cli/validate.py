@@ -7,6 +7,7 @@ import click
 
 from tlhub.cli.base import user_errors
 from tlhub.errors import UserError
+from tlhub.recipe import load_and_validate
 
 
 @click.command()
@@ -14,7 +15,6 @@ from tlhub.errors import UserError
 @user_errors
 def validate(recipes):
     """Check recipes (syntax, keys, types, component names and options) without training."""
-    from tlhub.recipe import load_and_validate
     failed = 0
     for path in recipes:
         try:

@@ -9,6 +9,7 @@ import numpy as np
 
 from tlhub.errors import UserError
 from tlhub.interfaces import DataContext, SourceData, Split
+from tlhub.options import resolve_options
 
 
 def stratified_split(split: Split, fraction: float, seed: int) -> tuple[Split, Split]:
@@ -67,7 +68,6 @@ class Splits:
 def make_splits(recipe, registry, ctx: DataContext) -> Splits:
     """Load the recipe's data source(s) and return train/val/test splits (checked), with the recipe's task
     configured by its options and the state it fitted on the training split."""
-    from tlhub.options import resolve_options
 
     d = recipe.data
     task = registry.task(recipe.model.task)

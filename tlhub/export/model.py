@@ -9,6 +9,7 @@ from tlhub import __version__
 from tlhub.artifacts import rundir
 from tlhub.modality import DataSettings
 from tlhub.plugins import get_registry
+from tlhub.recipe import to_toml
 from tlhub.reporting.pictures import write_report
 from tlhub.reporting.samples import write_samples
 
@@ -24,7 +25,6 @@ def write_model(model_dir: Path, recipe, model, classes: list[str], mixed_precis
     """``model/``: weights (safetensors, never pickle), config.json, the recipe, the tokenizer for text."""
     from safetensors.torch import save_file
 
-    from tlhub.recipe import to_toml
 
     model_dir.mkdir(parents=True, exist_ok=True)
     registry = get_registry()

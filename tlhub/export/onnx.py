@@ -23,6 +23,7 @@ from pathlib import Path
 from tlhub import __version__
 from tlhub.artifacts.writable import writable_folder
 from tlhub.errors import UserError
+from tlhub.use.load import find_model_dir, load
 
 log = logging.getLogger("tlhub")
 OPSET = 17
@@ -75,7 +76,6 @@ def export_onnx(path: str | Path, output: str | Path | None = None) -> OnnxExpor
     import numpy as np
     import torch
 
-    from tlhub.use.load import find_model_dir, load
 
     model_dir = find_model_dir(path)
     run_dir = model_dir.parent if model_dir.name == "model" else model_dir

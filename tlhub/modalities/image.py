@@ -9,6 +9,7 @@ import warnings
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+from tlhub.data.decode import decode_error, to_chw, to_pil
 from tlhub.errors import UserError
 from tlhub.modalities.inputs import as_image_items, read_image
 from tlhub.modality import (
@@ -31,6 +32,7 @@ class ImageInputs(InputPipeline):
     """Paths, PIL images, ``{"bytes", "path"}`` records, arrays and tensors -> a normalized batch."""
 
     def __init__(self, prep: dict):
+        # local: tlhub.data.images and tlhub.interfaces import torch; `tlhub predict` on an ONNX model must not
         from tlhub.data.images import build_transform
         from tlhub.interfaces import ImagePreprocessing
         self.image_size = int(prep["image_size"])
@@ -72,6 +74,7 @@ class ImageModality(Modality):
 
     # -- training
     def datasets(self, backbone: Any, data: DataSettings, splits: Any) -> Datasets:
+        # local: tlhub.data.images imports torch; `tlhub predict` on an ONNX model must not
         from tlhub.data.images import ImageDataset, build_transform
         prep = backbone.preprocessing
         size = data.image_size or prep.size
@@ -84,17 +87,18 @@ class ImageModality(Modality):
         return Datasets(out["train"], out["val"], out["test"], None, deterministic)
 
     def augments(self, data: DataSettings) -> bool:
+        # local: tlhub.data.images imports torch; `tlhub predict` on an ONNX model must not
         from tlhub.data.images import augment_is_random
         return augment_is_random(data.augment)
 
     def backbone_problem(self, backbone: Any) -> str:
+        # local: tlhub.interfaces imports torch; `tlhub predict` on an ONNX model must not
         from tlhub.interfaces import ImagePreprocessing
         prep = backbone.preprocessing
         return "" if isinstance(prep, ImagePreprocessing) else \
             f"preprocessing must be a ImagePreprocessing for {self.name} input, got {type(prep).__name__}"
 
     def item_problem(self, item: Any) -> str:
-        from tlhub.data.decode import to_pil
         if isinstance(item, (str, Path)) and not Path(item).is_file():
             return f"is a path that does not exist: {item}"
         try:
@@ -142,7 +146,6 @@ class ImageModality(Modality):
     def expand(self, args: list[str], skipped: list[str]) -> list:
         """Files as given, folders expanded (recursively, sorted, by extension); a folder's files that do
         not decode are left out and listed in ``skipped``, as training skips them."""
-        from tlhub.data.decode import decode_error
         out: list[str] = []
         for a in args:
             p = Path(a).expanduser()
@@ -174,7 +177,6 @@ class ImageModality(Modality):
     def onnx_feeder(self, prep: dict, folder: Path) -> Callable[[Sequence], dict]:
         import numpy as np
 
-        from tlhub.data.decode import to_chw
         size, mean, std = int(prep["image_size"]), prep["mean"], prep["std"]
 
         def feed(items: Sequence) -> dict:
@@ -196,7 +198,6 @@ class ImageModality(Modality):
         """An RGB PIL image, decoded in full here so a broken file fails its own request, not a batch."""
         from PIL import Image, UnidentifiedImageError
 
-        from tlhub.data.decode import to_pil
         max_pixels = getattr(limits, "max_image_pixels", MAX_PIXELS)
         if not data:
             raise ValueError(f"{what}: empty file")
@@ -223,7 +224,6 @@ class ImageModality(Modality):
     def sample_view(self, item: Any, size: int) -> SampleView:
         import numpy as np
 
-        from tlhub.data.decode import to_pil
         return SampleView(image=np.asarray(to_pil(item).resize((size, size))))
 
 

@@ -86,6 +86,7 @@ def read_image(item: Any):
     """``item`` as an RGB PIL image (``tlhub.data.decode.to_pil``), or a ``UserError`` that names it."""
     from PIL import Image
 
+    # local: tlhub.data.decode imports Pillow and numpy; only image inputs need them
     from tlhub.data.decode import to_pil
 
     what = str(item) if isinstance(item, (str, Path)) else type(item).__name__

@@ -9,7 +9,7 @@ from typing import Any, Callable, Sequence
 from tlhub.errors import UserError
 from tlhub.modalities.inputs import as_text_items, check_texts, is_pair
 from tlhub.modality import (
-    DataSettings, Datasets, InputPipeline, Modality, OnnxIO, UnsupportedInput, json_kind,
+    DataSettings, Datasets, InputPipeline, Modality, OnnxIO, SampleView, UnsupportedInput, json_kind,
 )
 
 log = logging.getLogger("tlhub")
@@ -25,6 +25,7 @@ class TextInputs(InputPipeline):
     def batch(self, items: Sequence, device: Any) -> Any:
         import torch
 
+        # local: tlhub.data.text imports torch; `tlhub predict` on an ONNX model must not
         from tlhub.data.text import tokenizer_args
         enc = self.tokenizer(*tokenizer_args(items), truncation=True, max_length=self.max_length)["input_ids"]
         ids = [torch.tensor(e, dtype=torch.long) for e in enc]
@@ -43,6 +44,7 @@ class TextModality(Modality):
 
     # -- training
     def datasets(self, backbone: Any, data: DataSettings, splits: Any) -> Datasets:
+        # local: tlhub.data.text imports torch; `tlhub predict` on an ONNX model must not
         from tlhub.data.text import TextDataset
         prep = backbone.preprocessing
         out = {name: TextDataset(getattr(splits, name).items, getattr(splits, name).labels, prep)
@@ -54,6 +56,7 @@ class TextModality(Modality):
                         {name: d.lengths for name, d in out.items()})
 
     def backbone_problem(self, backbone: Any) -> str:
+        # local: tlhub.interfaces imports torch; `tlhub predict` on an ONNX model must not
         from tlhub.interfaces import TextPreprocessing
         prep = backbone.preprocessing
         return "" if isinstance(prep, TextPreprocessing) else \
@@ -88,7 +91,6 @@ class TextModality(Modality):
         return [tuple(a.split("\t", 1)) if "\t" in a else a for a in args]
 
     def sample_view(self, item: Any, size: int):
-        from tlhub.modality import SampleView
         return SampleView(text=" [SEP] ".join(item) if is_pair(item) else str(item))
 
     def inputs(self, prep: dict, backbone: Any = None, model_dir: Path | None = None) -> InputPipeline:

@@ -5,6 +5,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tlhub.interfaces import Backbone
+from tlhub.model.freezing import group_layouts
 from tlhub.model.transfer import TransferModel
 
 WEIGHT_WORDS = ("", "none", "imagenet", "pretrained", "default")
@@ -57,7 +58,6 @@ def backbone_layouts(spec: ModelSpec, registry) -> list:
     them: the architecture is built with weights='none' on PyTorch's meta device (shapes only)."""
     import torch
 
-    from tlhub.model.freezing import group_layouts
     with torch.device("meta"):
         backbone = build_backbone(ModelSpec(spec.backbone, spec.head, "none", spec.backbone_options,
                                             spec.head_options, spec.where, spec.base_dir), registry)

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from torch import nn
 
+from tlhub.errors import UserError, did_you_mean
 from tlhub.model.transfer import TransferModel
 
 _BN = nn.modules.batchnorm._BatchNorm
@@ -75,7 +76,6 @@ def apply_phase(model: TransferModel, trainable: set[str], bn_default: str, bn_g
     bb = model.backbone
     unknown = set(bn_groups) - set(bb.group_names)
     if unknown:
-        from tlhub.errors import UserError, did_you_mean
         g = sorted(unknown)[0]
         raise UserError(f"bn_groups: the backbone has no group {g!r}{did_you_mean(g, bb.group_names)} "
                         f"(groups: {', '.join(bb.group_names)})")

@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from tlhub.interfaces import Backbone
+from tlhub.states import Pooled
 
 
 @dataclass(frozen=True)
@@ -77,7 +78,6 @@ class TransferModel(nn.Module):
     def prefix(self, x: Any, entry: Entry) -> Any:
         """The state where ``entry`` enters: groups ``[0, entry.groups)`` run on raw ``x``, pooled if asked
         (what the frozen-prefix cache stores)."""
-        from tlhub.states import Pooled
         state = self.backbone.run_groups(self.prepare_input(x), 0, entry.groups)
         return Pooled(self.backbone.features(state)) if entry.pooled else state
 

@@ -20,6 +20,7 @@ from importlib import metadata
 import pluggy
 
 from tlhub import hookspecs
+import tlhub
 from tlhub.registry import KINDS, PluginInfo, Registry
 
 GROUP = "tlhub"
@@ -70,7 +71,6 @@ def make_plugin_manager(extra: Iterable[Any] = (), blocked: set[str] | None = No
     pm = pluggy.PluginManager(GROUP)
     pm.add_hookspecs(hookspecs)
     infos: list[PluginInfo] = []
-    import tlhub
     for modname in BUILTIN_PLUGINS:
         pm.register(importlib.import_module(modname), name=modname)
         infos.append(PluginInfo(modname, "tlhub", tlhub.__version__, ()))

@@ -17,9 +17,11 @@ from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from tlhub.errors import UserError, did_you_mean
+from tlhub.modality import DataSettings
 from tlhub.model.assemble import ModelSpec, backbone_layouts
 from tlhub.model.transfer import Entry
 from tlhub.model.freezing import GroupLayout, GroupState, format_audit, frozen_prefix, resolve_groups
+from tlhub.registry import unknown_message
 
 
 @dataclass(frozen=True)
@@ -201,7 +203,6 @@ def _bad_groups(where: str, keys, names: list[str], allowed_extra=()) -> list[st
 
 def unknown_freeze_policy(name: str, registry) -> str:
     """The message for an unknown ``freeze``: "auto" (the search, not a registered policy) is a choice too."""
-    from tlhub.registry import unknown_message
     return unknown_message("freeze-policies", name, {**registry.items["freeze-policies"], "auto": None},
                            registry.provider)
 
@@ -273,7 +274,6 @@ def build_plan(recipe, registry, layouts: list[GroupLayout] | None = None) -> Ru
 
 def _augments(recipe, registry, source) -> bool:
     """Whether the data's modality changes training inputs every epoch (then the training split is not cached)."""
-    from tlhub.modality import DataSettings
     if source is None or source.modality not in registry.items["modalities"]:
         return False  # reported by validate
     return registry.modality(source.modality).augments(DataSettings.of(recipe))

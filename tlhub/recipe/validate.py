@@ -5,7 +5,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tlhub.errors import UserError
+from tlhub.errors import UserError, did_you_mean
+from tlhub.modality import DataSettings
 from tlhub.options import resolve_options
 from tlhub.plugins import get_registry
 from tlhub.recipe.schema import Recipe, apply_overrides, load_toml, parse_recipe
@@ -44,6 +45,7 @@ def _check(recipe: Recipe, registry=None) -> tuple[list[str], Any]:
             return None
         table = reg.items[kind]
         if name not in table:
+            # local: tlhub.recipe.plan imports torch; `import tlhub` must not
             from tlhub.recipe.plan import unknown_freeze_policy
             errors.append(f"{where}: " + (unknown_freeze_policy(name, reg) if kind == "freeze-policies"
                                           else unknown_message(kind, name, table, reg.provider)))
@@ -99,7 +101,6 @@ def _modality_errors(recipe: Recipe, reg, src, bb) -> list[str]:
                 + unknown_message("modalities", src.modality, reg.items["modalities"], reg.provider)]
     errors = resolve_options("data.preprocess", recipe.data.preprocess, mod.options)[1]
     if not errors:  # the modality's own judgement of the data settings, once its options resolve
-        from tlhub.modality import DataSettings
         errors += reg.modality(src.modality).data_problems(DataSettings.of(recipe))
     if bb is not None and bb.modality not in mod.feeds:
         errors.append(f"data.source: {recipe.data.source!r} gives {src.modality} data, which feeds "
@@ -129,6 +130,7 @@ def _plan(recipe: Recipe, registry) -> tuple[list[str], Any]:
 
 def _setup_errors(recipe: Recipe, registry) -> list[str]:
     """What the run would otherwise find only at setup: output folder, trackers, metrics."""
+    # local: keeps tlhub.artifacts.rundir and tlhub.metrics out of `import tlhub` (every entry point runs it)
     from tlhub.artifacts.rundir import check_output_dir
     from tlhub.metrics import metric_errors
     errors = check_output_dir(recipe.output.dir) if recipe.output.dir else []
@@ -158,7 +160,6 @@ def tracker_errors(names) -> list[str]:
     """Accelerate's tracker names, and only those installed here (Accelerate raises on the others)."""
     from accelerate.tracking import LOGGER_TYPE_TO_CLASS
     from accelerate.tracking import get_available_trackers
-    from tlhub.errors import did_you_mean
     known = ["all", *LOGGER_TYPE_TO_CLASS]
     available = [str(getattr(t, "value", t)) for t in get_available_trackers()]
     errors = []

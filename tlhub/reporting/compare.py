@@ -14,6 +14,7 @@ from tlhub.artifacts.rundir import write_atomic
 from tlhub.artifacts.writable import writable_folder
 from tlhub.errors import UserError
 from tlhub.reporting.htmlkit import esc, fig_png, num, page, png_uri, table
+from tlhub.reporting.pictures import _pyplot, score_metric
 from tlhub.reporting.rundata import RunFiles, epoch_rows, load_run
 
 IGNORED_KEYS = ("output.",)  # where a run was written says nothing about how it was trained
@@ -174,7 +175,6 @@ def val_rows(runs: list[RunFiles]) -> list[Row]:
 
 def _val_score(per_run: list[list[dict]]) -> str:
     """The history's validation score: ``val_<the task's primary metric>`` (``val_accuracy`` for classification)."""
-    from tlhub.reporting.pictures import score_metric
     return "val_" + score_metric([row for rs in per_run for row in rs[:1]])
 
 
@@ -203,7 +203,6 @@ def curves_png(c: Comparison) -> bytes | None:
     per run, phase boundaries dotted."""
     from matplotlib.ticker import MaxNLocator
 
-    from tlhub.reporting.pictures import _pyplot
     per_run = [epoch_rows(r) for r in c.runs]
     if not any(per_run):
         return None

@@ -12,13 +12,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from tlhub.artifacts.rundir import atomic_path, write_atomic
-from tlhub.reporting.rundata import is_mistake, score_text
+from tlhub.reporting.rundata import damaged_files, drawn_samples, is_mistake, load_run, read_samples_images, score_text
 
 MISTAKE = "#c62828"
 
 
 def write_report(run_dir: str | Path) -> list[Path]:
-    from tlhub.reporting.rundata import damaged_files, drawn_samples, load_run, read_samples_images
     run_dir = Path(run_dir)
     run = load_run(run_dir, finished=False)  # every file read and type-checked before a picture is drawn
     written: list[Path] = []

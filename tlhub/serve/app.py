@@ -18,11 +18,13 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from starlette.formparsers import MultiPartException, MultiPartParser
 from starlette.requests import ClientDisconnect
 
+from tlhub import __version__
 from tlhub.errors import UserError
 from tlhub.serve.batcher import Batcher
 from tlhub.serve.engine import Engine, load_engine
 from tlhub.serve.inputs import BadRequest, decoder_for, from_form, from_json_body
 from tlhub.serve.settings import ServeSettings
+from tlhub.use.load import predictions
 
 log = logging.getLogger("tlhub.serve")
 
@@ -161,7 +163,6 @@ async def read_inputs(request: Request, decoder, settings: ServeSettings) -> lis
 def ranked(classes: list[str], rows, top: int, task=None) -> list[dict]:
     """What ``tlhub predict`` prints: the label, its probability, the ``top`` best, and every class's probability
     (multi-label: also the labels over their thresholds; regression: the values)."""
-    from tlhub.use.load import predictions
     out = []
     for p in predictions(classes, rows, task):
         best = sorted(p.probs.items(), key=lambda kv: -kv[1])[:top]
@@ -170,7 +171,6 @@ def ranked(classes: list[str], rows, top: int, task=None) -> list[dict]:
 
 
 def settings_version() -> str:
-    from tlhub import __version__
     return __version__
 
 

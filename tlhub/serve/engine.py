@@ -11,7 +11,10 @@ from pathlib import Path
 from typing import Any
 
 from tlhub import __version__
+from tlhub.plugins import get_registry
 from tlhub.serve.settings import ServeSettings
+from tlhub.use.load import load
+from tlhub.use.onnx import OnnxPredictor
 
 
 @dataclass
@@ -48,7 +51,6 @@ class Engine:
 
 def task_words(name: str) -> str:
     """The task in words, as its descriptor's summary opens ("single-label classification", "regression")."""
-    from tlhub.plugins import get_registry
     spec = get_registry().items["tasks"].get(name)
     return spec.summary.split(":")[0] if spec is not None else name
 
@@ -69,14 +71,12 @@ def load_engine(settings: ServeSettings) -> Engine:
     if settings.onnx:
         import json
 
-        from tlhub.use.onnx import OnnxPredictor
         p = OnnxPredictor(Path(settings.model), threads=settings.threads)
         meta = p.session.get_modelmeta().custom_metadata_map
         config = json.loads(meta.get("tlhub.config", "{}"))
         return Engine(p, "onnxruntime", settings.name or Path(settings.model).parent.name, config, p.preprocessing)
     import torch
 
-    from tlhub.use.load import load
     torch.set_num_threads(settings.threads)
     try:  # one inter-op thread: requests are already run one batch at a time
         torch.set_num_interop_threads(1)

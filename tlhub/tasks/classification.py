@@ -8,6 +8,7 @@ import numpy as np
 
 from tlhub.data.labels import check_classes, class_names, label_name
 from tlhub.errors import UserError
+from tlhub.metrics import compute_metrics
 from tlhub.task import Prediction, Task
 from tlhub.tasks.common import all_labels, encode_splits
 
@@ -50,6 +51,7 @@ class Classification(Task):
         return encode_splits(data, classes, lambda y, _: remap[int(y)])
 
     def carve(self, split: Split, fraction: float, seed: int) -> tuple[Split, Split]:
+        # local: tlhub.data.splits imports torch; `tlhub predict` on an ONNX model must not
         from tlhub.data.splits import stratified_split
         return stratified_split(split, fraction, seed)
 
@@ -92,7 +94,6 @@ class Classification(Task):
         return probs.argmax(-1), probs
 
     def metrics(self, outputs, targets, classes: list[str], names, registry) -> dict:
-        from tlhub.metrics import compute_metrics
         preds = np.asarray(outputs).argmax(-1).tolist()
         return compute_metrics(self.default_metrics if names is None else names, preds, [int(y) for y in targets], len(classes),
                                registry)

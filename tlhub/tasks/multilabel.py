@@ -104,6 +104,7 @@ class MultiLabel(Task):
         """Rarest label first: its examples not placed yet go to the held-out part until it has its share
         (at least one when the label has two examples or more, never all), the rest stay; examples without
         labels are drawn at random (iterative stratification, Sechidis et al. 2011, in one pass)."""
+        # local: tlhub.data.splits imports torch; `tlhub predict` on an ONNX model must not
         from tlhub.data.splits import _take
         y = as_array(split.labels) > 0.5
         n = len(y)

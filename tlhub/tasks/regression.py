@@ -61,6 +61,7 @@ class Regression(Task):
         return encode_splits(data, ours, encode)
 
     def carve(self, split: Split, fraction: float, seed: int) -> tuple[Split, Split]:
+        # local: tlhub.data.splits imports torch; `tlhub predict` on an ONNX model must not
         from tlhub.data.splits import random_split
         return random_split(split, fraction, seed)
 

@@ -5,6 +5,9 @@ import copy
 from pathlib import Path
 from typing import Any
 
+from tlhub.interfaces import DataContext, SourceData, Split
+from tlhub.plugins import get_registry
+from tlhub.policy import FreezePolicy
 from tlhub.registry import DataSourceSpec, FreezePolicySpec, HeadSpec
 from tlhub.testing.kit import (
     EXAMPLE_GROUPS,
@@ -61,7 +64,6 @@ def check_freeze_policy(spec_or_name: FreezePolicySpec | str, options: dict | No
     ``groups``, the same on every call and for a second policy built from the same options, and it
     does not modify ``groups``.
     """
-    from tlhub.policy import FreezePolicy
 
     spec = _lookup("freeze-policies", spec_or_name, FreezePolicySpec)
     what = f"freeze policy {spec.name!r}" + (f" (plugin {spec.plugin!r})" if spec.plugin else "")
@@ -104,12 +106,10 @@ def check_data_source(spec_or_name: DataSourceSpec | str, options: dict | None =
     split present has as many items as labels, integer labels within ``range(len(classes))``, and
     items of the declared modality (a sample of ``sample`` items per split is read). Returns it.
     """
-    from tlhub.interfaces import DataContext, SourceData, Split
 
     spec = _lookup("data-sources", spec_or_name, DataSourceSpec)
     what = f"data source {spec.name!r}" + (f" (plugin {spec.plugin!r})" if spec.plugin else "")
     check_options(spec, what)
-    from tlhub.plugins import get_registry
     registry = get_registry()
     if spec.modality not in registry.items["modalities"]:
         _fail(what, f"gives {spec.modality!r} data, which no registered modality reads (registered: "

@@ -4,7 +4,9 @@ from __future__ import annotations
 from contextlib import contextmanager
 from typing import Any, Iterator
 
+from tlhub import plugins
 from tlhub.hookspecs import hookimpl
+from tlhub.interfaces import SourceData, Split
 from tlhub.registry import DataSourceSpec
 
 # ------------------------------------------------------------------ data for tests
@@ -13,7 +15,6 @@ def tiny_image_data(classes: int = 3, per_class: int = 8, size: int = 16, seed: 
     """A tiny learnable image ``SourceData``: a square of each class's colour and position on noise."""
     import numpy as np
 
-    from tlhub.interfaces import SourceData, Split
 
     if not 2 <= classes <= 6:
         raise ValueError("classes must be between 2 and 6")
@@ -53,6 +54,5 @@ def registered(*plugin_objects: Any) -> Iterator[Any]:
 
     Subprocesses (``tlhub run`` on the command line) only see installed entry points.
     """
-    from tlhub import plugins
     with plugins.use_registry(plugins.make_registry(extra=plugin_objects)) as registry:
         yield registry

@@ -19,7 +19,9 @@ from __future__ import annotations
 from typing import Any
 
 from tlhub.errors import UserError
+from tlhub.interfaces import Backbone
 from tlhub.options import REQUIRED, Opt, check_value, resolve_options
+from tlhub.plugins import get_registry
 from tlhub.registry import BackboneSpec
 
 MODALITIES = ("image", "text")  # the built-in modalities (plugins may register more: `tlhub list modalities`)
@@ -43,7 +45,6 @@ def _lookup(kind: str, spec_or_name: Any, cls: type):
         return spec_or_name
     if not isinstance(spec_or_name, str):
         raise TypeError(f"expected a {cls.__name__} or a registered name, got {spec_or_name!r}")
-    from tlhub.plugins import get_registry
     try:
         return get_registry().get(kind, spec_or_name)
     except UserError as exc:
@@ -93,7 +94,6 @@ def _resolve(what: str, path: str, spec: Any, options: dict | None) -> dict:
 
 def _feeding_modality(what: str, input_kind: str):
     """The registered modality that feeds backbones taking ``input_kind`` (the one of that name first)."""
-    from tlhub.plugins import get_registry
     reg = get_registry()
     specs = sorted(reg.items["modalities"].values(), key=lambda m: m.name != input_kind)
     for m in specs:
@@ -148,7 +148,6 @@ def check_backbone(spec_or_name: BackboneSpec | str, weights: str = "none", opti
     """
     import torch
 
-    from tlhub.interfaces import Backbone
 
     spec = _lookup("backbones", spec_or_name, BackboneSpec)
     what = f"backbone {spec.name!r}" + (f" (plugin {spec.plugin!r})" if spec.plugin else "")

@@ -23,6 +23,7 @@ import torch
 
 from tlhub import states
 from tlhub.artifacts import rundir
+from tlhub.data.batching import by_length, in_order
 from tlhub.interfaces import Backbone
 from tlhub.data.targets import stack_targets
 from tlhub.model.transfer import Entry
@@ -191,7 +192,6 @@ def build_cache(model, dataset, collate, entry: Entry, *, batch_size: int, store
     ``group_by_length`` (text datasets have ``lengths``) batches hold examples of similar length."""
     from tqdm.auto import tqdm
 
-    from tlhub.data.batching import by_length, in_order
 
     n = len(dataset)
     lengths = getattr(dataset, "lengths", None)

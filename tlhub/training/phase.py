@@ -12,10 +12,11 @@ from dataclasses import dataclass, field
 import torch
 
 from tlhub.artifacts import rundir
+from tlhub.data.batching import LengthGroupedBatches, by_length
 from tlhub.errors import UserError
 from tlhub.model import RAW, Entry, TransferModel, apply_states
 from tlhub.recipe.plan import CacheEntry
-from tlhub.training import checkpoint
+from tlhub.training import checkpoint, lr_find
 from tlhub.training.cache import (
     CachedDataset,
     Shard,
@@ -316,7 +317,6 @@ def run_phase(ctx: RunContext, model: TransferModel, index: int, resume=None) ->
 def _measure_lr(ctx: RunContext, model, optimizer, loader, entry: Entry, index: int) -> None:
     """``lr = "auto"``: the lr range test (tlhub.training.lr_find) sets the phase's learning rates, their
     ratios (lr_mult, layer_decay) kept; the main process's result is used by every process."""
-    from tlhub.training import lr_find
     phase = ctx.plan.phases[index].settings
     found, lr = None, phase.lr
     if ctx.accelerator.is_main_process:
@@ -353,7 +353,6 @@ def _loader(ds, batch_size, shuffle, collate, workers, seed, group_by_length=Fal
     if lengths is None:
         return torch.utils.data.DataLoader(ds, batch_size=batch_size, shuffle=shuffle, collate_fn=collate,
                                            num_workers=workers, generator=torch.Generator().manual_seed(seed))
-    from tlhub.data.batching import LengthGroupedBatches, by_length
     batches = LengthGroupedBatches(lengths, batch_size, seed) if shuffle else by_length(lengths, batch_size)
     return torch.utils.data.DataLoader(ds, batch_sampler=batches, collate_fn=collate, num_workers=workers)
 

@@ -15,6 +15,8 @@ from pathlib import Path
 
 from tlhub.artifacts import rundir, runlock
 from tlhub.errors import UserError
+from tlhub.training import checkpoint
+from tlhub.training.phase import Interrupted
 
 log = logging.getLogger("tlhub")
 
@@ -88,7 +90,6 @@ def close_run(opened: OpenedRun | None, exc: BaseException | None) -> None:
     """After the run, whatever happened: tidy a failure, then release the lock."""
     if opened is None:
         return
-    from tlhub.training.phase import Interrupted
     try:
         if exc is not None and not isinstance(exc, Interrupted):
             rd = opened.rd
@@ -106,7 +107,6 @@ def disk_full(opened: OpenedRun | None, exc: BaseException, resume_command: str)
     """The one message for a full disk, after ``close_run``: what failed, and the command that continues."""
     first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
     msg = first if isinstance(exc, rundir.DiskFull) else f"disk full while writing the run ({first})"
-    from tlhub.training import checkpoint
     if opened is not None and opened.rd.path.is_dir() and checkpoint.newest(opened.rd.path) is not None:
         return rundir.DiskFull(errors=[msg, f"after freeing space, continue with: {resume_command}"])
     return rundir.DiskFull(errors=[msg, "nothing was trained yet: after freeing space, run the same command again"])

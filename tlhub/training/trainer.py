@@ -12,9 +12,13 @@ from typing import Any, Callable
 
 import torch
 
+from tlhub import precision
 from tlhub.artifacts import rundir
+from tlhub.artifacts.environment import describe_environment
+from tlhub.data.batching import flat
 from tlhub.data.splits import Splits, make_splits
 from tlhub.errors import UserError
+from tlhub.export.model import write_outputs
 from tlhub.interfaces import Backbone, DataContext
 from tlhub.metrics import float_scores, format_scores
 from tlhub.modality import DataSettings
@@ -30,9 +34,12 @@ from tlhub.recipe import (
     to_toml,
 )
 from tlhub.recipe.plan import RunPlan, build_plan
+from tlhub.reporting import html as report_html  # called as report_html.X: tests replace it
 from tlhub.task import Task
-from tlhub.training import datapin, runfolder
+from tlhub.training import checkpoint, datapin, phase, runfolder  # phase.run_phase: tests replace it
+from tlhub.training.phase import Interrupted, RunContext, StopFlag, _loader, predict_loader
 from tlhub.training.runfolder import find_resume_dir  # noqa: F401 (tlhub.training.trainer.find_resume_dir)
+from tlhub.training.validation import warning
 
 log = logging.getLogger("tlhub")
 
@@ -159,9 +166,6 @@ def _run(recipe_or_path, overrides, overwrite, quiet, resume, opened, search_aut
         set_seed,
     )
 
-    from tlhub.plugins import get_registry
-    from tlhub.training import checkpoint
-    from tlhub.training.phase import Interrupted, RunContext, StopFlag, run_phase
 
     checked = resolve_checked(recipe_or_path, overrides)
     recipe = checked.recipe
@@ -173,7 +177,6 @@ def _run(recipe_or_path, overrides, overwrite, quiet, resume, opened, search_aut
     _check_gpus_per_process()
     from accelerate.state import AcceleratorState, PartialState
 
-    from tlhub import precision
     AcceleratorState._reset_state()  # mixed precision is per run: one process may run several recipes
     # "auto" needs the device first: PartialState is the one Accelerator then adopts.
     prec = precision.resolve(recipe.train.mixed_precision, PartialState(cpu=cpu_ddp).device.type)
@@ -256,7 +259,6 @@ def _run(recipe_or_path, overrides, overwrite, quiet, resume, opened, search_aut
         log.info("resume: from checkpoint %s (phase %d, %d epoch(s) and %d step(s) done)", ckpt.path.name,
                  ckpt.position[0] + 1, ckpt.position[1], ckpt.position[2])
     if main:
-        from tlhub.artifacts.environment import describe_environment
         rundir.write_json(run_dir / "environment.json", describe_environment(
             accelerator.device, accelerator.num_processes, threads, prec.mode, registry))
         rundir.write_atomic(run_dir / "recipe.toml", f"# resolved recipe of {recipe.path}\n" + to_toml(ran))
@@ -288,7 +290,7 @@ def _run(recipe_or_path, overrides, overwrite, quiet, resume, opened, search_aut
         for index in range(first_phase, len(phases)):
             # the phases the search wrote may reuse its cache at the winner's depth (no second fill)
             ctx.shared_cache = found.caches if found and index in found.cache_phases else None
-            model = run_phase(ctx, model, index, resume=resume_in if index == first_phase else None)
+            model = phase.run_phase(ctx, model, index, resume=resume_in if index == first_phase else None)
             if recipe.eval.each_phase and index < len(phases) - 1:
                 scores = evaluate_split(accelerator, model, datasets["test"], collate, recipe, splits)[0]
                 after_phase[phases[index].name] = float_scores(scores)
@@ -302,7 +304,6 @@ def _run(recipe_or_path, overrides, overwrite, quiet, resume, opened, search_aut
         metrics["after_phase"] = {**after_phase, phases[-1].name: float_scores(metrics)}
     metrics["classes"] = splits.classes
     if main:
-        from tlhub.export.model import write_outputs
         write_outputs(run_dir, ran, model, splits, metrics, preds, probs, prec.mode)
     if recipe.train.log_with:
         accelerator.log({f"test/{k}": v for k, v in metrics.items() if isinstance(v, float)})
@@ -327,7 +328,6 @@ def _search_interrupted(stop, run_dir: Path, command: str) -> UserError:
     the interrupted trial's checkpoint; ``auto/`` marks the folder as resumable)."""
     import signal
 
-    from tlhub.training.phase import Interrupted
     (run_dir / "auto").mkdir(exist_ok=True)
     signum = stop.signum or signal.SIGINT
     return Interrupted(f"interrupted by {signal.Signals(signum).name} during the auto search (its finished trials are "
@@ -336,9 +336,8 @@ def _search_interrupted(stop, run_dir: Path, command: str) -> UserError:
 
 def write_page(run_dir: Path) -> None:
     """report.html last, from the files above; every result is already on disk, so a failure here only warns."""
-    from tlhub.reporting.html import write_html_report
     try:
-        log.info("report: %s", write_html_report(run_dir))
+        log.info("report: %s", report_html.write_html_report(run_dir))
     except Exception as exc:  # noqa: BLE001 - the run's results are written; `tlhub report` can retry
         if rundir.is_disk_full(exc):  # the run is not whole: one message with the resume command
             raise
@@ -347,7 +346,6 @@ def write_page(run_dir: Path) -> None:
 
 
 def _warn_small_val(plan: RunPlan, splits) -> None:
-    from tlhub.training.validation import warning
     decides = any(p.settings.early_stop or p.settings.restore_best for p in plan.phases)
     message = warning(len(splits.val), decides)
     if message:
@@ -356,12 +354,10 @@ def _warn_small_val(plan: RunPlan, splits) -> None:
 
 def split_logits(accelerator, model, dataset, collate, recipe):
     """(logits, targets) of a whole split, in the split's order."""
-    from tlhub.training.phase import _loader, predict_loader
     d = recipe.data
     plain = _loader(dataset, d.eval_batch_size or 2 * d.batch_size, False, collate, d.workers, 0, d.group_by_length)
     logits, labels = predict_loader(accelerator, model, accelerator.prepare(plain))
     if plain.batch_size is None:  # batches grouped by length: put predictions back in the split's order
-        from tlhub.data.batching import flat
         order = torch.tensor(flat(plain.batch_sampler))
         logits[order], labels[order] = logits.clone(), labels.clone()
     return logits, labels

@@ -17,6 +17,10 @@ import dataclasses
 import math
 from dataclasses import dataclass
 
+from tlhub.data.splits import Splits, stratified_split
+
+from tlhub.interfaces import Split
+
 MAX_SE = 0.03
 MIN_TRAIN_KEPT = 0.8
 PLAIN_RUN_SE = 0.1  # runs that decide nothing on validation: warn only when it is nearly meaningless
@@ -71,8 +75,6 @@ class ValPlan:
 
 def plan_validation(splits, p: float, seed: int):
     """(splits, ValPlan): the splits ``auto`` ranks on, enlarged from train when validation is too small."""
-    from tlhub.data.splits import Splits, stratified_split
-    from tlhub.interfaces import Split
     n_val, n_train = len(splits.val), len(splits.train)
     se = accuracy_se(p, n_val)
     if se <= MAX_SE:

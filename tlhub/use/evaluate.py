@@ -4,7 +4,15 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from tlhub.artifacts import rundir
+from tlhub.data.splits import Splits
 from tlhub.errors import UserError
+from tlhub.interfaces import DataContext, Split
+from tlhub.metrics import metric_errors
+from tlhub.options import resolve_options
+from tlhub.plugins import get_registry
+from tlhub.reporting.pictures import write_report
+from tlhub.reporting.samples import write_samples
 from tlhub.use.load import Predictor
 
 log = logging.getLogger("tlhub")
@@ -46,9 +54,6 @@ def load_eval_split(predictor: Predictor, source: str, options: dict, split: str
     recipe), so scoring a model on its own training source reproduces the run's test split.
     ``"all"`` takes every example the source gives.
     """
-    from tlhub.interfaces import DataContext, Split
-    from tlhub.options import resolve_options
-    from tlhub.plugins import get_registry
 
     if split not in EVAL_SPLITS:
         raise UserError(f"--split: must be one of {', '.join(EVAL_SPLITS)}, got {split!r}")
@@ -90,9 +95,6 @@ def evaluate_source(predictor: Predictor, source: str, options: dict | None = No
     confusion matrix), ``samples.json`` (+ ``samples.safetensors`` for images) and the pictures of
     ``tlhub.reporting.pictures.write_report``. Returns the metrics.
     """
-    from tlhub.data.splits import Splits
-    from tlhub.metrics import metric_errors
-    from tlhub.plugins import get_registry
     registry = get_registry()
 
     names = _training_recipe(predictor.model_dir).get("eval", {}).get("metrics") \
@@ -109,9 +111,6 @@ def evaluate_source(predictor: Predictor, source: str, options: dict | None = No
     metrics.update({"test_examples": len(data), "classes": predictor.classes, "source": source, "split": split,
                     "model": str(predictor.model_dir)})
     if out_dir is not None:
-        from tlhub.artifacts import rundir
-        from tlhub.reporting.pictures import write_report
-        from tlhub.reporting.samples import write_samples
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
         rundir.write_json(out / "metrics.json", metrics)

@@ -23,8 +23,13 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
+from tlhub import precision
 from tlhub.errors import UserError
+from tlhub.plugins import get_registry
+from tlhub.precision import autocast
 from tlhub.task import Prediction  # noqa: F401 (tlhub.use.load.Prediction, as before tasks)
+from tlhub.tasks.classification import Classification
+from tlhub.use.modelconfig import config_problems
 
 if TYPE_CHECKING:  # keep ``import tlhub.use.load`` free of torch until a model is loaded
     import numpy as np
@@ -38,14 +43,12 @@ def predictions(classes: list[str], probs, task: Any = None) -> list[Prediction]
     """One ``Prediction`` per row of outputs (class probabilities, or the task's: ``Task.predictions``), for
     PyTorch and ONNX Runtime predictors alike."""
     if task is None:
-        from tlhub.tasks.classification import Classification
         task = Classification()
     return task.predictions(classes, probs)
 
 
 def model_task(config: dict, registry: Any = None) -> Any:
     """The model's ``tlhub.task.Task`` with the options and state it was saved with (thresholds, scale)."""
-    from tlhub.plugins import get_registry
     task = (registry or get_registry()).task(config.get("task") or "classification")
     return task.configured(config.get("task_options") or {}, config.get("task_state") or {})
 
@@ -61,7 +64,6 @@ class Predictor:
 
     def __init__(self, model: Any, config: dict, model_dir: Path, device: str = "cpu", mixed_precision: str = "no",
                  registry: Any = None):
-        from tlhub.plugins import get_registry
         self.model = model
         self.mixed_precision = mixed_precision
         self.config = config
@@ -94,7 +96,6 @@ class Predictor:
         import numpy as np
         import torch
 
-        from tlhub.precision import autocast
         if batch_size < 1:
             raise UserError(f"batch_size: must be >= 1, got {batch_size}")
         items = self.modality_impl.as_items(inputs)
@@ -144,7 +145,6 @@ def find_model_dir(path: str | Path) -> Path:
 
 def read_config(model_dir: Path) -> dict:
     """``config.json`` of a model folder, checked against its schema (``tlhub.use.modelconfig``)."""
-    from tlhub.use.modelconfig import config_problems
 
     path = model_dir / "config.json"
     try:
@@ -159,8 +159,8 @@ def read_config(model_dir: Path) -> dict:
 
 def build_model(config: dict, model_dir: Path, registry=None):
     """The ``TransferModel`` of ``config`` with random weights (backbone built with weights='none')."""
+    # local: tlhub.model imports torch; `tlhub predict` on an ONNX model must not
     from tlhub.model import ModelSpec, add_head, build_backbone
-    from tlhub.plugins import get_registry
 
     registry = registry or get_registry()
     try:
@@ -223,7 +223,6 @@ def load(path: str | Path, device: str = "cpu", mixed_precision: str = "auto") -
     "fp16" force one.
     Raises ``tlhub.UserError`` when the folder, config or weights are missing, corrupt or do not fit.
     """
-    from tlhub import precision
     if mixed_precision not in precision.MODES:
         raise UserError(f"mixed_precision {mixed_precision!r}: expected one of {', '.join(precision.MODES)}")
     model_dir = find_model_dir(path)

@@ -6,11 +6,13 @@ from tlhub.modality import ModalitySpec
 
 
 def _image():
+    # local: a registry entry is a descriptor; the modality's code loads when it is built
     from tlhub.modalities.image import ImageModality
     return ImageModality()
 
 
 def _text():
+    # local: a registry entry is a descriptor; the modality's code loads when it is built
     from tlhub.modalities.text import TextModality
     return TextModality()
 

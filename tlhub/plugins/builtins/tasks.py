@@ -7,16 +7,19 @@ from tlhub.task import TaskSpec
 
 
 def _classification():
+    # local: tlhub.tasks.classification imports numpy; `tlhub list` must not
     from tlhub.tasks.classification import Classification
     return Classification()
 
 
 def _multilabel():
+    # local: tlhub.tasks.multilabel imports numpy; `tlhub list` must not
     from tlhub.tasks.multilabel import MultiLabel
     return MultiLabel()
 
 
 def _regression():
+    # local: tlhub.tasks.regression imports numpy; `tlhub list` must not
     from tlhub.tasks.regression import Regression
     return Regression()
 
