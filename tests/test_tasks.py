@@ -43,6 +43,10 @@ def test_multilabel_trains_tunes_thresholds_and_every_predictor_uses_them(multil
     assert res.classes == ["bad", "fun", "great", "none"]
     assert m["macro_f1"] > 0.7 and 0 <= m["micro_f1"] <= 1 and m["mean_average_precision"] > 0.7
     assert set(m["per_label"]) == set(res.classes) and all(v["support"] >= 0 for v in m["per_label"].values())
+    # the report shows the task's own picture and per-label table instead of a confusion matrix
+    assert m["pictures"] == ["per_label_f1.png"] and (res.run_dir / "per_label_f1.png").stat().st_size > 5000
+    page = (res.run_dir / "report.html").read_text()
+    assert "per_label_f1.png" in page and "Per label, worst f1 first" in page and "no confusion matrix" not in page
     history = [json.loads(line) for line in (res.run_dir / "history.jsonl").read_text().splitlines()]
     assert "val_macro_f1" in history[0] and "train_exact_match" in history[0] and "val_accuracy" not in history[0]
     config = json.loads((res.run_dir / "model" / "config.json").read_text())
@@ -81,6 +85,9 @@ def test_regression_on_sentence_pairs_maps_outputs_back_with_the_stored_scale(re
     m = res.metrics
     assert res.classes == ["score"]
     assert m["pearson"] > 0.8 and m["spearman"] > 0.8 and m["rmse"] >= m["mae"] > 0
+    assert m["pictures"] == ["predicted_vs_true.png"] and (res.run_dir / "predicted_vs_true.png").stat().st_size > 5000
+    page = (res.run_dir / "report.html").read_text()
+    assert "predicted_vs_true.png" in page and "no confusion matrix" not in page
     config = json.loads((res.run_dir / "model" / "config.json").read_text())
     state = config["task_state"]
     assert config["task"] == "regression" and 1 < state["mean"][0] < 5 and state["std"][0] > 0.5

@@ -224,6 +224,15 @@ class MultiLabel(Task):
         return rows
 
 
+    def pictures(self, run_dir, classes: list[str], targets, outputs, scores: dict) -> list:
+        from pathlib import Path
+
+        from tlhub.tasks.pictures import per_label_png
+        if not scores.get("per_label"):
+            return []
+        return [per_label_png(scores["per_label"], scores, Path(run_dir) / "per_label_f1.png")]
+
+
 def tune_thresholds(probs: np.ndarray, y: np.ndarray) -> list[float]:
     """Per label, the threshold that maximises its F1 on these examples (0.5 for a label never true here):
     probabilities sorted high to low, F1 of predicting the top k for every k, the cut halfway between

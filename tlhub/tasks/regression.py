@@ -140,6 +140,16 @@ class Regression(Task):
                  "loss": round(float(err[i]), 4), "wrong": bool(err[i] > tol)} for i in range(len(y))]
 
 
+    def pictures(self, run_dir, classes: list[str], targets, outputs, scores: dict) -> list:
+        from pathlib import Path
+
+        from tlhub.tasks.pictures import regression_png
+        pred, y = np.asarray(outputs, dtype=np.float64), as_array(targets).astype(np.float64)
+        if len(y) < 2:
+            return []
+        return [regression_png(pred, y, classes, scores, Path(run_dir) / "predicted_vs_true.png")]
+
+
 def _pearson(pred: np.ndarray, y: np.ndarray) -> float:
     """Pearson's r, the mean over target columns; 0 for a column where either side is constant."""
     rs = []
