@@ -98,7 +98,12 @@ def test_regression_on_sentence_pairs_maps_outputs_back_with_the_stored_scale(re
         raw = p.model(p.inputs.batch(PAIRS, "cpu")).float().numpy()[:, 0]
     np.testing.assert_allclose([q.value for q in preds], raw * state["std"][0] + state["mean"][0], rtol=1e-5)
     assert preds[0].to_dict() == {"value": preds[0].value, "values": {"score": preds[0].value}}
-    # pairs are tokenized as one input: swapping a pair's sentences is another input
+    # pairs are tokenized as one input with segment ids (0: first sentence, 1: second), as in training
+    batch = p.inputs.batch(PAIRS, "cpu")
+    assert config["preprocessing"]["pairs"] is True and set(batch) == {"input_ids", "attention_mask", "token_type_ids"}
+    types = batch["token_type_ids"][0][batch["attention_mask"][0].bool()].tolist()
+    assert types[0] == 0 and types[-1] == 1 and types == sorted(types)
+    # swapping a pair's sentences is another input
     assert p.predict([PAIRS[1][::-1]])[0].value != pytest.approx(preds[1].value, abs=1e-7)
     again = evaluate_source(p, "tsv", {"path": str(root / "pairs.tsv"), "text_column": "s1", "text_pair": "s2",
                                        "label_column": "score"})
