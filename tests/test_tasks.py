@@ -43,6 +43,10 @@ def test_multilabel_trains_tunes_thresholds_and_every_predictor_uses_them(multil
     assert res.classes == ["bad", "fun", "great", "none"]
     assert m["macro_f1"] > 0.7 and 0 <= m["micro_f1"] <= 1 and m["mean_average_precision"] > 0.7
     assert set(m["per_label"]) == set(res.classes) and all(v["support"] >= 0 for v in m["per_label"].values())
+    # the report shows the task's own picture and per-label table instead of a confusion matrix
+    assert m["pictures"] == ["per_label_f1.png"] and (res.run_dir / "per_label_f1.png").stat().st_size > 5000
+    page = (res.run_dir / "report.html").read_text()
+    assert "per_label_f1.png" in page and "Per label, worst f1 first" in page and "no confusion matrix" not in page
     history = [json.loads(line) for line in (res.run_dir / "history.jsonl").read_text().splitlines()]
     assert "val_macro_f1" in history[0] and "train_exact_match" in history[0] and "val_accuracy" not in history[0]
     config = json.loads((res.run_dir / "model" / "config.json").read_text())
@@ -81,6 +85,9 @@ def test_regression_on_sentence_pairs_maps_outputs_back_with_the_stored_scale(re
     m = res.metrics
     assert res.classes == ["score"]
     assert m["pearson"] > 0.8 and m["spearman"] > 0.8 and m["rmse"] >= m["mae"] > 0
+    assert m["pictures"] == ["predicted_vs_true.png"] and (res.run_dir / "predicted_vs_true.png").stat().st_size > 5000
+    page = (res.run_dir / "report.html").read_text()
+    assert "predicted_vs_true.png" in page and "no confusion matrix" not in page
     config = json.loads((res.run_dir / "model" / "config.json").read_text())
     state = config["task_state"]
     assert config["task"] == "regression" and 1 < state["mean"][0] < 5 and state["std"][0] > 0.5
@@ -91,7 +98,12 @@ def test_regression_on_sentence_pairs_maps_outputs_back_with_the_stored_scale(re
         raw = p.model(p.inputs.batch(PAIRS, "cpu")).float().numpy()[:, 0]
     np.testing.assert_allclose([q.value for q in preds], raw * state["std"][0] + state["mean"][0], rtol=1e-5)
     assert preds[0].to_dict() == {"value": preds[0].value, "values": {"score": preds[0].value}}
-    # pairs are tokenized as one input: swapping a pair's sentences is another input
+    # pairs are tokenized as one input with segment ids (0: first sentence, 1: second), as in training
+    batch = p.inputs.batch(PAIRS, "cpu")
+    assert config["preprocessing"]["pairs"] is True and set(batch) == {"input_ids", "attention_mask", "token_type_ids"}
+    types = batch["token_type_ids"][0][batch["attention_mask"][0].bool()].tolist()
+    assert types[0] == 0 and types[-1] == 1 and types == sorted(types)
+    # swapping a pair's sentences is another input
     assert p.predict([PAIRS[1][::-1]])[0].value != pytest.approx(preds[1].value, abs=1e-7)
     again = evaluate_source(p, "tsv", {"path": str(root / "pairs.tsv"), "text_column": "s1", "text_pair": "s2",
                                        "label_column": "score"})

@@ -73,12 +73,13 @@ class DataSettings:
     augment: Any = None
     group_by_length: bool = False
     options: dict = field(default_factory=dict)
+    pairs: bool = False  # the source gives sentence pairs (its ``text_pair`` option)
 
     @classmethod
     def of(cls, recipe) -> "DataSettings":
         d = recipe.data
         return cls(d.image_size or 0, d.augment, bool(getattr(d, "group_by_length", False)),
-                   dict(getattr(d, "preprocess", None) or {}))
+                   dict(getattr(d, "preprocess", None) or {}), bool((d.options or {}).get("text_pair")))
 
 
 @dataclass(frozen=True)

@@ -153,3 +153,8 @@ class Task:
 
     def sample_rows(self, classes: list[str], targets: Any, outputs: Any) -> list[dict]:
         raise NotImplementedError
+
+    def pictures(self, run_dir: Any, classes: list[str], targets: Any, outputs: Any, scores: dict) -> list[Any]:
+        """The test split's pictures this task draws into ``run_dir`` beside ``scores`` (its metrics), shown by
+        the report page; default: none (classification's confusion matrix is drawn from metrics.json)."""
+        return []

@@ -55,6 +55,12 @@ def write_model(model_dir: Path, recipe, model, classes: list[str], mixed_precis
 
 
 def write_outputs(run_dir: Path, recipe, model, splits, metrics, preds, outputs, mixed_precision: str = "no") -> None:
+    task = splits.task or get_registry().task(recipe.model.task)
+    drawn = task.pictures(run_dir, splits.classes, splits.test.labels, outputs.float().numpy(), metrics)
+    if drawn:  # the report page shows them in its test section
+        metrics["pictures"] = [p.name for p in drawn]
+        for path in drawn:
+            log.info("picture: %s", path)
     rundir.write_json(run_dir / "metrics.json", metrics)
     write_model(run_dir / "model", recipe, model, splits.classes, mixed_precision, splits.task)
     write_samples(run_dir, get_registry().source_modality(recipe.data.source), splits, outputs)

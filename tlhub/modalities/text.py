@@ -19,22 +19,20 @@ MAX_CHARS = 100_000  # a served text over this is refused (tlhub serve's default
 class TextInputs(InputPipeline):
     """Strings -> ``{"input_ids", "attention_mask"}`` padded like the trainer's collate (right, the pad id)."""
 
-    def __init__(self, tokenizer: Any, max_length: int):
-        self.tokenizer, self.max_length = tokenizer, max_length
+    def __init__(self, tokenizer: Any, max_length: int, pairs: bool = False):
+        self.tokenizer, self.max_length, self.pairs = tokenizer, max_length, pairs
 
     def batch(self, items: Sequence, device: Any) -> Any:
         import torch
 
         # local: tlhub.data.text imports torch; `tlhub predict` on an ONNX model must not
-        from tlhub.data.text import tokenizer_args
-        enc = self.tokenizer(*tokenizer_args(items), truncation=True, max_length=self.max_length)["input_ids"]
-        ids = [torch.tensor(e, dtype=torch.long) for e in enc]
-        pad = self.tokenizer.pad_token_id or 0
-        batch = torch.nn.utils.rnn.pad_sequence(ids, batch_first=True, padding_value=pad)
-        mask = torch.zeros_like(batch)
-        for row, e in enumerate(ids):
-            mask[row, : len(e)] = 1
-        return {"input_ids": batch.to(device), "attention_mask": mask.to(device)}
+        from tlhub.data.text import pad_tokens, tokenizer_args
+        args = tokenizer_args(items)
+        out = self.tokenizer(*args, truncation=True, max_length=self.max_length)
+        ids = [torch.tensor(e, dtype=torch.long) for e in out["input_ids"]]
+        types = out.get("token_type_ids") if len(args) == 2 else None  # as the training batches had them
+        types = [torch.tensor(t, dtype=torch.long) for t in types] if types is not None else None
+        return {k: v.to(device) for k, v in pad_tokens(ids, self.tokenizer.pad_token_id or 0, types).items()}
 
 
 class TextModality(Modality):
@@ -75,7 +73,8 @@ class TextModality(Modality):
 
     # -- the exported model
     def config(self, backbone: Any, data: DataSettings) -> dict:
-        return {"max_length": backbone.preprocessing.max_length}
+        pairs = {"pairs": True} if data.pairs else {}  # the ONNX graph then takes the segment ids too
+        return {"max_length": backbone.preprocessing.max_length, **pairs}
 
     def config_problems(self, prep: dict) -> list[str]:
         ml = prep.get("max_length", 512)
@@ -97,18 +96,20 @@ class TextModality(Modality):
         tok = getattr(getattr(backbone, "preprocessing", None), "tokenizer", None)
         if tok is None:  # the rebuilt backbone was rebuilt from the files Backbone.save_extras wrote
             raise UserError(f"{model_dir}: a text model whose backbone gives no tokenizer")
-        return TextInputs(tok, int(prep.get("max_length", 512)))
+        return TextInputs(tok, int(prep.get("max_length", 512)), bool(prep.get("pairs")))
 
     # -- ONNX
     def onnx_io(self, pipeline: InputPipeline, backbone: Any) -> OnnxIO:
-        # with padding, so the traced graph keeps the masked path
-        example = pipeline.batch(["an example sentence for the export", "short"], "cpu")
-        axes = {name: {0: "batch", 1: "sequence"} for name in example}
-        return OnnxIO(example, axes, lambda input_ids, attention_mask: {"input_ids": input_ids,
-                                                                        "attention_mask": attention_mask})
+        # with padding, so the traced graph keeps the masked path; a pair model's example is pairs
+        texts = ["an example sentence for the export", "short"]
+        example = pipeline.batch(list(zip(texts, texts[::-1])) if pipeline.pairs else texts, "cpu")
+        names = list(example)
+        axes = {name: {0: "batch", 1: "sequence"} for name in names}
+        return OnnxIO(example, axes, lambda *tensors: dict(zip(names, tensors)))
 
     def onnx_metadata(self, prep: dict) -> dict:
-        return {"inputs": ["input_ids", "attention_mask"], "tokenizer": "tokenizer", "padding": "right"}
+        types = ["token_type_ids"] if prep.get("pairs") else []
+        return {"inputs": ["input_ids", "attention_mask", *types], "tokenizer": "tokenizer", "padding": "right"}
 
     def onnx_save(self, pipeline: InputPipeline, out_dir: Path) -> None:
         pipeline.tokenizer.save_pretrained(str(out_dir / "tokenizer"))
@@ -135,8 +136,11 @@ class TextModality(Modality):
         def feed(items: Sequence) -> dict:
             check_texts(list(items))
             encoded = tokenizer.encode_batch(list(items))
-            return {"input_ids": np.array([e.ids for e in encoded], dtype=np.int64),
-                    "attention_mask": np.array([e.attention_mask for e in encoded], dtype=np.int64)}
+            out = {"input_ids": np.array([e.ids for e in encoded], dtype=np.int64),
+                   "attention_mask": np.array([e.attention_mask for e in encoded], dtype=np.int64)}
+            if prep.get("pairs"):  # the graph's third input: 0 for the first sentence's tokens, 1 for the second's
+                out["token_type_ids"] = np.array([e.type_ids for e in encoded], dtype=np.int64)
+            return out
         return feed
 
     # -- serving

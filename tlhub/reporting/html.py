@@ -143,10 +143,34 @@ def curves_section(run: RunFiles) -> str:
 
 
 def test_section(run: RunFiles) -> str:
-    """The confusion matrix beside the per-class scores (they wrap under it when the matrix is wide)."""
+    """The confusion matrix beside the per-class scores (they wrap under it when the matrix is wide); for a task
+    without one (regression, multi-label), the pictures its task drew (``Task.pictures``) and its per-label or
+    per-target scores."""
+    drawn = [n for n in run.metrics.get("pictures") or [] if isinstance(n, str) and "/" not in n]
+    if drawn and not run.metrics.get("confusion_matrix"):
+        figs = "".join(f"<div>{figure(run.path / n, n)}</div>" for n in drawn)
+        return f'<h2>Test split</h2>\n<div class="row">{figs}</div>{per_item_table(run.metrics)}'
     cm = figure(run.path / "confusion_matrix.png", "confusion matrix of the test split")
     return (f'<h2>Test split: confusion matrix and per-class scores</h2>\n<div class="row"><div>{cm}</div>'
             f"<div>{classes_table(run)}</div></div>")
+
+
+def per_item_table(metrics: dict) -> str:
+    """``per_label`` / ``per_target`` scores of metrics.json as a table, worst first by their first column."""
+    for key, what in (("per_label", "label"), ("per_target", "target")):
+        per = metrics.get(key)
+        if not isinstance(per, dict) or not per or not all(isinstance(v, dict) for v in per.values()):
+            continue
+        cols = list(next(iter(per.values())))
+        first = cols[0]
+        order = sorted(per, key=lambda k: per[k].get(first) if isinstance(per[k].get(first), (int, float)) else 0)
+
+        def cell(v) -> Cell:
+            return Cell("—" if v is None else (f"{v:.4f}" if isinstance(v, float) else str(v)), True)
+        rows = [[name, *[cell(per[name].get(c)) for c in cols]] for name in order]
+        return (f"<h3>Per {what}, worst {esc(first)} first</h3>\n"
+                + table([what, *[c.replace("_", " ") for c in cols]], rows, numeric=set(range(1, len(cols) + 1))))
+    return ""
 
 
 def classes_table(run: RunFiles) -> str:

@@ -12,6 +12,7 @@ from tlhub.data.labels import class_names, label_name
 from tlhub.errors import UserError
 from tlhub.task import Prediction, Task
 from tlhub.tasks.common import all_labels, as_array, encode_splits, f1_scores
+from tlhub.tasks.pictures import per_label_png
 
 if TYPE_CHECKING:  # tlhub.interfaces imports torch; an ONNX model's predictions never do
     from tlhub.interfaces import SourceData, Split
@@ -223,6 +224,13 @@ class MultiLabel(Task):
                          "false_positives": fp, "false_negatives": fn, "loss": round(float(bce[i]), 4),
                          "wrong": bool(fp or fn)})
         return rows
+
+
+    def pictures(self, run_dir, classes: list[str], targets, outputs, scores: dict) -> list:
+        from pathlib import Path
+        if not scores.get("per_label"):
+            return []
+        return [per_label_png(scores["per_label"], scores, Path(run_dir) / "per_label_f1.png")]
 
 
 def tune_thresholds(probs: np.ndarray, y: np.ndarray) -> list[float]:

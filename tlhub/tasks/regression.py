@@ -11,6 +11,7 @@ import numpy as np
 from tlhub.errors import UserError
 from tlhub.task import Prediction, Task
 from tlhub.tasks.common import as_array, encode_splits
+from tlhub.tasks.pictures import regression_png
 
 if TYPE_CHECKING:  # tlhub.interfaces imports torch; an ONNX model's predictions never do
     from tlhub.interfaces import SourceData, Split
@@ -139,6 +140,14 @@ class Regression(Task):
         tol = 0.1 * np.asarray(self.state.get("std", [1.0])).mean()  # "wrong": off by over a tenth of a std
         return [{"true": _fmt(y[i].tolist()), "pred": _fmt(pred[i].tolist()), "error": round(float(err[i]), 4),
                  "loss": round(float(err[i]), 4), "wrong": bool(err[i] > tol)} for i in range(len(y))]
+
+
+    def pictures(self, run_dir, classes: list[str], targets, outputs, scores: dict) -> list:
+        from pathlib import Path
+        pred, y = np.asarray(outputs, dtype=np.float64), as_array(targets).astype(np.float64)
+        if len(y) < 2:
+            return []
+        return [regression_png(pred, y, classes, scores, Path(run_dir) / "predicted_vs_true.png")]
 
 
 def _pearson(pred: np.ndarray, y: np.ndarray) -> float:

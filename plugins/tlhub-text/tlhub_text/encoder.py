@@ -71,7 +71,9 @@ class HFEncoder(Backbone):
     def run_group(self, index: int, state: Any) -> Any:
         if index == 0:
             ids, mask = state["input_ids"], state["attention_mask"]
-            return TokenStates(find_layout(self.hf)[0](input_ids=ids), mask)
+            types = state.get("token_type_ids")  # a sentence pair's segments (BERT-family embeddings take them)
+            emb = find_layout(self.hf)[0]
+            return TokenStates(emb(input_ids=ids) if types is None else emb(input_ids=ids, token_type_ids=types), mask)
         if index <= len(self.layers):
             out = self.layers[index - 1](state.hidden, self._mask4d(state.hidden, state.mask))
             return TokenStates(out[0] if isinstance(out, tuple) else out, state.mask)

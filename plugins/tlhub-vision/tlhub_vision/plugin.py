@@ -97,3 +97,16 @@ def register_data_sources(register):
                                                                "a name, or '' to carve it from train"),
                                 Opt("image_column", str, "image", "image column"),
                                 Opt("label_column", str, "label", "label column"))))
+    register(DataSourceSpec("image-csv", "a CSV or TSV of image files and labels: a class, a label set ('a|b', "
+                            "'3,7'), a number, or one column per label or target (for task = 'multilabel' or "
+                            "'regression'); a missing image file is an error naming it", "image",
+                            _lazy("tables", "load_image_csv"), options=(
+                                Opt("path", str, REQUIRED, "the training file (relative paths: to the recipe); "
+                                                           "a .tsv / .tab file is tab-separated"),
+                                Opt("val_path", str, "", "validation file ('': carved from train)"),
+                                Opt("test_path", str, "", "test file ('': carved from train)"),
+                                Opt("image_column", str, "image", "column of image file paths"),
+                                Opt("label_column", object, "label", "label column, or a list of them (one 0/1 "
+                                                                     "column per label, or several targets)"),
+                                Opt("root", str, "", "folder the image paths are relative to (default: the "
+                                                     "file's own folder)"))))
