@@ -317,8 +317,10 @@ def _run(recipe_or_path, overrides, overwrite, quiet, resume, opened, search_aut
         if opened[0].rd.staged:
             rundir.commit(opened[0].rd)
             log.info("overwrite: the new run replaced the old one in %s", final_dir)
-    log.info("results: %s (report.html, metrics.json, history.jsonl, model/, confusion_matrix.png, "
-             "learning_curves.png, samples)", final_dir)
+    shown = ("report.html", "metrics.json", "history.jsonl", "model", "confusion_matrix.png", "learning_curves.png",
+             *metrics.get("pictures", ()), "samples.png", "samples.md")  # what this run's task and data wrote
+    log.info("results: %s (%s)", final_dir, ", ".join(n + ("/" if n == "model" else "") for n in shown
+                                                      if (final_dir / n).exists()))
     accelerator.wait_for_everyone()
     return RunResult(final_dir, metrics, history, splits.classes, model, ctx.timings)
 
