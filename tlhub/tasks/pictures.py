@@ -10,24 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tlhub.artifacts.rundir import atomic_path
-
-
-def _pyplot():
-    import matplotlib
-    matplotlib.use("Agg")  # files only; never needs a display
-    import matplotlib.pyplot as plt
-    return plt
-
-
-def _save(fig, path: Path) -> Path:
-    plt = _pyplot()
-    try:
-        with atomic_path(path) as tmp:
-            fig.savefig(tmp, dpi=110, bbox_inches="tight", format="png")
-    finally:
-        plt.close(fig)
-    return path
+from tlhub.reporting.pictures import _pyplot, _save  # the report's figure helpers (Agg backend, atomic write)
 
 
 def regression_png(pred: np.ndarray, y: np.ndarray, names: list[str], scores: dict, path: Path) -> Path:
