@@ -9,7 +9,8 @@ WORDS = ["great", "bad", "fun", "movie", "film", "story", "plot", "actor"]  # in
 LABELS = ("great", "bad", "fun")
 
 
-def write_recipe(root: Path, task: str, source: str, options: str, task_options: str = "", epochs: int = 6) -> Path:
+def write_recipe(root: Path, task: str, source: str, options: str, task_options: str = "", epochs: int = 6,
+                 backbone_options: str = "") -> Path:
     from tlhub_text.testing import save_tiny_model
     folder = root / "tiny-bert"
     if not folder.is_dir():
@@ -17,7 +18,7 @@ def write_recipe(root: Path, task: str, source: str, options: str, task_options:
     recipe = root / f"{task}.toml"
     recipe.write_text(f"""[model]
 backbone = "hf"
-backbone_options = {{ model = "{folder.as_posix()}", max_length = 24 }}
+backbone_options = {{ model = "{folder.as_posix()}", max_length = 24{", " + backbone_options if backbone_options else ""} }}
 task = "{task}"
 task_options = {{ {task_options} }}
 [data]

@@ -36,14 +36,19 @@ def unsupported(model: nn.Module, why: str) -> str:
 class HFEncoder(Backbone):
     modality = "text"
 
-    def __init__(self, model: nn.Module, tokenizer: Any, max_length: int, pooling: str, use_pooler: bool):
+    def __init__(self, model: nn.Module, tokenizer: Any, max_length: int, pooling: str, use_pooler: bool,
+                 pair_encoding: str = "cross"):
         super().__init__()
         find_layout(model)
         if not use_pooler and getattr(model, "pooler", None) is not None:
             model.pooler = None  # an unused parameter would break DDP
         self.hf = model  # the only submodule: parameter and state-dict names are hf.*, each once
         self.pooling = pooling
-        self.feature_dim = int(getattr(model.config, "hidden_size", 0) or model.config.dim)
+        # "bi": the two sentences of a pair attend only within themselves (a bi-encoder in one pass)
+        self.bi = pair_encoding == "bi"
+        self.cls_id, self.pad_id = getattr(tokenizer, "cls_token_id", None), getattr(tokenizer, "pad_token_id", 0) or 0
+        width = int(getattr(model.config, "hidden_size", 0) or model.config.dim)
+        self.feature_dim = 2 * width if self.bi else width
         self.preprocessing = TextPreprocessing(tokenizer, max_length)
         covered = [id(p) for _, m in self.groups() for p in m.parameters()]
         rest = [n for n, p in model.named_parameters() if id(p) not in set(covered)]
@@ -66,13 +71,25 @@ class HFEncoder(Backbone):
 
     def _mask4d(self, hidden: torch.Tensor, mask: torch.Tensor):
         from transformers.masking_utils import create_bidirectional_mask
-        return create_bidirectional_mask(config=self.hf.config, inputs_embeds=hidden, attention_mask=mask)
+        if not self.bi:
+            return create_bidirectional_mask(config=self.hf.config, inputs_embeds=hidden, attention_mask=mask)
+        # bi: the mask says 1 for the first sentence's tokens, 2 for the second's; a token sees its own sentence
+        # only. The model's own mask (bool or additive, by attention implementation) with the other sentence cut
+        # (a plain tensor op rather than an and_mask_function: that one is vmapped, which ONNX export cannot trace)
+        full = create_bidirectional_mask(config=self.hf.config, inputs_embeds=hidden, attention_mask=mask.ne(0).long(),
+                                         allow_is_bidirectional_skip=False)
+        other = (mask[:, None, :, None] != mask[:, None, None, :])
+        if full.dtype == torch.bool:
+            return full & ~other
+        return full.masked_fill(other, torch.finfo(full.dtype).min)
 
     def run_group(self, index: int, state: Any) -> Any:
         if index == 0:
             ids, mask = state["input_ids"], state["attention_mask"]
             types = state.get("token_type_ids")  # a sentence pair's segments (BERT-family embeddings take them)
             emb = find_layout(self.hf)[0]
+            if self.bi:
+                return self._bi_embed(emb, ids, mask, types)
             return TokenStates(emb(input_ids=ids) if types is None else emb(input_ids=ids, token_type_ids=types), mask)
         if index <= len(self.layers):
             out = self.layers[index - 1](state.hidden, self._mask4d(state.hidden, state.mask))
@@ -89,11 +106,39 @@ class HFEncoder(Backbone):
         self.hf.config.save_pretrained(str(target))
         return {"model": "tokenizer"}
 
+    def _bi_embed(self, emb: nn.Module, ids: torch.Tensor, mask: torch.Tensor, types: torch.Tensor | None):
+        """A pair tokenized as one ([CLS] a [SEP] b [SEP]) embedded as two sentences, each as if tokenized
+        alone: a [CLS] goes before the second (without it its mean-pooled embedding drifts far from the
+        sentence's own), its positions restart, no segment embedding. The mask carries the sentence (1 or 2)
+        to the layers and to ``pool``."""
+        if types is None or self.cls_id is None:
+            raise UserError("backbone_options.pair_encoding = \"bi\" needs sentence pairs (the data source's "
+                            "text_pair option) and a tokenizer that marks their segments (BERT family)")
+        first = (types.eq(0) & mask.ne(0)).long()
+        col = torch.arange(ids.shape[1], device=ids.device) + (1 - first)  # the second sentence moves right by one
+        new_ids = torch.full((ids.shape[0], ids.shape[1] + 1), self.cls_id, dtype=ids.dtype, device=ids.device)
+        new_ids.scatter_(1, col.expand_as(ids), ids)  # the column left free: the second sentence's [CLS]
+        seg = torch.zeros_like(new_ids).scatter_(1, col.expand_as(ids), mask.ne(0).long() * (2 - first))
+        has_second = (seg == 2).any(1, keepdim=True)
+        cls_col = first.sum(1, keepdim=True)
+        seg.scatter_(1, cls_col, has_second.long() * 2)
+        new_ids = torch.where(seg.eq(0), torch.full_like(new_ids, self.pad_id), new_ids)
+        a, b = seg.eq(1).long(), seg.eq(2).long()
+        pos = (a.cumsum(1) - 1) * a + (b.cumsum(1) - 1) * b
+        return TokenStates(emb(input_ids=new_ids, position_ids=pos), seg)
+
     def pool(self, state: Any) -> torch.Tensor:
         if isinstance(state, Pooled):  # already pooled by the pooler group
             return state.features
         hidden, mask = state.hidden, state.mask
+        if self.bi:  # each sentence mean-pooled and unit-normed; their product (sums to the cosine) and distance
+            u, v = (nn.functional.normalize(_mean(hidden, mask.eq(k)), dim=-1) for k in (1, 2))
+            return torch.cat([u * v, (u - v).abs()], dim=-1)
         if self.pooling == "cls":
             return hidden[:, 0]
-        m = mask.unsqueeze(-1).to(hidden.dtype)
-        return (hidden * m).sum(1) / m.sum(1).clamp(min=1e-9)
+        return _mean(hidden, mask)
+
+
+def _mean(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    m = mask.ne(0).unsqueeze(-1).to(hidden.dtype)
+    return (hidden * m).sum(1) / m.sum(1).clamp(min=1e-9)

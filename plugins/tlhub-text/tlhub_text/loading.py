@@ -144,7 +144,11 @@ def wrap(model, tokenizer, options: dict, use_pooler: bool):
         logging.getLogger("tlhub").info("backbone: max_length %d is more than the model takes; using %d",
                                         max_length, limit)
         max_length = limit
-    return HFEncoder(model, tokenizer, max_length, options["pooling"], use_pooler)
+    pair_encoding = options.get("pair_encoding", "cross")
+    if pair_encoding == "bi" and options["pooling"] != "mean":
+        raise UserError("model.backbone_options: pair_encoding = \"bi\" pools each sentence by its mean; set "
+                        f"pooling = \"mean\" (got {options['pooling']!r})")
+    return HFEncoder(model, tokenizer, max_length, options["pooling"], use_pooler, pair_encoding)
 
 
 def build_hf(weights: str, options: dict):

@@ -10,6 +10,14 @@ from tlhub.options import REQUIRED, Opt
 from tlhub.registry import BackboneSpec, DataSourceSpec
 
 POOLING = ("mean", "cls")
+PAIR_ENCODINGS = ("cross", "bi")
+
+
+def _pair_encoding():
+    return Opt("pair_encoding", str, "cross",
+               "sentence pairs: 'cross' (one sequence, each sentence attends to the other) or 'bi' (each sentence "
+               "encoded alone, mean-pooled; the head sees their product and distance; needs pooling = 'mean')",
+               choices=PAIR_ENCODINGS)
 
 
 def _max_length():
@@ -39,14 +47,16 @@ def register_backbones(register):
         "minilm-l6", "all-MiniLM-L6-v2 sentence encoder (6 layers, 384 wide, 22.7M params), embedded: no network",
         "text", build_minilm, default_weights="pretrained", options=(
             _max_length(),
-            Opt("pooling", str, "mean", "mean of the token states (masked) or the first token's", choices=POOLING))))
+            Opt("pooling", str, "mean", "mean of the token states (masked) or the first token's", choices=POOLING),
+            _pair_encoding())))
     register(BackboneSpec(
         "hf", "any BERT-family encoder (BERT, DistilBERT, RoBERTa, MiniLM, ...) by Hugging Face id or local folder",
         "text", build_hf, default_weights="pretrained", options=(
             Opt("model", str, REQUIRED, "Hugging Face id (e.g. 'bert-base-uncased') or a local model folder"),
             _max_length(),
             Opt("pooling", str, "cls", "'cls': the first token (through the pretrained pooler when the model has "
-                                       "one), or 'mean' of the token states", choices=POOLING))))
+                                       "one), or 'mean' of the token states", choices=POOLING),
+            _pair_encoding())))
 
 
 _ENC = Opt("encoding", str, "utf-8", "text encoding of the files, e.g. 'utf-8', 'cp1252', 'latin-1'")
