@@ -49,20 +49,31 @@ def test_bi_encoding_of_a_pair_equals_each_sentence_encoded_alone(tmp_path):
     assert not torch.allclose(_features(cross, dict(pair)), alone[0], atol=1e-3)
 
 
-def test_a_bi_encoder_run_predicts_evaluates_and_exports_with_parity(tmp_path):
+def test_both_encodings_side_by_side_equal_the_cross_and_the_bi_features(tmp_path):
+    both, bi, cross = (_encoder(tmp_path, e) for e in ("both", "bi", "cross"))
+    tok = both.preprocessing.tokenizer
+    with torch.no_grad():
+        pair = dict(tok([p[0] for p in PAIRS], [p[1] for p in PAIRS], padding=True, return_tensors="pt"))
+        feats, parts = _features(both, pair), torch.cat([_features(cross, pair), _features(bi, pair)], 1)
+    assert both.feature_dim == 3 * cross.feature_dim == feats.shape[1]
+    torch.testing.assert_close(feats, parts, atol=1e-5, rtol=1e-4)
+
+
+@pytest.mark.parametrize("encoding", ["bi", "both"])
+def test_a_bi_encoder_run_predicts_evaluates_and_exports_with_parity(tmp_path, encoding):
     import tlhub
     from tlhub.export.onnx import export_onnx
     from tlhub.use.onnx import OnnxPredictor
     pair_data(tmp_path)
     recipe = write_recipe(tmp_path, "regression", "tsv", 'path = "pairs.tsv", text_column = "s1", '
                           'text_pair = "s2", label_column = "score"', epochs=4,
-                          backbone_options='pooling = "mean", pair_encoding = "bi"')
+                          backbone_options=f'pooling = "mean", pair_encoding = "{encoding}"')
     res = tlhub.run(recipe, quiet=True)
     config = json.loads((res.run_dir / "model" / "config.json").read_text())
-    assert config["backbone_options"]["pair_encoding"] == "bi"
+    assert config["backbone_options"]["pair_encoding"] == encoding
     assert np.isfinite(res.metrics["pearson"]) and res.metrics["rmse"] > 0
     p = tlhub.load(res.run_dir)
-    assert p.model.backbone.bi  # rebuilt from the saved options
+    assert p.model.backbone.encoding == encoding  # rebuilt from the saved options
     values = [q.value for q in p.predict(PAIRS)]
     exported = export_onnx(res.run_dir, tmp_path / "onnx")
     assert exported.max_prob_diff < 1e-4

@@ -33,7 +33,8 @@ class _TensorFields:
 
 @dataclass
 class TokenStates(_TensorFields):
-    """Text states between groups: ``hidden`` ``[B, T, D]`` and the 2-D attention ``mask`` ``[B, T]`` (1: real token)."""
+    """Text states between groups: ``hidden`` ``[B, T, D]`` and the 2-D attention ``mask`` ``[B, T]`` (non-zero: a real
+    token; a backbone may use the value, e.g. 1 and 2 for the two sentences of a pair encoded apart)."""
 
     hidden: torch.Tensor
     mask: torch.Tensor

@@ -162,7 +162,7 @@ def pool_state(state: Any):
     if isinstance(state, Pooled):  # a pooler group's output
         return state.features.float()
     if isinstance(state, TokenStates):
-        m = state.mask.unsqueeze(-1).to(state.hidden.dtype)
+        m = state.mask.ne(0).unsqueeze(-1).to(state.hidden.dtype)
         return (state.hidden * m).sum(1).float() / m.sum(1).clamp(min=1e-9).float()
     if isinstance(state, torch.Tensor):
         if state.ndim in (3, 4):  # [B, C, H, W] feature maps, [B, T, D] tokens

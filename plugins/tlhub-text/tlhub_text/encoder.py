@@ -44,11 +44,13 @@ class HFEncoder(Backbone):
             model.pooler = None  # an unused parameter would break DDP
         self.hf = model  # the only submodule: parameter and state-dict names are hf.*, each once
         self.pooling = pooling
-        # "bi": the two sentences of a pair attend only within themselves (a bi-encoder in one pass)
-        self.bi = pair_encoding == "bi"
+        # "bi": the two sentences of a pair attend only within themselves (a bi-encoder in one pass); "both": the
+        # pair once as one sequence and once as two sentences, side by side in one sequence
+        self.encoding = pair_encoding
+        self.bi, self.both = pair_encoding in ("bi", "both"), pair_encoding == "both"
         self.cls_id, self.pad_id = getattr(tokenizer, "cls_token_id", None), getattr(tokenizer, "pad_token_id", 0) or 0
         width = int(getattr(model.config, "hidden_size", 0) or model.config.dim)
-        self.feature_dim = 2 * width if self.bi else width
+        self.feature_dim = width * (3 if self.both else 2 if self.bi else 1)
         self.preprocessing = TextPreprocessing(tokenizer, max_length)
         covered = [id(p) for _, m in self.groups() for p in m.parameters()]
         rest = [n for n, p in model.named_parameters() if id(p) not in set(covered)]
@@ -112,8 +114,8 @@ class HFEncoder(Backbone):
         sentence's own), its positions restart, no segment embedding. The mask carries the sentence (1 or 2)
         to the layers and to ``pool``."""
         if types is None or self.cls_id is None:
-            raise UserError("backbone_options.pair_encoding = \"bi\" needs sentence pairs (the data source's "
-                            "text_pair option) and a tokenizer that marks their segments (BERT family)")
+            raise UserError(f"backbone_options.pair_encoding = {self.encoding!r} needs sentence pairs (the data "
+                            f"source's text_pair option) and a tokenizer that marks their segments (BERT family)")
         first = (types.eq(0) & mask.ne(0)).long()
         col = torch.arange(ids.shape[1], device=ids.device) + (1 - first)  # the second sentence moves right by one
         new_ids = torch.full((ids.shape[0], ids.shape[1] + 1), self.cls_id, dtype=ids.dtype, device=ids.device)
@@ -125,7 +127,12 @@ class HFEncoder(Backbone):
         new_ids = torch.where(seg.eq(0), torch.full_like(new_ids, self.pad_id), new_ids)
         a, b = seg.eq(1).long(), seg.eq(2).long()
         pos = (a.cumsum(1) - 1) * a + (b.cumsum(1) - 1) * b
-        return TokenStates(emb(input_ids=new_ids, position_ids=pos), seg)
+        if not self.both:
+            return TokenStates(emb(input_ids=new_ids, position_ids=pos), seg)
+        real = mask.ne(0).long()  # "both": the cross-encoder's sequence first (segment 3), then the two sentences
+        ids, types = torch.cat([ids, new_ids], 1), torch.cat([types * real, torch.zeros_like(new_ids)], 1)
+        pos, seg = torch.cat([(real.cumsum(1) - 1) * real, pos], 1), torch.cat([3 * real, seg], 1)
+        return TokenStates(emb(input_ids=ids, token_type_ids=types, position_ids=pos), seg)
 
     def pool(self, state: Any) -> torch.Tensor:
         if isinstance(state, Pooled):  # already pooled by the pooler group
@@ -133,7 +140,8 @@ class HFEncoder(Backbone):
         hidden, mask = state.hidden, state.mask
         if self.bi:  # each sentence mean-pooled and unit-normed; their product (sums to the cosine) and distance
             u, v = (nn.functional.normalize(_mean(hidden, mask.eq(k)), dim=-1) for k in (1, 2))
-            return torch.cat([u * v, (u - v).abs()], dim=-1)
+            cross = [_mean(hidden, mask.eq(3))] if self.both else []  # "both": the pair's joint reading first
+            return torch.cat([*cross, u * v, (u - v).abs()], dim=-1)
         if self.pooling == "cls":
             return hidden[:, 0]
         return _mean(hidden, mask)

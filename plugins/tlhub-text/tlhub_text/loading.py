@@ -145,9 +145,9 @@ def wrap(model, tokenizer, options: dict, use_pooler: bool):
                                         max_length, limit)
         max_length = limit
     pair_encoding = options.get("pair_encoding", "cross")
-    if pair_encoding == "bi" and options["pooling"] != "mean":
-        raise UserError("model.backbone_options: pair_encoding = \"bi\" pools each sentence by its mean; set "
-                        f"pooling = \"mean\" (got {options['pooling']!r})")
+    if pair_encoding != "cross" and options["pooling"] != "mean":
+        raise UserError(f"model.backbone_options: pair_encoding = {pair_encoding!r} pools each sentence by its mean; "
+                        f"set pooling = \"mean\" (got {options['pooling']!r})")
     return HFEncoder(model, tokenizer, max_length, options["pooling"], use_pooler, pair_encoding)
 
 

@@ -10,13 +10,14 @@ from tlhub.options import REQUIRED, Opt
 from tlhub.registry import BackboneSpec, DataSourceSpec
 
 POOLING = ("mean", "cls")
-PAIR_ENCODINGS = ("cross", "bi")
+PAIR_ENCODINGS = ("cross", "bi", "both")
 
 
 def _pair_encoding():
     return Opt("pair_encoding", str, "cross",
                "sentence pairs: 'cross' (one sequence, each sentence attends to the other) or 'bi' (each sentence "
-               "encoded alone, mean-pooled; the head sees their product and distance; needs pooling = 'mean')",
+               "encoded alone, mean-pooled; the head sees their product and distance) or 'both' (the two side by side: "
+               "twice the tokens); 'bi' and 'both' need pooling = 'mean'",
                choices=PAIR_ENCODINGS)
 
 
