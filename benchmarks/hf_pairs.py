@@ -10,7 +10,8 @@ The Trainer side (benchmarks/hf_trainer.py's ``hf_fit_predict``): AutoModelForSe
 MiniLM folder tlhub embeds, trained on tlhub's train split (tlhub's validation split is left out, so both
 train on the same examples) with the recipe's last phase, the one that trains every layer (epochs, AdamW
 lr, weight decay, batch size, linear decay after the warm-up), the pair tokenized as one input up to the
-recipe's max_length, DataCollatorWithPadding, length-grouped sampling, the recipe's seed. Then tlhub runs the recipe (benchmarks/run.py's ``run``).
+recipe's max_length, DataCollatorWithPadding, length-grouped sampling, the recipe's seed. Then tlhub runs
+the recipe (benchmarks/run.py's ``run``).
 
     nice -n 10 .venv/bin/python benchmarks/hf_pairs.py --task stsb --threads 2 --write
     nice -n 10 .venv/bin/python benchmarks/hf_pairs.py --task mrpc --threads 2 --write
