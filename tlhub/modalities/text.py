@@ -45,8 +45,14 @@ class TextModality(Modality):
         # local: tlhub.data.text imports torch; `tlhub predict` on an ONNX model must not
         from tlhub.data.text import TextDataset
         prep = backbone.preprocessing
-        out = {name: TextDataset(getattr(splits, name).items, getattr(splits, name).labels, prep)
-               for name in ("train", "val", "test")}
+        parts = {name: (list(getattr(splits, name).items), list(getattr(splits, name).labels))
+                 for name in ("train", "val", "test")}
+        if data.pairs and getattr(data.augment, "swap_pairs", False):
+            items, labels = parts["train"]  # validation and test keep the source's order: they measure it
+            parts["train"] = (items + [(b, a) for a, b in items], labels + labels)
+            log.info("data: augment.swap_pairs: %d training pairs in both orders, %d examples per epoch",
+                     len(items), 2 * len(items))
+        out = {name: TextDataset(items, labels, prep) for name, (items, labels) in parts.items()}
         truncated = sum(d.truncated for d in out.values())
         if truncated:
             log.info("data: %d text(s) longer than max_length=%d were truncated", truncated, prep.max_length)

@@ -33,6 +33,9 @@ class AugmentCfg:
     flip: bool = field(default=False, metadata={"help": "random horizontal flip"})
     rotation: float = field(default=0.0, metadata={"help": "random rotation up to this many degrees"})
     color_jitter: float = field(default=0.0, metadata={"help": "brightness/contrast/saturation jitter strength"})
+    swap_pairs: bool = field(default=False, metadata={
+        "help": "sentence pairs: train on every pair in both orders (relations that do not depend on the order: "
+                "paraphrase, similarity); twice the training examples, none random, so the cache still serves"})
 
 
 @dataclass(frozen=True)
@@ -60,7 +63,8 @@ class DataCfg:
     group_by_length: bool = field(default=True, metadata={
         "help": "text: batch examples of similar length together (less padding; training batches still in random "
                 "order, see tlhub/data/batching.py); images ignore it"})
-    augment: AugmentCfg = field(default_factory=AugmentCfg, metadata={"help": "random augmentation (images)"})
+    augment: AugmentCfg = field(default_factory=AugmentCfg, metadata={"help": "augmentation: random for images, "
+                                                                                "swap_pairs for sentence pairs"})
     test: TestSourceCfg | None = field(default=None, metadata={"help": "a separate source for the test split"})
 
 

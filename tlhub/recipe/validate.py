@@ -102,6 +102,11 @@ def _modality_errors(recipe: Recipe, reg, src, bb) -> list[str]:
     errors = resolve_options("data.preprocess", recipe.data.preprocess, mod.options)[1]
     if not errors:  # the modality's own judgement of the data settings, once its options resolve
         errors += reg.modality(src.modality).data_problems(DataSettings.of(recipe))
+    settings = DataSettings.of(recipe)
+    if getattr(settings.augment, "swap_pairs", False) and not settings.pairs:
+        errors.append(f"data.augment.swap_pairs: needs sentence pairs, but data source {recipe.data.source!r} gives "
+                      f"single {reg.modality(src.modality).noun} (a text source's text_pair option names the "
+                      f"second column)")
     if bb is not None and bb.modality not in mod.feeds:
         errors.append(f"data.source: {recipe.data.source!r} gives {src.modality} data, which feeds "
                       f"{' or '.join(mod.feeds) or 'no'} backbones, but backbone {recipe.model.backbone!r} takes "
