@@ -139,14 +139,15 @@ class Calibration:
     def __post_init__(self):
         self.lim = limit(self.costs, self.ref, self.auto_budget * self.default_cost(), self.auto_minutes)
 
-    def after(self, st, epochs_before: int, seconds_before: float, fill: float) -> bool:
+    def after(self, st, epochs_before: int, seconds_before: float, fill: float, share: float = 1.0) -> bool:
         """After ``st`` trained (it had ``epochs_before`` epochs and ``seconds_before`` s; ``fill``: its cache fill
-        cost, 0 if already filled): True when it measured the factor and ``lim`` changed."""
+        cost, 0 if already filled; ``share``: the part of the machine it had, 1/N beside N-1 other trials): True
+        when it measured the factor and ``lim`` changed."""
         c = self.costs
         if self.measured or not st.candidate.k or st.epochs <= epochs_before:
             return False
         self.measured = st.candidate.name
         work = (st.epochs - epochs_before) * c.trial_epoch(st.candidate.k, st.steps)
-        c.deep = self.agree(deep_factor(st.seconds - seconds_before, fill, work, c.seconds_per_flop))
+        c.deep = self.agree(deep_factor(share * (st.seconds - seconds_before), fill, work, c.seconds_per_flop))
         self.lim = limit(c, self.ref, self.auto_budget * self.default_cost(), self.auto_minutes)
         return True

@@ -31,7 +31,7 @@ from pathlib import Path
 import torch
 
 from tlhub.artifacts import rundir
-from tlhub.auto import advise, bound, journal, search, trials
+from tlhub.auto import advise, bound, journal, parallel, search, trials
 from tlhub.auto.advise import expand_auto
 from tlhub.model import ModelSpec, add_head, group_layouts
 from tlhub.recipe.plan import build_plan
@@ -138,7 +138,7 @@ def _one_shot(st, epochs: int, costs, budget, train, label: str, status: str | N
 
 
 def _two_stage(states, head, quarter: int, costs, budget, max_epochs: int, train, criterion, min_epochs: int = 1,
-               n_val: int = 0):
+               n_val: int = 0, side_by_side=None):
     """When one epoch of the whole grid costs over half the search budget: the lr is measured where trials
     are cheapest (the top quarter, on cached features), then the depths at that lr by successive halving
     (or, where the lr trials trained part of an epoch, one-shot trials as long: ``_one_shot_depths``).
@@ -180,7 +180,7 @@ def _two_stage(states, head, quarter: int, costs, budget, max_epochs: int, train
     log.info("auto: lr %.2g chosen at top %d; successive halving over the depths at it (criterion %s):", lr,
              quarter, criterion)
     winner = search.successive_halving([head, *depths], costs, budget, max_epochs, train, criterion, log.info,
-                                       min_epochs, n_val)
+                                       min_epochs, n_val, side_by_side)
     return [head, *lr_states, *depths], winner
 
 
@@ -331,16 +331,37 @@ def search_auto(accelerator, recipe, plan, registry, backbone, rng_state, splits
     if head_epochs:
         runner.record_prefix(head, seconds, costs.phase(0, head_epochs))
 
-    def train(st, e):
+    def before(st):
+        return st.epochs, st.seconds, 0.0 if st.candidate.k in costs.filled else costs.fill(st.candidate.k)
+
+    def measured(st, was, share=1.0):
         nonlocal total, lim, default
-        before = (st.epochs, st.seconds, 0.0 if st.candidate.k in costs.filled else costs.fill(st.candidate.k))
-        runner.train(st, e, tune_name)
-        if cal.after(st, *before):  # its seconds are replayed from the journal on --resume: the same bound
+        if cal.after(st, *was, share=share):  # its seconds are replayed from the journal on --resume: the same bound
             default, lim, total = cal.default_cost(), cal.lim, cal.lim.total
             budget.limit = head_cost + SEARCH_SHARE * max(0.0, total - head_cost)
-            log.info("auto: the first fine-tuning trial (%s, %.1f s) measured training backbone groups at %.2g x "
-                     "the head phase's seconds per FLOP; %s", st.candidate.name, st.seconds - before[1],
-                     costs.deep, bound.describe(lim, sec))
+            log.info("auto: the first fine-tuning trial (%s, %.1f s%s) measured training backbone groups at %.2g x "
+                     "the head phase's seconds per FLOP; %s", st.candidate.name, st.seconds - was[1],
+                     f" on 1 of {accelerator.num_processes} processes" if share < 1 else "", costs.deep,
+                     bound.describe(lim, sec))
+
+    def train(st, e):
+        was = before(st)
+        runner.train(st, e, tune_name)
+        measured(st, was)
+
+    alone = parallel.why_not(accelerator, recipe)
+    side_by_side = None
+    if not alone:
+        def side_by_side(planned):
+            was = [before(st) for st, _ in planned]
+            parallel.run_rung(runner, planned, tune_name)
+            for (st, _), w in zip(planned, was):  # each process had 1/N of the machine: wall seconds x 1/N
+                measured(st, w, 1 / accelerator.num_processes)
+        log.info("auto: %d processes: the trials of a rung run side by side, one per process, each alone at "
+                 "batch size %d (the lr stage's one-shot trials stay data-parallel)", accelerator.num_processes,
+                 recipe.data.batch_size)
+    elif accelerator.num_processes > 1:
+        log.info("auto: trials run data-parallel on all %d processes (%s)", accelerator.num_processes, alone)
 
     if budget.limit <= budget.spent:  # no room to measure: the rule's plan as it is
         log.info("auto: auto_budget = %g leaves nothing to search; training the rule's plan", base.auto_budget)
@@ -349,13 +370,16 @@ def search_auto(accelerator, recipe, plan, registry, backbone, rng_state, splits
     elif trials.full_grid_affordable(grid, costs, budget.limit - budget.spent):
         log.info("auto: successive halving over all %d candidates (criterion %s):", len(states), vplan.criterion)
         winner = search.successive_halving(states, costs, budget, max_trial, train, vplan.criterion, log.info,
-                                           min_trial, len(splits.val))
+                                           min_trial, len(splits.val), side_by_side)
     else:
         states, winner = _two_stage(states, head, quarter, costs, budget, max_trial, train, vplan.criterion,
-                                    min_trial, len(splits.val))
+                                    min_trial, len(splits.val), side_by_side)
     log.info("%s", bound.cuts(states, min_trial, lim))
     head_won = winner.candidate.k == 0 and bool(prefix)  # the head phase itself won: anneal the head alone
     kept = trials.winner_cache(runner.shared_cache, winner.candidate.k, n)
+    if side_by_side is not None:  # a process that trained no trial at the winner's depth lacks its cache: keep
+        from accelerate.utils import gather_object  # none, so that all fill it together (a gather each)
+        kept = kept if all(gather_object([bool(kept)])) else {}
     # whether the search filled the winner's cache, not whether this process still holds it: a resumed search
     # may not have refilled it, and must plan the same anneal as an uninterrupted one
     anneal = _anneal_epochs(winner, costs, total - budget.spent, most, refill=winner.candidate.k not in costs.filled)

@@ -55,10 +55,22 @@ def run_trial(st: TrialState, total_epochs: int, costs: CostModel, budget: Budge
     """Train ``st`` up to ``total_epochs`` and charge what it ran (an early stop may end it sooner)."""
     before = st.epochs
     train(st, total_epochs)
-    charged = costs.trial(st.candidate.k, st.epochs - before, st.steps)
+    charge(st, before, costs, budget)
+
+
+def charge(st: TrialState, epochs_before: int, costs: CostModel, budget: Budget) -> None:
+    """Charge ``st`` for the epochs it trained since ``epochs_before``."""
+    charged = costs.trial(st.candidate.k, st.epochs - epochs_before, st.steps)
     costs.filled.add(st.candidate.k)
     st.cost += charged
     budget.spent += charged
+
+
+def _ran(st: TrialState, rung: int, ran: list, say: Callable[[str], None], budget: Budget) -> None:
+    st.rung = rung
+    st.status = "stopped early" if st.stopped else "ran"
+    ran.append(st)
+    say(trial_line(f"rung {rung + 1}", st, budget))
 
 
 def trial_line(label: str, st: TrialState, budget: Budget) -> str:
@@ -83,16 +95,19 @@ def settled(states: list[TrialState], criterion: str, n_val: int) -> bool:
 def successive_halving(states: list[TrialState], costs: CostModel, budget: Budget, max_epochs: int,
                        train: Callable[[TrialState, int], None], criterion: str = "val_accuracy",
                        say: Callable[[str], None] = lambda m: None, min_epochs: int = 1,
-                       n_val: int = 0) -> TrialState:
+                       n_val: int = 0, side_by_side: Callable[[list[tuple[TrialState, int]]], None] | None = None
+                       ) -> TrialState:
     """Run the rungs; ``train(state, total_epochs)`` trains a candidate up to that many epochs, and a
     candidate's first rung at least ``min_epochs`` (fewer only when the budget cannot pay for them).
-    ``n_val``: the validation split's size, for ``settled`` (0: never settled)."""
+    ``n_val``: the validation split's size, for ``settled`` (0: never settled). ``side_by_side``: trains a
+    rung's ``(state, total_epochs)`` at once (``tlhub.auto.parallel``); the rung is then planned first, each
+    trial's estimated cost held against the budget, and charged what it ran afterwards."""
     alive = sorted(states, key=lambda s: s.candidate.prior)
     rung = 0
     while alive:
         rungs_left = max(1, math.ceil(math.log(len(alive), ETA))) if len(alive) > 1 else 1
         share = max(0.0, budget.limit - budget.spent) / rungs_left / len(alive)
-        ran = []
+        ran, planned, held = [], [], 0.0
         # cheapest first: when the rung's money runs out, the dearest trial is the one not started
         for st in sorted(alive, key=lambda s: (costs.trial_epoch(s.candidate.k), s.candidate.prior)):
             k = st.candidate.k
@@ -108,14 +123,23 @@ def successive_halving(states: list[TrialState], costs: CostModel, budget: Budge
             while add > 1 and not budget.affords(cost):
                 add -= 1
                 cost = costs.trial(k, add)
-            if not budget.affords(cost) and any(s.epochs for s in states):
+            if not budget.affords(cost) and (any(s.epochs for s in states) or planned):
                 st.status = st.status if st.epochs else "skipped: over budget"
                 continue
+            if side_by_side is not None:
+                planned.append((st, st.epochs + add))
+                budget.spent += cost
+                held += cost
+                continue
             run_trial(st, st.epochs + add, costs, budget, train)
-            st.rung = rung
-            st.status = "stopped early" if st.stopped else "ran"
-            ran.append(st)
-            say(trial_line(f"rung {rung + 1}", st, budget))
+            _ran(st, rung, ran, say, budget)
+        if planned:
+            budget.spent -= held
+            before = [st.epochs for st, _ in planned]
+            side_by_side(planned)
+            for (st, _), epochs in zip(planned, before):
+                charge(st, epochs, costs, budget)
+                _ran(st, rung, ran, say, budget)
         ranked = sorted(ran, key=ranking(criterion), reverse=True)
         keep = math.ceil(len(ranked) / ETA) if len(ranked) > 1 else 0
         for st in ranked[keep:]:

@@ -33,6 +33,7 @@ from tlhub.training import phase as training_phase  # called as training_phase.r
 from tlhub.training.cache import spill_files
 from tlhub.training.checkpoint import identity
 from tlhub.training.phase import RunContext
+from tlhub.training.solo import SoloAccelerator
 
 log = logging.getLogger("tlhub")
 
@@ -256,9 +257,10 @@ class TrialRunner:
         raw["train"]["keep_checkpoints"] = 1
         return parse_recipe(raw, path=self.recipe.path, base_dir=self.recipe.base_dir)
 
-    def _ctx(self, recipe, folder: Path, history: list):
+    def _ctx(self, recipe, folder: Path, history: list, solo: bool = False):
         plan = build_plan(recipe, self.registry, group_layouts(self.model.backbone))
-        return RunContext(self.accelerator, recipe, self.registry, self.datasets, self.collate, self.deterministic,
+        accelerator = SoloAccelerator(self.accelerator) if solo else self.accelerator
+        return RunContext(accelerator, recipe, self.registry, self.datasets, self.collate, self.deterministic,
                           folder, history, identity(recipe, []), self.stop, "", plan=plan,
                           shared_cache=self.shared_cache)
 
@@ -279,13 +281,18 @@ class TrialRunner:
             self.model = training_phase.run_phase(ctx, self.model, i, resume=resume_in if i == first else None)
         return time.time() - t0
 
-    def train(self, state: TrialState, epochs: int, name: str) -> None:
-        """Train ``state``'s candidate up to ``epochs`` epochs in total (continuing its checkpoint); a call the
-        journal holds (a resumed search) restores what it measured instead."""
+    def replayed(self, state: TrialState, epochs: int) -> bool:
+        """Whether the journal holds this call (a resumed search): then ``state`` has what it measured."""
         replayed = self.journal.replay(state.folder, epochs) if self.journal else None
-        if replayed is not None:
-            for key, value in replayed.items():
-                setattr(state, key, value)
+        for key, value in (replayed or {}).items():
+            setattr(state, key, value)
+        return replayed is not None
+
+    def train(self, state: TrialState, epochs: int, name: str, solo: bool = False) -> None:
+        """Train ``state``'s candidate up to ``epochs`` epochs in total (continuing its checkpoint); a call the
+        journal holds (a resumed search) restores what it measured instead. ``solo``: this process trains it
+        alone, beside the other processes' trials (``tlhub.auto.parallel``, which replays and records them)."""
+        if not solo and self.replayed(state, epochs):
             return
         folder = self.root / state.folder
         folder.mkdir(parents=True, exist_ok=True)
@@ -297,7 +304,7 @@ class TrialRunner:
         start = resume or checkpoint.newest(self.prefix_dir)
         if start is not None:
             checkpoint.load_model_only(start, self.model)
-        ctx = self._ctx(recipe, folder, list(start.state["history"]) if start else [])
+        ctx = self._ctx(recipe, folder, list(start.state["history"]) if start else [], solo)
         # a kill after the trial's last checkpoint but before its journal line: it trained these epochs already
         finished = resume is not None and not resume.state["step"] and (
             resume.state["epoch"] >= epochs or (resume.state.get("best") or {}).get("stopped"))
@@ -307,12 +314,12 @@ class TrialRunner:
                 with quiet_log():
                     self.model = training_phase.run_phase(ctx, self.model, index, resume=resume)
             except BaseException:
-                if self.journal:
+                if self.journal and not solo:
                     self.journal.record_partial(state.folder, time.time() - t0)
                 raise
         state.seconds += time.time() - t0 + (self.journal.take_partial(state.folder) if self.journal else 0.0)
         self._record(state, folder, index)
-        if self.journal:
+        if self.journal and not solo:
             self.journal.record_trial(state.folder, epochs, state)
 
     def record_prefix(self, state: TrialState, seconds: float, cost: float) -> None:

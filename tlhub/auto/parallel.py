@@ -1,0 +1,52 @@
+"""The trials of one rung side by side, one per process, under ``accelerate launch`` / ``torchrun``.
+
+A data-parallel trial exchanges gradients every step and trains each process on a slice of every batch;
+the trials of a rung are independent, so N processes can as well train N of them at once, each alone
+(``tlhub.training.solo``) at the recipe's batch size, and exchange only their measurements at the end of
+the rung. Every process then holds the same trial states, so the next decisions agree without a broadcast.
+The journal (``tlhub.auto.journal``) is written by the main process after the rung, in the rung's order:
+a resumed search replays whole rungs, and trains a rung it does not hold again from each trial's newest
+checkpoint.
+"""
+from __future__ import annotations
+
+import logging
+
+from tlhub.auto.journal import MEASURED
+from tlhub.auto.trials import TrialRunner, TrialState
+
+log = logging.getLogger("tlhub")
+
+
+def why_not(accelerator, recipe) -> str:
+    """Why the trials stay data-parallel ("" when they run side by side)."""
+    if accelerator.num_processes < 2:
+        return "one process"
+    if recipe.train.grad_accum > 1:
+        return f"train.grad_accum = {recipe.train.grad_accum}: a trial alone would step at another batch size"
+    return ""
+
+
+def run_rung(runner: TrialRunner, planned: list[tuple[TrialState, int]], name: str) -> None:
+    """Train each ``(state, total epochs)`` of the rung: process i takes trials i, i + N, ... (they are planned
+    cheapest first, so each process gets a share of cheap and dear ones); then every process learns all
+    measurements."""
+    acc = runner.accelerator
+    pending = list(planned)
+    while pending and runner.replayed(*pending[0]):  # the rung as a resumed search recorded it
+        pending.pop(0)
+    if not pending:
+        return
+    mine = []
+    for i in range(acc.process_index, len(pending), acc.num_processes):
+        st, epochs = pending[i]
+        runner.train(st, epochs, name, solo=True)
+        mine.append((i, {k: getattr(st, k) for k in MEASURED}))
+    from accelerate.utils import gather_object
+    for i, measured in gather_object(mine):
+        for key, value in measured.items():
+            setattr(pending[i][0], key, value)
+    if runner.journal:
+        for st, epochs in pending:
+            runner.journal.record_trial(st.folder, epochs, st)
+    log.debug("auto: %d trial(s) side by side on %d processes", len(pending), acc.num_processes)
