@@ -59,7 +59,21 @@ def test_both_encodings_side_by_side_equal_the_cross_and_the_bi_features(tmp_pat
     torch.testing.assert_close(feats, parts, atol=1e-5, rtol=1e-4)
 
 
-@pytest.mark.parametrize("encoding", ["bi", "both"])
+def test_symmetric_encoding_reads_the_pair_in_both_orders_and_averages(tmp_path):
+    sym, cross = _encoder(tmp_path, "symmetric"), _encoder(tmp_path, "cross")
+    tok = sym.preprocessing.tokenizer
+    a, b = [p[0] for p in PAIRS], [p[1] for p in PAIRS]
+    with torch.no_grad():
+        ab, ba = dict(tok(a, b, padding=True, return_tensors="pt")), dict(tok(b, a, padding=True, return_tensors="pt"))
+        feats = _features(sym, ab)
+        orders = (_features(cross, ab) + _features(cross, ba)) / 2  # each order tokenized and encoded on its own
+    assert sym.feature_dim == cross.feature_dim == feats.shape[1]
+    torch.testing.assert_close(feats, orders, atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(_features(sym, ba), feats, atol=1e-5, rtol=1e-4)  # the order does not matter
+    assert not torch.allclose(_features(cross, ab), _features(cross, ba), atol=1e-3)  # for a cross-encoder it does
+
+
+@pytest.mark.parametrize("encoding", ["bi", "both", "symmetric"])
 def test_a_bi_encoder_run_predicts_and_exports_with_parity(tmp_path, encoding):
     import tlhub
     from tlhub.export.onnx import export_onnx

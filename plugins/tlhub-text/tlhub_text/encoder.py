@@ -45,9 +45,13 @@ class HFEncoder(Backbone):
         self.hf = model  # the only submodule: parameter and state-dict names are hf.*, each once
         self.pooling = pooling
         # "bi": the two sentences of a pair attend only within themselves (a bi-encoder in one pass); "both": the
-        # pair once as one sequence and once as two sentences, side by side in one sequence
+        # pair once as one sequence and once as two sentences, side by side in one sequence; "symmetric": the pair
+        # as one sequence in both orders, side by side. Each puts blocks in one sequence that attend only within
+        # themselves (the mask's value names the block), so a cache of the frozen layers holds one row an example.
         self.encoding = pair_encoding
         self.bi, self.both = pair_encoding in ("bi", "both"), pair_encoding == "both"
+        self.symmetric = pair_encoding == "symmetric"
+        self.blocks = self.bi or self.symmetric
         self.cls_id, self.pad_id = getattr(tokenizer, "cls_token_id", None), getattr(tokenizer, "pad_token_id", 0) or 0
         width = int(getattr(model.config, "hidden_size", 0) or model.config.dim)
         self.feature_dim = width * (3 if self.both else 2 if self.bi else 1)
@@ -73,10 +77,10 @@ class HFEncoder(Backbone):
 
     def _mask4d(self, hidden: torch.Tensor, mask: torch.Tensor):
         from transformers.masking_utils import create_bidirectional_mask
-        if not self.bi:
+        if not self.blocks:
             return create_bidirectional_mask(config=self.hf.config, inputs_embeds=hidden, attention_mask=mask)
-        # bi: the mask says 1 for the first sentence's tokens, 2 for the second's; a token sees its own sentence
-        # only. The model's own mask (bool or additive, by attention implementation) with the other sentence cut
+        # bi: the mask says 1 for the first sentence's tokens, 2 for the second's (symmetric: 3 for the pair, 4 for
+        # it swapped); a token sees its own block only. The model's own mask (bool or additive, by attention implementation) with the other sentence cut
         # (a plain tensor op rather than an and_mask_function: that one is vmapped, which ONNX export cannot trace)
         full = create_bidirectional_mask(config=self.hf.config, inputs_embeds=hidden, attention_mask=mask.ne(0).long(),
                                          allow_is_bidirectional_skip=False)
@@ -92,6 +96,8 @@ class HFEncoder(Backbone):
             emb = find_layout(self.hf)[0]
             if self.bi:
                 return self._bi_embed(emb, ids, mask, types)
+            if self.symmetric:
+                return self._symmetric_embed(emb, ids, mask, types)
             return TokenStates(emb(input_ids=ids) if types is None else emb(input_ids=ids, token_type_ids=types), mask)
         if index <= len(self.layers):
             out = self.layers[index - 1](state.hidden, self._mask4d(state.hidden, state.mask))
@@ -113,9 +119,7 @@ class HFEncoder(Backbone):
         alone: a [CLS] goes before the second (without it its mean-pooled embedding drifts far from the
         sentence's own), its positions restart, no segment embedding. The mask carries the sentence (1 or 2)
         to the layers and to ``pool``."""
-        if types is None or self.cls_id is None:
-            raise UserError(f"backbone_options.pair_encoding = {self.encoding!r} needs sentence pairs (the data "
-                            f"source's text_pair option) and a tokenizer that marks their segments (BERT family)")
+        self._needs_pairs(types)
         first = (types.eq(0) & mask.ne(0)).long()
         col = torch.arange(ids.shape[1], device=ids.device) + (1 - first)  # the second sentence moves right by one
         new_ids = torch.full((ids.shape[0], ids.shape[1] + 1), self.cls_id, dtype=ids.dtype, device=ids.device)
@@ -134,6 +138,28 @@ class HFEncoder(Backbone):
         pos, seg = torch.cat([(real.cumsum(1) - 1) * real, pos], 1), torch.cat([3 * real, seg], 1)
         return TokenStates(emb(input_ids=ids, token_type_ids=types, position_ids=pos), seg)
 
+    def _needs_pairs(self, types: torch.Tensor | None) -> None:
+        if types is None or self.cls_id is None:
+            raise UserError(f"backbone_options.pair_encoding = {self.encoding!r} needs sentence pairs (the data "
+                            f"source's text_pair option) and a tokenizer that marks their segments (BERT family)")
+
+    def _symmetric_embed(self, emb: nn.Module, ids: torch.Tensor, mask: torch.Tensor, types: torch.Tensor | None):
+        """[CLS] a [SEP] b [SEP] beside [CLS] b [SEP] a [SEP] (what the tokenizer makes of (b, a)), each with its
+        own positions and segment ids; the mask marks the first 3 and the second 4 (``pool`` averages them)."""
+        self._needs_pairs(types)
+        real = mask.ne(0).long()
+        col = torch.arange(ids.shape[1], device=ids.device).expand_as(ids)
+        first = types.eq(0).long() * real * col.ne(0).long()  # a and its [SEP], not the [CLS]
+        second = types.eq(1).long() * real                      # b and the last [SEP]
+        # b moves to the front (after the [CLS]), a behind it; the [CLS] and the padding stay where they are
+        to = col + first * second.sum(1, keepdim=True) - second * first.sum(1, keepdim=True)
+        swapped = torch.zeros_like(ids).scatter_(1, to, ids)
+        swapped_types = torch.zeros_like(types).scatter_(1, to, first)  # a is now the second segment
+        pos = (real.cumsum(1) - 1) * real
+        ids, types = torch.cat([ids, swapped], 1), torch.cat([types * real, swapped_types], 1)
+        return TokenStates(emb(input_ids=ids, token_type_ids=types, position_ids=torch.cat([pos, pos], 1)),
+                           torch.cat([3 * real, 4 * real], 1))
+
     def pool(self, state: Any) -> torch.Tensor:
         if isinstance(state, Pooled):  # already pooled by the pooler group
             return state.features
@@ -142,6 +168,8 @@ class HFEncoder(Backbone):
             u, v = (nn.functional.normalize(_mean(hidden, mask.eq(k)), dim=-1) for k in (1, 2))
             cross = [_mean(hidden, mask.eq(3))] if self.both else []  # "both": the pair's joint reading first
             return torch.cat([*cross, u * v, (u - v).abs()], dim=-1)
+        if self.symmetric:  # the mean of each order's mean: the same features for (a, b) and (b, a)
+            return (_mean(hidden, mask.eq(3)) + _mean(hidden, mask.eq(4))) / 2
         if self.pooling == "cls":
             return hidden[:, 0]
         return _mean(hidden, mask)

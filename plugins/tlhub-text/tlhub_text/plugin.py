@@ -10,14 +10,15 @@ from tlhub.options import REQUIRED, Opt
 from tlhub.registry import BackboneSpec, DataSourceSpec
 
 POOLING = ("mean", "cls")
-PAIR_ENCODINGS = ("cross", "bi", "both")
+PAIR_ENCODINGS = ("cross", "bi", "both", "symmetric")
 
 
 def _pair_encoding():
     return Opt("pair_encoding", str, "cross",
                "sentence pairs: 'cross' (one sequence, each sentence attends to the other) or 'bi' (each sentence "
                "encoded alone, mean-pooled; the head sees their product and distance) or 'both' (the two side by side: "
-               "twice the tokens); 'bi' and 'both' need pooling = 'mean'",
+               "twice the tokens) or 'symmetric' (the cross sequence in both orders, features averaged: the same "
+               "answer for (a, b) and (b, a); twice the tokens); all but 'cross' need pooling = 'mean'",
                choices=PAIR_ENCODINGS)
 
 
