@@ -445,7 +445,7 @@ def test_one_shot_depth_trials_on_a_large_split_and_the_run_continues_from_the_w
     monkeypatch.setattr(driver, "LR_STAGE_SHARE", 0.01)  # the lr stage's share pays for part of an epoch ...
     monkeypatch.setattr(driver, "MIN_TRIAL_STEPS", 1)    # ... of this tiny training split
     # a budget too small for one epoch of the whole grid: the lr first, then the depths
-    result = tlhub.run(tiny_recipe, SMALL + AUTO + ["phases.0.auto_budget=0.3"], quiet=True)
+    result = tlhub.run(tiny_recipe, SMALL + AUTO + ["phases.0.auto_budget=0.6"], quiet=True)
     data = json.loads((result.run_dir / "auto_search.json").read_text())
     ran = [r for r in data["trials"] if r["epochs"] and r["freeze"] != "frozen"]
     steps = {r["steps"] for r in ran}

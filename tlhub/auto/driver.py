@@ -6,8 +6,8 @@
    (``validation``).
 3. The budget: ``auto_budget`` x the estimated cost of the *default plan* (a head phase, then the top
    quarter of the groups for ``fine_tune_epochs``, the common hand-written recipe) is what the whole
-   auto phase may cost: the head phase, then the search (what is left but the winner's training: half of it,
-   or less where the prior's plan trained to its end costs less), then the winner's training (the rest). ``auto_minutes`` caps it too.
+   auto phase may cost: the head phase, then the search (up to half of what is left), then the winner's
+   training (the rest). ``auto_minutes`` caps it too.
 4. A head phase on frozen features (shared by every candidate), then successive halving (``search``)
    over head only and the top quarter / half / all groups at the head's lr / 3.3, / 10 and / 30.
 5. The auto phase is replaced by the head phase, the winner's trial phase (its checkpoint becomes the
@@ -42,7 +42,7 @@ log = logging.getLogger("tlhub")
 
 FINE_TUNE_STEPS = 1000  # a fine-tuning phase of about this many optimizer steps (the usual length of one) ...
 MAX_EPOCHS = 8          # ... in 1 to this many epochs: many epochs of a small data set, one of a large one
-SEARCH_SHARE = 0.5   # of the budget the head phase leaves, what the search may spend at least (the winner gets the rest)
+SEARCH_SHARE = 0.5   # of the budget the head phase leaves, what the search may spend (the winner gets the rest)
 LR_STAGE_SHARE = 0.25  # of the search budget, what measuring the lr may spend (when the whole grid is too dear)
 # A trial's epoch is at most this many steps (half the default fine-tuning), so that on a large
 # training split the search still compares its candidates instead of skipping them. Not shorter: short
@@ -299,18 +299,8 @@ def search_auto(accelerator, recipe, plan, registry, backbone, rng_state, splits
     # PROBE_EXAMPLES of train and of validation) and the head phase.
     head_cost = costs.phase(0, head_epochs) + sum(costs.group_flops) * (
         min(len(splits.train), PROBE_EXAMPLES) + min(len(splits.val), PROBE_EXAMPLES))
-    rule_k = 0 if len(advice.phases) == 1 else (
-        advice.phases[-1].get("freeze_options", {}).get("k", n))
-    reserve_k = rule_k or quarter
-
-    def search_limit() -> float:
-        """The search may spend what the head phase leaves but a reserve for the winner's training: at most
-        1 - SEARCH_SHARE of it (the winner's depth is not known yet), less where the prior's plan trained to its
-        end (``most`` epochs) costs less, as on small data, whose few cheap epochs left the bound unspent."""
-        room = max(0.0, total - head_cost)
-        return head_cost + room - min((1 - SEARCH_SHARE) * room, costs.phase(reserve_k, most))
-
-    budget = search.Budget(search_limit(), spent=head_cost)
+    # The search may spend SEARCH_SHARE of what the head phase leaves; the winner's training gets the rest.
+    budget = search.Budget(head_cost + SEARCH_SHARE * max(0.0, total - head_cost), spent=head_cost)
     if head_epochs:
         costs.filled.add(0)
     sec = costs.seconds
@@ -327,6 +317,8 @@ def search_auto(accelerator, recipe, plan, registry, backbone, rng_state, splits
     if steps:
         log.info("auto: an epoch is %d batches: each trial epoch trains the first %d of a fresh shuffle "
                  "(epoch_steps), up to %d of them", per_epoch, steps, max_trial)
+    rule_k = 0 if len(advice.phases) == 1 else (
+        advice.phases[-1].get("freeze_options", {}).get("k", n))
     # The fine-tuning lrs are the head's lr / 3.3, / 10 and / 30: the usual "10x lower" second phase and
     # half a decade either side; the trials measure which is best. (An lr range test from the trained head
     # reads a low, noisy loss and misplaced it by 6x and more: docs/freeze.md.)
@@ -346,7 +338,7 @@ def search_auto(accelerator, recipe, plan, registry, backbone, rng_state, splits
         nonlocal total, lim, default
         if cal.after(st, *was, share=share):  # its seconds are replayed from the journal on --resume: the same bound
             default, lim, total = cal.default_cost(), cal.lim, cal.lim.total
-            budget.limit = search_limit()
+            budget.limit = head_cost + SEARCH_SHARE * max(0.0, total - head_cost)
             log.info("auto: the first fine-tuning trial (%s, %.1f s%s) measured training backbone groups at %.2g x "
                      "the head phase's seconds per FLOP; %s", st.candidate.name, st.seconds - was[1],
                      f" on 1 of {accelerator.num_processes} processes" if share < 1 else "", costs.deep,
