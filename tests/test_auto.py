@@ -328,6 +328,8 @@ def test_auto_run_prints_stores_and_draws_the_search(tiny_recipe):
     rows = data["trials"]
     assert {"plan", "trainable_groups", "lr", "epochs", "val_accuracy", "seconds", "status"} <= set(rows[0])
     ran = [r for r in rows if r["epochs"]]
+    assert all(0 <= r["val_accuracy"] <= 1 for r in ran)  # each trial's best validation score, read back
+    assert len({r["val_accuracy"] for r in ran}) > 1
     winner = next(r for r in rows if r["status"] == "winner")
     assert winner["plan"] == data["winner"]
     assert winner["val_accuracy"] == max(r["val_accuracy"] for r in ran)

@@ -71,7 +71,7 @@ def deep_factor(seconds: float, fixed_flops: float, deep_flops: float, seconds_p
 def saturated(accuracy: float, n_val: int) -> bool:
     """The incumbent's validation accuracy is within one standard error of 1: a trial that beats it could not
     be told apart from it on this split, so it need not run."""
-    return n_val > 0 and 1.0 - accuracy < accuracy_se(accuracy, n_val)
+    return n_val > 0 and 0.0 <= accuracy <= 1.0 and 1.0 - accuracy < accuracy_se(accuracy, n_val)
 
 
 def shipped_for(backbone) -> "Reference":

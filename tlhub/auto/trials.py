@@ -333,7 +333,9 @@ class TrialRunner:
         best = ckpt.state.get("best") or {}
         rows = [r for r in ckpt.state["history"] if r["phase_index"] == index]
         state.epochs = ckpt.state["epoch"]
-        state.accuracy, state.loss = best.get("accuracy", -1.0), best.get("loss", float("inf"))
+        # the task's primary validation score ("accuracy" in checkpoints written before tasks)
+        state.accuracy = best.get("score", best.get("accuracy", -1.0))
+        state.loss = best.get("loss", float("inf"))
         # stopped: patience ran out. A restore of the best weights at the end of a rung also marks the
         # checkpoint done, but the trial goes on from those weights at the next rung.
         state.best_epoch, state.stopped = best.get("epoch", 0), bool(best.get("stopped"))
