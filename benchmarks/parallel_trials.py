@@ -5,9 +5,8 @@ data-parallel over both, on the same data and seed, one after the other (data-pa
     .venv/bin/python benchmarks/parallel_trials.py --limit 500 --pairs 2
 
 Each run is `torchrun --nproc_per_node 2` of the embedded image recipe with one `freeze = "auto"` phase,
-1 thread per process; the data-parallel run is the same search with ``tlhub.auto.parallel.why_not`` made to
-answer "forced" (what a run with train.grad_accum > 1 does). Prints and stores the search's seconds (from
-auto_search.json), the whole run's wall time, the winner and the test accuracy.
+1 thread per process; the auto phase's ``auto_trials`` picks the mode. Prints and stores the search's
+seconds (from auto_search.json), the whole run's wall time, the winner and the test accuracy.
 """
 from __future__ import annotations
 
@@ -29,10 +28,7 @@ from run import OUT, VISION
 
 def worker(mode: str, overrides: list[str]) -> None:
     import tlhub
-    from tlhub.auto import parallel
-    if mode == "data-parallel":
-        parallel.why_not = lambda accelerator, recipe: "forced for the comparison"
-    tlhub.run(VISION, overrides, overwrite=True, quiet=True)
+    tlhub.run(VISION, overrides + [f"phases.0.auto_trials={mode.replace('-', '_')}"], overwrite=True, quiet=True)
 
 
 def launch(mode: str, overrides: list[str], out: Path) -> dict:

@@ -73,14 +73,22 @@ def test_a_planned_rung_holds_the_budget_for_every_trial_in_it():
 
 
 def test_side_by_side_needs_several_processes_and_no_gradient_accumulation():
-    def acc(n):
-        return SimpleNamespace(num_processes=n)
+    import torch
+
+    def acc(n, device="cuda"):
+        return SimpleNamespace(num_processes=n, device=torch.device(device))
 
     def recipe(accum):
         return SimpleNamespace(train=SimpleNamespace(grad_accum=accum))
-    assert parallel.why_not(acc(2), recipe(1)) == ""
-    assert parallel.why_not(acc(1), recipe(1)) == "one process"
-    assert "grad_accum = 2" in parallel.why_not(acc(2), recipe(2))
+
+    def phase(trials="auto"):
+        return SimpleNamespace(auto_trials=trials)
+    assert parallel.why_not(acc(2), recipe(1), phase()) == ""  # a device each: side by side
+    assert "share the cores" in parallel.why_not(acc(2, "cpu"), recipe(1), phase())
+    assert parallel.why_not(acc(2, "cpu"), recipe(1), phase("side_by_side")) == ""
+    assert "data_parallel" in parallel.why_not(acc(2), recipe(1), phase("data_parallel"))
+    assert parallel.why_not(acc(1), recipe(1), phase("side_by_side")) == "one process"
+    assert "grad_accum = 2" in parallel.why_not(acc(2), recipe(2), phase("side_by_side"))
 
 
 @pytest.mark.slow
@@ -93,7 +101,8 @@ def test_two_processes_run_the_trials_of_a_rung_side_by_side(tiny_recipe, tmp_pa
     out = tmp_path / "ranks"
     out.mkdir()
     env = dict(os.environ, OMP_NUM_THREADS="1", CUDA_VISIBLE_DEVICES="")
-    overrides = ["data.options.per_class=40", "phases.0.freeze=auto", "phases.0.lr=0.03", "phases.0.auto_budget=4"]
+    overrides = ["data.options.per_class=40", "phases.0.freeze=auto", "phases.0.lr=0.03", "phases.0.auto_budget=4",
+                 "phases.0.auto_trials=side_by_side"]  # CPU processes: data-parallel unless asked
     proc = subprocess.run([torchrun, "--nproc_per_node", "2", "--master_port", "29521", str(script), str(tiny_recipe),
                            str(out), *overrides], capture_output=True, text=True, timeout=900, env=env, cwd=tmp_path)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]

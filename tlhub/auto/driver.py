@@ -349,7 +349,7 @@ def search_auto(accelerator, recipe, plan, registry, backbone, rng_state, splits
         runner.train(st, e, tune_name)
         measured(st, was)
 
-    alone = parallel.why_not(accelerator, recipe)
+    alone = parallel.why_not(accelerator, recipe, base)
     side_by_side = None
     if not alone:
         def side_by_side(planned):

@@ -18,12 +18,17 @@ from tlhub.auto.trials import TrialRunner, TrialState
 log = logging.getLogger("tlhub")
 
 
-def why_not(accelerator, recipe) -> str:
-    """Why the trials stay data-parallel ("" when they run side by side)."""
+def why_not(accelerator, recipe, phase) -> str:
+    """Why the trials stay data-parallel ("" when they run side by side); ``phase``: the auto phase's settings."""
     if accelerator.num_processes < 2:
         return "one process"
+    if phase.auto_trials == "data_parallel":
+        return "auto_trials = 'data_parallel'"
     if recipe.train.grad_accum > 1:
         return f"train.grad_accum = {recipe.train.grad_accum}: a trial alone would step at another batch size"
+    if phase.auto_trials == "auto" and accelerator.device.type == "cpu":
+        # measured on 2 processes on 2 cores: the search took as long either way (benchmarks/RESULTS.md)
+        return "CPU processes share the cores; auto_trials = 'side_by_side' runs them side by side anyway"
     return ""
 
 

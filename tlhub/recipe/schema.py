@@ -105,6 +105,11 @@ class PhaseCfg:
                                                               "default plan"})
     auto_minutes: float = field(default=0.0, metadata={"help": "freeze = 'auto': also cap the auto phase at this many "
                                                                "minutes (0: no cap)"})
+    auto_trials: str = field(default="auto", metadata={
+        "help": "freeze = 'auto' under several processes: 'side_by_side' (each process trains trials of its own), "
+                "'data_parallel' (every trial on all processes) or 'auto' (side by side where each process has a "
+                "device of its own, e.g. a GPU; data-parallel on CPU processes, which share the cores)",
+        "choices": ("auto", "side_by_side", "data_parallel")})
 
 
 @dataclass(frozen=True)
