@@ -253,24 +253,26 @@ def search_auto(accelerator, recipe, plan, registry, backbone, rng_state, splits
     if recipe.train.channels_last and registry.source_modality(recipe.data.source).channels_last(backbone):
         model = model.use_channels_last()
     datasets, collate, deterministic = make_datasets(model.backbone, recipe, splits)
-    costs = trials.measure_costs(model, datasets["val"], collate, len(splits.train), len(splits.val),
+    # what an epoch trains: the modality's training set, which may hold more than the split (augment.swap_pairs)
+    n_train = len(datasets["train"])
+    costs = trials.measure_costs(model, datasets["val"], collate, n_train, len(splits.val),
                                  recipe.train.cache and deterministic)
     costs.seconds_per_flop = _agree(accelerator, costs.seconds_per_flop)
     n = model.n_groups
     quarter = max(1, round(n / 4))
     head_epochs = HEAD_EPOCHS if index == 0 else 0
-    tune_epochs = fine_tune_epochs(len(splits.train), recipe.data.batch_size)
+    tune_epochs = fine_tune_epochs(n_train, recipe.data.batch_size)
     costs.batch = recipe.data.batch_size * accelerator.num_processes
-    default, unit_steps = default_plan(costs, head_epochs, quarter, len(splits.train), recipe.data.batch_size,
+    default, unit_steps = default_plan(costs, head_epochs, quarter, n_train, recipe.data.batch_size,
                                        accelerator.num_processes)
-    steps = trial_steps(len(splits.train), recipe.data.batch_size, accelerator.num_processes)
-    per_epoch = batches_per_epoch(len(splits.train), recipe.data.batch_size, accelerator.num_processes)
-    most = fine_tune_epochs(len(splits.train), recipe.data.batch_size, at_most=True)  # the winner's, in all
+    steps = trial_steps(n_train, recipe.data.batch_size, accelerator.num_processes)
+    per_epoch = batches_per_epoch(n_train, recipe.data.batch_size, accelerator.num_processes)
+    most = fine_tune_epochs(n_train, recipe.data.batch_size, at_most=True)  # the winner's, in all
     # a trial may train as many steps as the winner will: more of its shorter epochs
     max_trial = math.ceil(most * per_epoch / steps) if steps else most
     min_trial = min(max_trial, math.ceil(MIN_TRIAL_STEPS / (steps or per_epoch)))
     if steps:
-        costs.trial_train = min(len(splits.train), steps * costs.batch)
+        costs.trial_train = min(n_train, steps * costs.batch)
     total = base.auto_budget * default  # the whole auto phase: head, search and the winner's training
     capped = ""
     head_name, tune_name, anneal_name = _names(recipe, index)
@@ -291,7 +293,7 @@ def search_auto(accelerator, recipe, plan, registry, backbone, rng_state, splits
         book.record_head(seconds, costs.seconds_per_flop)
     ref = bound.shipped_for(backbone)
     cal = bound.Calibration(costs, ref, base.auto_budget, base.auto_minutes, lambda: default_plan(
-        costs, head_epochs, quarter, len(splits.train), recipe.data.batch_size, accelerator.num_processes)[0],
+        costs, head_epochs, quarter, n_train, recipe.data.batch_size, accelerator.num_processes)[0],
         lambda v: _agree(accelerator, v))
     lim, total = cal.lim, cal.lim.total  # the head phase counts against it
     capped = f", capped by {lim.by}" if lim.by != "auto_budget" else ""
