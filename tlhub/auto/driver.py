@@ -210,16 +210,6 @@ def _one_shot_depths(grid, best_lr, head, steps: int, costs, budget, train, crit
     return depths, winner
 
 
-def _agree(accelerator, value):
-    """The main process's ``value`` on every process (timings differ; decisions must not)."""
-    if accelerator.num_processes > 1:
-        from accelerate.utils import broadcast_object_list
-        box = [value]
-        broadcast_object_list(box)
-        return box[0]
-    return value
-
-
 def search_auto(accelerator, recipe, plan, registry, backbone, rng_state, splits, run_dir: Path, make_datasets,
                 stop, resuming: bool = False) -> Outcome:
     """Run the search for the auto phase of ``recipe``'s run ``plan``, in the plan's search space; see the module
@@ -257,7 +247,7 @@ def search_auto(accelerator, recipe, plan, registry, backbone, rng_state, splits
     n_train = len(datasets["train"])
     costs = trials.measure_costs(model, datasets["val"], collate, n_train, len(splits.val),
                                  recipe.train.cache and deterministic)
-    costs.seconds_per_flop = _agree(accelerator, costs.seconds_per_flop)
+    costs.seconds_per_flop = parallel.agree(accelerator, costs.seconds_per_flop)
     n = model.n_groups
     quarter = max(1, round(n / 4))
     head_epochs = HEAD_EPOCHS if index == 0 else 0
@@ -289,12 +279,12 @@ def search_auto(accelerator, recipe, plan, registry, backbone, rng_state, splits
         seconds, costs.seconds_per_flop = book.head["seconds"], book.head["seconds_per_flop"]
     else:
         if head_epochs:  # calibrate seconds per FLOP on the head phase just trained (a timed pass, not a guess)
-            costs.seconds_per_flop = _agree(accelerator, seconds / costs.phase(0, head_epochs))
+            costs.seconds_per_flop = parallel.agree(accelerator, seconds / costs.phase(0, head_epochs))
         book.record_head(seconds, costs.seconds_per_flop)
     ref = bound.shipped_for(backbone)
     cal = bound.Calibration(costs, ref, base.auto_budget, base.auto_minutes, lambda: default_plan(
         costs, head_epochs, quarter, n_train, recipe.data.batch_size, accelerator.num_processes)[0],
-        lambda v: _agree(accelerator, v))
+        lambda v: parallel.agree(accelerator, v))
     lim, total = cal.lim, cal.lim.total  # the head phase counts against it
     capped = f", capped by {lim.by}" if lim.by != "auto_budget" else ""
     # What ran before the search counts against the bound: the prior's linear probes (a forward pass over up to
@@ -350,21 +340,7 @@ def search_auto(accelerator, recipe, plan, registry, backbone, rng_state, splits
         was = before(st)
         runner.train(st, e, tune_name)
         measured(st, was)
-
-    alone = parallel.why_not(accelerator, recipe, base)
-    side_by_side = None
-    if not alone:
-        def side_by_side(planned):
-            was = [before(st) for st, _ in planned]
-            parallel.run_rung(runner, planned, tune_name)
-            for (st, _), w in zip(planned, was):  # each process had 1/N of the machine: wall seconds x 1/N
-                measured(st, w, 1 / accelerator.num_processes)
-        log.info("auto: %d processes: the trials of a rung run side by side, one per process, each alone at "
-                 "batch size %d (the lr stage's one-shot trials stay data-parallel)", accelerator.num_processes,
-                 recipe.data.batch_size)
-    elif accelerator.num_processes > 1:
-        log.info("auto: trials run data-parallel on all %d processes (%s)", accelerator.num_processes, alone)
-
+    side_by_side = parallel.rungs(runner, recipe, base, tune_name, before, measured)
     if budget.limit <= budget.spent:  # no room to measure: the rule's plan as it is
         log.info("auto: auto_budget = %g leaves nothing to search; training the rule's plan", base.auto_budget)
         winner = next(s for s in states if s.candidate.prior == 0)

@@ -55,3 +55,34 @@ def run_rung(runner: TrialRunner, planned: list[tuple[TrialState, int]], name: s
         for st, epochs in pending:
             runner.journal.record_trial(st.folder, epochs, st)
     log.debug("auto: %d trial(s) side by side on %d processes", len(pending), acc.num_processes)
+
+
+def rungs(runner: TrialRunner, recipe, phase, name: str, before, measured):
+    """What trains a rung side by side (``search.successive_halving``'s ``side_by_side``), or None when the
+    trials stay data-parallel (``why_not``); logs which. ``before(state)`` and ``measured(state, before, share)``
+    are the search's bookkeeping around each trial: a trial had 1/N of the machine, so its seconds count 1/N."""
+    acc = runner.accelerator
+    alone = why_not(acc, recipe, phase)
+    if alone:
+        if acc.num_processes > 1:
+            log.info("auto: trials run data-parallel on all %d processes (%s)", acc.num_processes, alone)
+        return None
+    log.info("auto: %d processes: the trials of a rung run side by side, one per process, each alone at batch "
+             "size %d (the lr stage's one-shot trials stay data-parallel)", acc.num_processes, recipe.data.batch_size)
+
+    def side_by_side(planned: list[tuple[TrialState, int]]) -> None:
+        was = [before(st) for st, _ in planned]
+        run_rung(runner, planned, name)
+        for (st, _), w in zip(planned, was):
+            measured(st, w, 1 / acc.num_processes)
+    return side_by_side
+
+
+def agree(accelerator, value):
+    """The main process's ``value`` on every process (timings differ; decisions must not)."""
+    if accelerator.num_processes > 1:
+        from accelerate.utils import broadcast_object_list
+        box = [value]
+        broadcast_object_list(box)
+        return box[0]
+    return value
