@@ -4,17 +4,13 @@ search and the same weights."""
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import subprocess
-import sys
-from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 
 from tlhub.auto import parallel, search
 from test_auto import _fake, _states
+from test_distributed import _torchrun
 
 SCRIPT = """
 import hashlib, json, os, sys
@@ -93,20 +89,9 @@ def test_side_by_side_needs_several_processes_and_no_gradient_accumulation():
 
 @pytest.mark.slow
 def test_two_processes_run_the_trials_of_a_rung_side_by_side(tiny_recipe, tmp_path):
-    torchrun = shutil.which("torchrun", path=str(Path(sys.executable).parent)) or shutil.which("torchrun")
-    if torchrun is None:
-        pytest.skip("torchrun is not installed beside this Python")
-    script = tmp_path / "two.py"
-    script.write_text(SCRIPT)
-    out = tmp_path / "ranks"
-    out.mkdir()
-    env = dict(os.environ, OMP_NUM_THREADS="1", CUDA_VISIBLE_DEVICES="")
     overrides = ["data.options.per_class=40", "phases.0.freeze=auto", "phases.0.lr=0.03", "phases.0.auto_budget=4",
                  "phases.0.auto_trials=side_by_side"]  # CPU processes: data-parallel unless asked
-    proc = subprocess.run([torchrun, "--nproc_per_node", "2", "--master_port", "29521", str(script), str(tiny_recipe),
-                           str(out), *overrides], capture_output=True, text=True, timeout=900, env=env, cwd=tmp_path)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    r0, r1 = (json.loads((out / f"rank{i}.json").read_text()) for i in (0, 1))
+    r0, r1 = _torchrun(tmp_path, tiny_recipe, *overrides, port=29521, script_text=SCRIPT)
     assert r0["weights"] == r1["weights"]  # the run went on from the winner's checkpoint in both processes
     # each process trained trials of its own; a survivor may go on in the other process at the next rung (from
     # its checkpoint), but no trial call ran twice

@@ -30,12 +30,14 @@ with open(os.path.join(sys.argv[2], f"rank{rank}.json"), "w") as f:
 """
 
 
-def _torchrun(tmp_path, recipe, *overrides, port: int = 29517) -> tuple[dict, dict]:
+def _torchrun(tmp_path, recipe, *overrides, port: int = 29517, script_text: str = SCRIPT) -> tuple[dict, dict]:
+    """Run ``script_text`` (argv: recipe, output folder, overrides) under torchrun with 2 CPU processes; the
+    JSON each rank wrote."""
     torchrun = shutil.which("torchrun", path=str(Path(sys.executable).parent)) or shutil.which("torchrun")
     if torchrun is None:
         pytest.skip("torchrun is not installed beside this Python")
     script = tmp_path / "two.py"
-    script.write_text(SCRIPT)
+    script.write_text(script_text)
     out = tmp_path / "ranks"
     out.mkdir()
     env = dict(os.environ, OMP_NUM_THREADS="1", CUDA_VISIBLE_DEVICES="")  # gloo on the CPU, even beside a GPU
