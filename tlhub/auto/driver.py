@@ -7,7 +7,7 @@
 3. The budget: ``auto_budget`` x the estimated cost of the *default plan* (a head phase, then the top
    quarter of the groups for ``fine_tune_epochs``, the common hand-written recipe) is what the whole
    auto phase may cost: the head phase, then the search (up to half of what is left), then the winner's
-   training (the rest). ``auto_minutes`` caps it too.
+   training (the rest; none where each trial is a whole training, see below). ``auto_minutes`` caps it too.
 4. A head phase on frozen features (shared by every candidate), then successive halving (``search``)
    over head only and the top quarter / half / all groups at the head's lr / 3.3, / 10 and / 30.
 5. The auto phase is replaced by the head phase, the winner's trial phase (its checkpoint becomes the
@@ -15,7 +15,9 @@
    decaying to zero (cosine), keeping its last epoch; no more than ``FINE_TUNE_STEPS`` steps in all.
 On a large training split, trial epochs are capped at ``TRIAL_STEPS`` batches (``epoch_steps``), and the
 lr trials train what their share of the budget pays for; when that is part of an epoch, the depths are
-measured the same way (``_one_shot_depths``).
+measured the same way (``_one_shot_depths``). On a small one, where every trial already trains the winner's
+epochs with its lr annealed to zero, the depths are too, the best trial is the final model as it is, and the
+search may spend what the winner's training would have.
 """
 from __future__ import annotations
 
@@ -118,19 +120,25 @@ def default_plan(costs, head_epochs: int, quarter: int, n_train: int, batch_size
 def _anneal_epochs(winner, costs, left: float, final: int, refill: bool = True) -> int:
     """Epochs after the winner's trial: what ``left`` of the budget pays for at the winner's depth (its
     cache refilled once unless the search hands it over), at least 1, and no more than ``final`` in all
-    (a trial's short epochs counted as the part of an epoch they are)."""
+    (a trial's short epochs counted as the part of an epoch they are). None after a one-shot trial that
+    trained all ``final`` epochs or stopped early: its lr already reached zero (or validation stopped improving),
+    and a warm restart from a fresh optimizer could lose its weights (benchmarks/RESULTS.md, the unseen data)."""
     k = winner.candidate.k
+    whole = winner.epochs * costs.trial_examples(winner.steps) >= final * costs.n_train
+    if winner.scheduler != "constant" and (whole or winner.stopped):
+        return 0
     affordable = int((left - (costs.fill(k) if refill else 0.0)) // max(costs.epoch(k), 1e-9))
     trained = math.ceil(winner.epochs * costs.trial_examples(winner.steps) / max(1, costs.n_train) - 1e-9)
     return max(1, min(final - trained, affordable))
 
 
 def _one_shot(st, epochs: int, costs, budget, train, label: str, status: str | None = None,
-              always: bool = False) -> None:
-    """Run one first-rung trial of ``epochs`` (of its own ``steps``) if the budget pays for it (or ``always``),
-    and log its line; else mark it skipped."""
-    if not always and not budget.affords(costs.trial(st.candidate.k, epochs, st.steps)):
-        st.status = "skipped: over budget"
+              always: bool = False, reserve: float = 0.0) -> None:
+    """Run one first-rung trial of ``epochs`` (of its own ``steps``) if the budget pays for it and ``reserve``
+    after it (or ``always``), and log its line; else mark it skipped."""
+    cost = costs.trial(st.candidate.k, epochs, st.steps)
+    if not always and not budget.affords(cost + reserve):
+        st.status = "skipped: over budget" if not budget.affords(cost) else "skipped: room kept for a deeper trial"
         return
     search.run_trial(st, epochs, costs, budget, train)
     st.rung, st.status = 0, status or label
@@ -141,7 +149,8 @@ def _two_stage(states, head, quarter: int, costs, budget, max_epochs: int, train
                n_val: int = 0, side_by_side=None):
     """When one epoch of the whole grid costs over half the search budget: the lr is measured where trials
     are cheapest (the top quarter, on cached features), then the depths at that lr by successive halving
-    (or, where the lr trials trained part of an epoch, one-shot trials as long: ``_one_shot_depths``).
+    (or, where the lr trials trained part of an epoch or each the winner's whole training, one-shot trials as
+    long: ``_one_shot_depths``).
 
     The lr trials are one-shot runs whose lr decays to zero over their epochs (cosine), as the winner's
     training will end: a short trial at a constant lr favours the lowest lr, which moves the weights
@@ -168,12 +177,18 @@ def _two_stage(states, head, quarter: int, costs, budget, max_epochs: int, train
     log.info("auto: one epoch of all %d candidates would spend over half the search budget: the lr first, at the "
              "cheapest depth (top %d, %s each, lr annealed), then the depths at the best lr",
              len(states), quarter, what)
+    one_shot = bool(steps) or epochs >= max_epochs  # part of an epoch each, or each a whole training
+    # Where the depths train as long as the lr trials, a further lr trial runs only if one trial at the next
+    # depth still fits after it: on 240 photos three lr trials at the top 2 (equal on validation) left no room
+    # for the top 4, which the copied recipe trains (3 points better on test; benchmarks/RESULTS.md).
+    deeper = sorted(c.k for c in grid if c.k > quarter)
+    reserve = costs.trial(deeper[0], epochs, steps) if one_shot and deeper else 0.0
     for st in lr_states:  # the first runs whatever the budget: the search needs one measured lr
-        _one_shot(st, epochs, costs, budget, train, "lr stage", always=st is lr_states[0])
+        _one_shot(st, epochs, costs, budget, train, "lr stage", always=st is lr_states[0], reserve=reserve)
     best_lr = search.best([s for s in lr_states if s.epochs], criterion)
     lr = best_lr.candidate.lr
-    if steps:
-        depths, winner = _one_shot_depths(grid, best_lr, head, steps, costs, budget, train, criterion)
+    if one_shot:
+        depths, winner = _one_shot_depths(grid, best_lr, head, epochs, steps, costs, budget, train, criterion)
         return [head, *lr_states, *depths], winner
     depths = [next(s for s in states if s.candidate == trials.at(grid, k, lr))
               for k in sorted({c.k for c in grid} - {0})]
@@ -184,21 +199,22 @@ def _two_stage(states, head, quarter: int, costs, budget, max_epochs: int, train
     return [head, *lr_states, *depths], winner
 
 
-def _one_shot_depths(grid, best_lr, head, steps: int, costs, budget, train, criterion):
-    """The depths at the lr trials' length, when those trained part of an epoch (a large training split).
+def _one_shot_depths(grid, best_lr, head, epochs: int, steps: int, costs, budget, train, criterion):
+    """The depths at the lr trials' length (``epochs`` of ``steps`` batches, 0: whole epochs), when those
+    trained part of an epoch (a large training split) or each trained the winner's whole training (a small one).
 
     Every depth then trains what one lr trial trained, one-shot with the lr annealed, and the top quarter's
-    best lr trial is that depth's measurement. Fresh constant-lr trials of a whole epoch (what a smaller
-    split gets) would cost the search more than the whole hand-written recipe on such a split, and compare
-    the top quarter at twice its lr trial's length (benchmarks/RESULTS.md, the auto part). One rung: a
-    one-shot trial ends at lr 0 and cannot be continued, so the best of them (or the head) is the winner.
+    best lr trial is that depth's measurement. Fresh constant-lr trials would, on a large split, cost the
+    search more than the whole hand-written recipe and compare the top quarter at twice its lr trial's length
+    (benchmarks/RESULTS.md, the auto part); on a small one, train the top quarter again instead of a deeper
+    plan (on 240 photos the search then never reached the depth that won by 3 points). One rung: a one-shot
+    trial ends at lr 0 and cannot be continued, so the best of them (or the head) is the winner.
     (Depth trials run; winner)."""
     lr, quarter = best_lr.candidate.lr, best_lr.candidate.k
-    epochs = best_lr.epochs
     depths = [trials.TrialState(trials.at(grid, k, lr), scheduler="cosine", steps=steps)
               for k in sorted({c.k for c in grid} - {0, quarter})]
-    log.info("auto: lr %.2g chosen at top %d; the deeper plans at it, %d batches each like the lr trials "
-             "(criterion %s):", lr, quarter, steps, criterion)
+    log.info("auto: lr %.2g chosen at top %d; the deeper plans at it, %s each like the lr trials, one-shot "
+             "(criterion %s):", lr, quarter, f"{steps} batches" if steps else f"{epochs} epoch(s)", criterion)
     for st in sorted(depths, key=lambda s: costs.trial(s.candidate.k, epochs, steps)):  # cheapest first
         _one_shot(st, epochs, costs, budget, train, "depth", "ran")
     measured = [head, best_lr, *(s for s in depths if s.epochs)]
@@ -292,7 +308,8 @@ def search_auto(accelerator, recipe, plan, registry, backbone, rng_state, splits
     head_cost = costs.phase(0, head_epochs) + sum(costs.group_flops) * (
         min(len(splits.train), PROBE_EXAMPLES) + min(len(splits.val), PROBE_EXAMPLES))
     # The search may spend SEARCH_SHARE of what the head phase leaves; the winner's training gets the rest.
-    budget = search.Budget(head_cost + SEARCH_SHARE * max(0.0, total - head_cost), spent=head_cost)
+    search_share = SEARCH_SHARE
+    budget = search.Budget(head_cost + search_share * max(0.0, total - head_cost), spent=head_cost)
     if head_epochs:
         costs.filled.add(0)
     sec = costs.seconds
@@ -330,7 +347,7 @@ def search_auto(accelerator, recipe, plan, registry, backbone, rng_state, splits
         nonlocal total, lim, default
         if cal.after(st, *was, share=share):  # its seconds are replayed from the journal on --resume: the same bound
             default, lim, total = cal.default_cost(), cal.lim, cal.lim.total
-            budget.limit = head_cost + SEARCH_SHARE * max(0.0, total - head_cost)
+            budget.limit = head_cost + search_share * max(0.0, total - head_cost)
             log.info("auto: the first fine-tuning trial (%s, %.1f s%s) measured training backbone groups at %.2g x "
                      "the head phase's seconds per FLOP; %s", st.candidate.name, st.seconds - was[1],
                      f" on 1 of {accelerator.num_processes} processes" if share < 1 else "", costs.deep,
@@ -350,6 +367,12 @@ def search_auto(accelerator, recipe, plan, registry, backbone, rng_state, splits
         winner = search.successive_halving(states, costs, budget, max_trial, train, vplan.criterion, log.info,
                                            min_trial, len(splits.val), side_by_side)
     else:
+        if min_trial >= max_trial and not steps:  # each lr and depth trial a whole training: no winner's share
+            search_share = 1.0
+            budget.limit = head_cost + search_share * max(0.0, total - head_cost)
+            log.info("auto: every trial trains the winner's %d epoch(s), its lr annealed to zero: the best is the "
+                     "final model, so the search may spend the whole bound (~%.0f s)", max_trial,
+                     sec(budget.limit - budget.spent))
         states, winner = _two_stage(states, head, quarter, costs, budget, max_trial, train, vplan.criterion,
                                     min_trial, len(splits.val), side_by_side)
     log.info("%s", bound.cuts(states, min_trial, lim))
@@ -361,7 +384,10 @@ def search_auto(accelerator, recipe, plan, registry, backbone, rng_state, splits
     # whether the search filled the winner's cache, not whether this process still holds it: a resumed search
     # may not have refilled it, and must plan the same anneal as an uninterrupted one
     anneal = _anneal_epochs(winner, costs, total - budget.spent, most, refill=winner.candidate.k not in costs.filled)
-    if anneal:
+    if not anneal:
+        log.info("auto: the winner's trial is its whole training (lr annealed to zero%s): nothing more",
+                 ", stopped early" if winner.stopped else "")
+    else:
         log.info("auto: the winner trains %d more epoch(s) with its lr annealed to zero (what the budget leaves, "
                  "at most %d epochs in all: no more than %d steps; ~%.0f s)", anneal, most, FINE_TUNE_STEPS,
                  sec(costs.phase(winner.candidate.k, anneal)))

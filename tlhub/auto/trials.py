@@ -87,8 +87,8 @@ class Candidate:
         last = {"early_stop": 0, "restore_best": False}
         if trained <= 0:
             return [self.phase(base, more, name, "cosine") | last]
-        return [self.phase(base, trained, name, scheduler, epoch_steps),
-                self.phase(base, more, anneal, "cosine") | last]
+        tried = self.phase(base, trained, name, scheduler, epoch_steps)
+        return [tried, self.phase(base, more, anneal, "cosine") | last] if more else [tried]
 
 
 @dataclass
