@@ -123,6 +123,8 @@ def main() -> None:
     ap.add_argument("--tlhub-first", action="store_true", help="run tlhub before the Trainer")
     ap.add_argument("--write", action="store_true", help="put the table into benchmarks/RESULTS.md")
     ap.add_argument("--recipe", type=Path, default=TEXT, help="tlhub's side (default: the shipped text recipe)")
+    ap.add_argument("--set", action="append", default=[], metavar="OVERRIDE",
+                    help="a recipe override for tlhub's side only, e.g. phases.0.freeze_options.k=2")
     args = ap.parse_args()
     recipe_path = args.recipe.resolve()
     OUT.mkdir(parents=True, exist_ok=True)
@@ -138,7 +140,8 @@ def main() -> None:
 
     def tlhub_run() -> dict:
         return run(f"hf-vs-tlhub{tag}", recipe_path, text_overrides() + extra + [f"train.threads={args.threads}",
-                                                                          f"train.mixed_precision='{args.precision}'"])
+                                                                          f"train.mixed_precision='{args.precision}'"]
+                   + args.set)
 
     load0 = os.getloadavg()[0]
     if args.tlhub_first:

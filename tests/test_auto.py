@@ -120,7 +120,7 @@ def test_budget_limits_the_trials_run():
 
 
 def test_two_stage_search_measures_the_lr_at_the_cheapest_depth_then_depths_at_it():
-    from tlhub.auto.driver import LR_STAGE_SHARE, _two_stage
+    from tlhub.auto.stages import LR_STAGE_SHARE, two_stage as _two_stage
     states = _states(n=4, centre=1e-3)  # depths 1, 2, 4 at lrs 3.3e-4, 1e-3, 3e-3
     quality = {s.candidate.name: 0.5 for s in states}
     quality.update({"top1@0.003": 0.7, "top2@0.003": 0.8, "all@0.003": 0.9, "all@0.001": 0.95})
@@ -145,7 +145,7 @@ def test_lr_trials_on_a_large_split_train_the_batches_their_share_pays_for():
     """One epoch each would cost several times the lr stage's share: each lr trial trains fewer batches (one
     annealed epoch of them), charged as such; the deeper plans then train as many batches, one-shot, and the
     top quarter is not trained again (its best lr trial is its measurement)."""
-    from tlhub.auto.driver import LR_STAGE_SHARE, _two_stage
+    from tlhub.auto.stages import LR_STAGE_SHARE, two_stage as _two_stage
     states = _states(n=4, centre=1e-3)
     costs = trials.CostModel([1.0] * 4, 1.0, n_train=10_000, n_val=0, batch=10)  # 1,000 batches an epoch
     costs.filled.add(1)  # the top quarter's cache is already there: the share is all training
@@ -182,6 +182,43 @@ def test_lr_trials_on_a_large_split_train_the_batches_their_share_pays_for():
                                                   winner.scheduler)
     assert (trial["scheduler"], trial["epoch_steps"], trial["epochs"]) == ("cosine", winner.steps, 1)
     assert anneal["scheduler"] == "cosine" and not anneal["restore_best"]
+
+
+def test_on_a_small_split_the_depths_train_as_long_as_the_lr_trials_and_the_best_is_final():
+    """Each lr trial a whole training (max_epochs): the depths train one-shot as long, a further lr trial runs
+    only if a trial at the next depth still fits after it, and the one-shot winner needs no anneal."""
+    from types import SimpleNamespace
+
+    from tlhub.auto.driver import _anneal_epochs
+    from tlhub.auto.stages import two_stage as _two_stage
+    states = _states(n=4, centre=1e-3)  # depths 1, 2, 4
+    quality = {s.candidate.name: 0.5 for s in states}
+    quality.update({"top1@0.001": 0.6, "top2@0.001": 0.8, "all@0.001": 0.7})
+    costs, train, trained = _fake({0: 0.1, 1: 1.0, 2: 2.0, 4: 4.0}, quality)
+    costs.trial_examples = lambda steps=0: 1  # one example an epoch: n_train below
+    costs.n_train = 1
+    head = next(s for s in states if s.candidate.k == 0)
+    train(head, 1)
+    head.stopped = True
+    # a quarter of 40 pays for one lr trial of 8 epochs at depth 1 (8); the whole budget for one more lr
+    # trial (8) and the top 2 (16), not for a third lr trial besides: it is skipped, the top 2 runs
+    budget = search.Budget(8 + 8 + 16 + 4.0)
+    ran, winner = _two_stage(states, head, 1, costs, budget, 8, train, "val_accuracy", min_epochs=8)
+    lr_stage = [s for s in ran if s.candidate.k == 1]
+    assert [s.epochs for s in lr_stage if s.epochs] == [8, 8]
+    assert [s.status for s in lr_stage if not s.epochs] == ["skipped: room kept for a deeper trial"]
+    depths = {s.candidate.name: s for s in ran if s.candidate.k > 1}
+    assert depths["top2@0.001"].epochs == 8 and depths["top2@0.001"].scheduler == "cosine"
+    assert depths["all@0.001"].status == "skipped: over budget" and budget.spent <= budget.limit
+    assert winner is depths["top2@0.001"] and winner.status == "winner"
+    # its lr reached zero over the winner's whole length: nothing more to train, whatever the budget leaves
+    assert _anneal_epochs(winner, costs, left=1e9, final=8) == 0
+    base = SimpleNamespace(optimizer="adam", weight_decay=0.0)
+    (only,) = winner.candidate.final_phases(base, winner.epochs, 0, "tune", "anneal", 0, winner.scheduler)
+    assert (only["epochs"], only["scheduler"]) == (8, "cosine")
+    # a constant-lr winner (successive halving) is always annealed
+    constant = trials.TrialState(winner.candidate, epochs=8)
+    assert _anneal_epochs(constant, costs, left=1e9, final=8) == 1
 
 
 def test_candidates_cover_depths_and_lrs_around_the_centre():
@@ -450,13 +487,14 @@ def test_trials_on_a_large_split_train_short_epochs(tiny_recipe, monkeypatch):
 def test_one_shot_depth_trials_on_a_large_split_and_the_run_continues_from_the_winner(tiny_recipe, monkeypatch):
     """Where the lr trials train part of an epoch, the deeper plans train as many batches one-shot, and a
     fine-tuning winner's trial phase (cosine, its batches) is the run's: continued by the anneal, not retrained."""
-    from tlhub.auto import driver
-    monkeypatch.setattr(driver, "LR_STAGE_SHARE", 0.01)  # the lr stage's share pays for part of an epoch ...
+    from tlhub.auto import driver, stages
+    monkeypatch.setattr(stages, "LR_STAGE_SHARE", 0.01)  # the lr stage's share pays for part of an epoch ...
     monkeypatch.setattr(driver, "MIN_TRIAL_STEPS", 1)    # ... of this tiny training split
     # a budget too small for one epoch of the whole grid: the lr first, then the depths
     result = tlhub.run(tiny_recipe, SMALL + AUTO + ["phases.0.auto_budget=0.6"], quiet=True)
     data = json.loads((result.run_dir / "auto_search.json").read_text())
-    ran = [r for r in data["trials"] if r["epochs"] and r["freeze"] != "frozen"]
+    # the searched trials (the shipped plan, the incumbent, trains whole epochs first)
+    ran = [r for r in data["trials"] if r["epochs"] and r["freeze"] != "frozen" and "(shipped)" not in r["plan"]]
     steps = {r["steps"] for r in ran}
     assert len(steps) == 1 and steps.pop() > 0 and {r["scheduler"] for r in ran} == {"cosine"}
     assert len({r["freeze"] for r in ran}) > 1  # depths beyond the top quarter were measured
@@ -465,7 +503,10 @@ def test_one_shot_depth_trials_on_a_large_split_and_the_run_continues_from_the_w
     assert "the deeper plans at it" in log
     winner = next(r for r in data["trials"] if r["status"] == "winner")
     tune = [p for p in data["phases"] if p["name"] == "tune"]
-    if winner["freeze"] != "frozen":  # the run adopted the trial: its phase as trained, then the anneal
+    if "(shipped)" in winner["plan"]:  # the incumbent's whole epochs, its lr annealed: the run adds nothing
+        assert [(p["scheduler"], p["epochs"], "epoch_steps" in p) for p in tune] == [("cosine", winner["epochs"], False)]
+        assert [p["name"] for p in data["phases"]] == ["head", "tune"]
+    elif winner["freeze"] != "frozen":  # the run adopted the trial: its phase as trained, then the anneal
         assert [(p["scheduler"], p["epoch_steps"]) for p in tune] == [("cosine", winner["steps"])]
         rows = [r for r in result.history if r["phase"] == "tune"]
         assert [r["steps"] for r in rows] == [winner["steps"]]

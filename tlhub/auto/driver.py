@@ -15,7 +15,7 @@
    decaying to zero (cosine), keeping its last epoch; no more than ``FINE_TUNE_STEPS`` steps in all.
 On a large training split, trial epochs are capped at ``TRIAL_STEPS`` batches (``epoch_steps``), and the
 lr trials train what their share of the budget pays for; when that is part of an epoch, the depths are
-measured the same way (``_one_shot_depths``). On a small one, where every trial already trains the winner's
+measured the same way (``stages.one_shot_depths``). On a small one, where every trial already trains the winner's
 epochs with its lr annealed to zero, the depths are too, the best trial is the final model as it is, and the
 search may spend what the winner's training would have.
 """
@@ -33,7 +33,7 @@ from pathlib import Path
 import torch
 
 from tlhub.artifacts import rundir
-from tlhub.auto import advise, bound, journal, parallel, search, trials
+from tlhub.auto import advise, bound, journal, parallel, search, stages, trials
 from tlhub.auto.advise import expand_auto
 from tlhub.model import ModelSpec, add_head, group_layouts
 from tlhub.recipe.plan import build_plan
@@ -45,7 +45,6 @@ log = logging.getLogger("tlhub")
 FINE_TUNE_STEPS = 1000  # a fine-tuning phase of about this many optimizer steps (the usual length of one) ...
 MAX_EPOCHS = 8          # ... in 1 to this many epochs: many epochs of a small data set, one of a large one
 SEARCH_SHARE = 0.5   # of the budget the head phase leaves, what the search may spend (the winner gets the rest)
-LR_STAGE_SHARE = 0.25  # of the search budget, what measuring the lr may spend (when the whole grid is too dear)
 # A trial's epoch is at most this many steps (half the default fine-tuning), so that on a large
 # training split the search still compares its candidates instead of skipping them. Not shorter: short
 # trials favour the plans that learn fastest, not the best (docs/freeze.md: 250 steps on rt-polarity).
@@ -130,100 +129,6 @@ def _anneal_epochs(winner, costs, left: float, final: int, refill: bool = True) 
     affordable = int((left - (costs.fill(k) if refill else 0.0)) // max(costs.epoch(k), 1e-9))
     trained = math.ceil(winner.epochs * costs.trial_examples(winner.steps) / max(1, costs.n_train) - 1e-9)
     return max(1, min(final - trained, affordable))
-
-
-def _one_shot(st, epochs: int, costs, budget, train, label: str, status: str | None = None,
-              always: bool = False, reserve: float = 0.0) -> None:
-    """Run one first-rung trial of ``epochs`` (of its own ``steps``) if the budget pays for it and ``reserve``
-    after it (or ``always``), and log its line; else mark it skipped."""
-    cost = costs.trial(st.candidate.k, epochs, st.steps)
-    if not always and not budget.affords(cost + reserve):
-        st.status = "skipped: over budget" if not budget.affords(cost) else "skipped: room kept for a deeper trial"
-        return
-    search.run_trial(st, epochs, costs, budget, train)
-    st.rung, st.status = 0, status or label
-    log.info(search.trial_line(label, st, budget))
-
-
-def _two_stage(states, head, quarter: int, costs, budget, max_epochs: int, train, criterion, min_epochs: int = 1,
-               n_val: int = 0, side_by_side=None):
-    """When one epoch of the whole grid costs over half the search budget: the lr is measured where trials
-    are cheapest (the top quarter, on cached features), then the depths at that lr by successive halving
-    (or, where the lr trials trained part of an epoch or each the winner's whole training, one-shot trials as
-    long: ``_one_shot_depths``).
-
-    The lr trials are one-shot runs whose lr decays to zero over their epochs (cosine), as the winner's
-    training will end: a short trial at a constant lr favours the lowest lr, which moves the weights
-    least. Together they get ``LR_STAGE_SHARE`` of the search budget (1 to ``max_epochs`` epochs each).
-    (States that ran, in the table's order; winner)."""
-    grid = [s.candidate for s in states]
-    if search.settled([head], criterion, n_val):  # no fine-tuning trial could show a gain on this split
-        for st in states:
-            st.status = st.status if st.epochs else search.SETTLED
-        head.status = "winner"
-        log.info("auto: the head alone is within the validation split's noise of accuracy 1: no trial run")
-        return states, head
-    room = LR_STAGE_SHARE * max(0.0, budget.limit - budget.spent)
-    n_lr = sum(1 for s in states if s.candidate.k == quarter)
-    each = (room - (0.0 if quarter in costs.filled else costs.fill(quarter))) / n_lr  # one shared fill
-    epochs = max(1, min(max_epochs, max(min_epochs, int(each // costs.trial_epoch(quarter)))))
-    # On a large training split one epoch each can cost several times the stage's share: the trials then
-    # train the batches the share pays for (at least MIN_TRIAL_STEPS), one epoch with the lr annealed over them.
-    steps = 0 if each >= costs.trial_epoch(quarter) else max(MIN_TRIAL_STEPS, costs.steps_within(quarter, each))
-    steps = 0 if costs.trial_epoch(quarter, steps) >= costs.trial_epoch(quarter) else steps
-    lr_states = [trials.TrialState(s.candidate, scheduler="cosine", steps=steps)
-                 for s in states if s.candidate.k == quarter]
-    what = f"{steps} batches" if steps else f"{epochs} epoch(s)"
-    log.info("auto: one epoch of all %d candidates would spend over half the search budget: the lr first, at the "
-             "cheapest depth (top %d, %s each, lr annealed), then the depths at the best lr",
-             len(states), quarter, what)
-    one_shot = bool(steps) or epochs >= max_epochs  # part of an epoch each, or each a whole training
-    # Where the depths train as long as the lr trials, a further lr trial runs only if one trial at the next
-    # depth still fits after it: on 240 photos three lr trials at the top 2 (equal on validation) left no room
-    # for the top 4, which the copied recipe trains (3 points better on test; benchmarks/RESULTS.md).
-    deeper = sorted(c.k for c in grid if c.k > quarter)
-    reserve = costs.trial(deeper[0], epochs, steps) if one_shot and deeper else 0.0
-    for st in lr_states:  # the first runs whatever the budget: the search needs one measured lr
-        _one_shot(st, epochs, costs, budget, train, "lr stage", always=st is lr_states[0], reserve=reserve)
-    best_lr = search.best([s for s in lr_states if s.epochs], criterion)
-    lr = best_lr.candidate.lr
-    if one_shot:
-        depths, winner = _one_shot_depths(grid, best_lr, head, epochs, steps, costs, budget, train, criterion)
-        return [head, *lr_states, *depths], winner
-    depths = [next(s for s in states if s.candidate == trials.at(grid, k, lr))
-              for k in sorted({c.k for c in grid} - {0})]
-    log.info("auto: lr %.2g chosen at top %d; successive halving over the depths at it (criterion %s):", lr,
-             quarter, criterion)
-    winner = search.successive_halving([head, *depths], costs, budget, max_epochs, train, criterion, log.info,
-                                       min_epochs, n_val, side_by_side)
-    return [head, *lr_states, *depths], winner
-
-
-def _one_shot_depths(grid, best_lr, head, epochs: int, steps: int, costs, budget, train, criterion):
-    """The depths at the lr trials' length (``epochs`` of ``steps`` batches, 0: whole epochs), when those
-    trained part of an epoch (a large training split) or each trained the winner's whole training (a small one).
-
-    Every depth then trains what one lr trial trained, one-shot with the lr annealed, and the top quarter's
-    best lr trial is that depth's measurement. Fresh constant-lr trials would, on a large split, cost the
-    search more than the whole hand-written recipe and compare the top quarter at twice its lr trial's length
-    (benchmarks/RESULTS.md, the auto part); on a small one, train the top quarter again instead of a deeper
-    plan (on 240 photos the search then never reached the depth that won by 3 points). One rung: a one-shot
-    trial ends at lr 0 and cannot be continued, so the best of them (or the head) is the winner.
-    (Depth trials run; winner)."""
-    lr, quarter = best_lr.candidate.lr, best_lr.candidate.k
-    depths = [trials.TrialState(trials.at(grid, k, lr), scheduler="cosine", steps=steps)
-              for k in sorted({c.k for c in grid} - {0, quarter})]
-    log.info("auto: lr %.2g chosen at top %d; the deeper plans at it, %s each like the lr trials, one-shot "
-             "(criterion %s):", lr, quarter, f"{steps} batches" if steps else f"{epochs} epoch(s)", criterion)
-    for st in sorted(depths, key=lambda s: costs.trial(s.candidate.k, epochs, steps)):  # cheapest first
-        _one_shot(st, epochs, costs, budget, train, "depth", "ran")
-    measured = [head, best_lr, *(s for s in depths if s.epochs)]
-    winner = search.best(measured, criterion)
-    for st in measured:
-        if st is not winner and st.status == "ran":
-            st.status = "cut"
-    winner.status = "winner"
-    return depths, winner
 
 
 def search_auto(accelerator, recipe, plan, registry, backbone, rng_state, splits, run_dir: Path, make_datasets,
@@ -358,23 +263,45 @@ def search_auto(accelerator, recipe, plan, registry, backbone, rng_state, splits
         runner.train(st, e, tune_name)
         measured(st, was)
     side_by_side = parallel.rungs(runner, recipe, base, tune_name, before, measured)
-    if budget.limit <= budget.spent:  # no room to measure: the rule's plan as it is
+    room = budget.limit > budget.spent
+    whole_grid = room and trials.full_grid_affordable(grid, costs, budget.limit - budget.spent)
+    if room and not whole_grid and min_trial >= max_trial and not steps:
+        search_share = 1.0  # each lr and depth trial a whole training: nothing kept for the winner's
+        budget.limit = head_cost + search_share * max(0.0, total - head_cost)
+        log.info("auto: every trial trains the winner's %d epoch(s), its lr annealed to zero: the best is the "
+                 "final model, so the search may spend the whole bound (~%.0f s)", max_trial,
+                 sec(budget.limit - budget.spent))
+    # The incumbent: the shipped recipe's fine-tuning as a user copying it would train it (its depth and epochs,
+    # the grid's centre lr annealed to zero), trained first; a searched plan must beat it on validation to win.
+    shipped = trials.TrialState(trials.Candidate(ref.depth(n), centre, n, prior=-1), scheduler="cosine", tag="shipped")
+    shipped_epochs = min(ref.tune_epochs, max_trial)
+    if room:
+        log.info("auto: first the shipped recipe's plan, the incumbent: top %d at lr %.2g for %d epoch(s), lr "
+                 "annealed", shipped.candidate.k, centre, shipped_epochs)
+        stages.one_shot(shipped, shipped_epochs, costs, budget, train, "shipped plan")
+    if shipped.epochs and budget.limit <= budget.spent:
+        log.info("auto: the shipped plan spent what the search may: no other plan measured")
+        winner = shipped
+    elif not room:  # no room to measure: the rule's plan as it is
         log.info("auto: auto_budget = %g leaves nothing to search; training the rule's plan", base.auto_budget)
         winner = next(s for s in states if s.candidate.prior == 0)
         winner.status = "winner (not measured)"
-    elif trials.full_grid_affordable(grid, costs, budget.limit - budget.spent):
+    elif whole_grid:
         log.info("auto: successive halving over all %d candidates (criterion %s):", len(states), vplan.criterion)
         winner = search.successive_halving(states, costs, budget, max_trial, train, vplan.criterion, log.info,
                                            min_trial, len(splits.val), side_by_side)
     else:
-        if min_trial >= max_trial and not steps:  # each lr and depth trial a whole training: no winner's share
-            search_share = 1.0
-            budget.limit = head_cost + search_share * max(0.0, total - head_cost)
-            log.info("auto: every trial trains the winner's %d epoch(s), its lr annealed to zero: the best is the "
-                     "final model, so the search may spend the whole bound (~%.0f s)", max_trial,
-                     sec(budget.limit - budget.spent))
-        states, winner = _two_stage(states, head, quarter, costs, budget, max_trial, train, vplan.criterion,
-                                    min_trial, len(splits.val), side_by_side)
+        states, winner = stages.two_stage(states, head, quarter, costs, budget, max_trial, train, vplan.criterion,
+                                          min_trial, len(splits.val), side_by_side, MIN_TRIAL_STEPS,
+                                          must_measure=not shipped.epochs)
+    if winner is not shipped and shipped.epochs:  # ties go to the incumbent
+        if search.score(shipped, vplan.criterion) >= search.score(winner, vplan.criterion):
+            winner.status = "cut"
+            winner = shipped
+        else:
+            shipped.status = "cut"
+    winner.status = "winner" if winner.epochs else winner.status
+    states = [shipped, *states]
     log.info("%s", bound.cuts(states, min_trial, lim))
     head_won = winner.candidate.k == 0 and bool(prefix)  # the head phase itself won: anneal the head alone
     kept = trials.winner_cache(runner.shared_cache, winner.candidate.k, n)
@@ -383,7 +310,8 @@ def search_auto(accelerator, recipe, plan, registry, backbone, rng_state, splits
         kept = kept if all(gather_object([bool(kept)])) else {}
     # whether the search filled the winner's cache, not whether this process still holds it: a resumed search
     # may not have refilled it, and must plan the same anneal as an uninterrupted one
-    anneal = _anneal_epochs(winner, costs, total - budget.spent, most, refill=winner.candidate.k not in costs.filled)
+    anneal = _anneal_epochs(winner, costs, total - budget.spent, shipped_epochs if winner is shipped else most,
+                            refill=winner.candidate.k not in costs.filled)
     if not anneal:
         log.info("auto: the winner's trial is its whole training (lr annealed to zero%s): nothing more",
                  ", stopped early" if winner.stopped else "")

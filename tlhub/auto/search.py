@@ -184,7 +184,7 @@ class TrialRow:
         c = st.candidate
         groups = list(group_names[len(group_names) - c.k:]) if c.k else []
         freeze = "frozen" if c.k == 0 else "none" if c.k >= c.n_groups else f"top_k k={c.k}"
-        plan = c.name if st.scheduler == "constant" else f"{c.name} {st.scheduler}"
+        plan = (c.name if st.scheduler == "constant" else f"{c.name} {st.scheduler}") + (f" ({st.tag})" if st.tag else "")
         return cls(plan, freeze, groups, c.lr, st.epochs, st.best_epoch, round(st.accuracy, 4),
                    round(st.loss, 4) if math.isfinite(st.loss) else None, round(st.seconds, 2),
                    round(st.cost / unit, 4) if unit else 0.0, st.rung + 1, st.status, st.curve, st.scheduler,

@@ -214,10 +214,12 @@ class TrialState:
     rung: int = -1
     status: str = "not run"
     curve: list = field(default_factory=list)  # validation accuracy per epoch
+    tag: str = ""                # "shipped": the shipped recipe's plan, the incumbent (a folder of its own)
 
     @property
     def folder(self) -> str:
-        return self.candidate.slug + ("" if self.scheduler == "constant" else f"-{self.scheduler}")
+        return self.candidate.slug + ("" if self.scheduler == "constant" else f"-{self.scheduler}") + \
+            (f"-{self.tag}" if self.tag else "")
 
 
 @contextlib.contextmanager
