@@ -25,6 +25,7 @@ def test_the_shipped_shapes_are_those_of_the_recipe_files(modality):
     assert [p["freeze"] for p in phases] == ["frozen", "top_k"]
     assert (phases[0]["epochs"], phases[1]["freeze_options"]["k"], phases[1]["epochs"]) == \
         (ref.head_epochs, ref.tune_groups, ref.tune_epochs)
+    assert phases[1]["lr"] / phases[0]["lr"] == pytest.approx(ref.tune_lr_ratio)  # the incumbent's lr, relative
 
 
 def test_reference_cost_is_its_head_phase_then_its_share_of_the_groups():

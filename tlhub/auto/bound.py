@@ -32,6 +32,7 @@ class Reference:
     tune_groups: int
     groups: int
     tune_epochs: int
+    tune_lr_ratio: float = 0.1  # its fine-tuning lr over its head phase's
 
     def depth(self, n_groups: int) -> int:
         """The same share of this backbone's ``n_groups``, at least one group."""
@@ -44,8 +45,10 @@ class Reference:
 
 
 SHIPPED = {
-    "image": Reference("recipes/mnist5k_lite0.toml", head_epochs=2, tune_groups=4, groups=9, tune_epochs=5),
-    "text": Reference("recipes/sentiment_minilm.toml", head_epochs=4, tune_groups=6, groups=7, tune_epochs=1),
+    "image": Reference("recipes/mnist5k_lite0.toml", head_epochs=2, tune_groups=4, groups=9, tune_epochs=5,
+                       tune_lr_ratio=5e-4 / 3e-3),
+    "text": Reference("recipes/sentiment_minilm.toml", head_epochs=4, tune_groups=6, groups=7, tune_epochs=1,
+                      tune_lr_ratio=1e-4 / 1e-3),
 }
 
 

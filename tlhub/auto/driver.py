@@ -8,8 +8,9 @@
    quarter of the groups for ``fine_tune_epochs``, the common hand-written recipe) is what the whole
    auto phase may cost: the head phase, then the search (up to half of what is left), then the winner's
    training (the rest; none where each trial is a whole training, see below). ``auto_minutes`` caps it too.
-4. A head phase on frozen features (shared by every candidate), then successive halving (``search``)
-   over head only and the top quarter / half / all groups at the head's lr / 3.3, / 10 and / 30.
+4. A head phase on frozen features (shared by every candidate), then the shipped recipe's plan (the
+   incumbent a searched plan must beat), then successive halving (``search``) over head only and the top
+   quarter / half / all groups at the head's lr / 3.3, / 10 and / 30.
 5. The auto phase is replaced by the head phase, the winner's trial phase (its checkpoint becomes the
    run's, so it is not trained twice) and an anneal phase: the winner's remaining epochs with the lr
    decaying to zero (cosine), keeping its last epoch; no more than ``FINE_TUNE_STEPS`` steps in all.
@@ -271,13 +272,16 @@ def search_auto(accelerator, recipe, plan, registry, backbone, rng_state, splits
         log.info("auto: every trial trains the winner's %d epoch(s), its lr annealed to zero: the best is the "
                  "final model, so the search may spend the whole bound (~%.0f s)", max_trial,
                  sec(budget.limit - budget.spent))
-    # The incumbent: the shipped recipe's fine-tuning as a user copying it would train it (its depth and epochs,
-    # the grid's centre lr annealed to zero), trained first; a searched plan must beat it on validation to win.
-    shipped = trials.TrialState(trials.Candidate(ref.depth(n), centre, n, prior=-1), scheduler="cosine", tag="shipped")
+    # The incumbent: the shipped recipe's fine-tuning as a user copying it would train it (its depth, epochs and
+    # lr relative to the head's, annealed to zero), trained first; a searched plan must beat it on validation.
+    shipped_lr = float(f"{base.lr * ref.tune_lr_ratio:.3g}")
+    shipped = trials.TrialState(trials.Candidate(ref.depth(n), shipped_lr, n, prior=-1), scheduler="cosine",
+                                tag="shipped")
     shipped_epochs = min(ref.tune_epochs, max_trial)
     if room:
-        log.info("auto: first the shipped recipe's plan, the incumbent: top %d at lr %.2g for %d epoch(s), lr "
-                 "annealed", shipped.candidate.k, centre, shipped_epochs)
+        log.info("auto: first the shipped recipe's plan, the incumbent: top %d at lr %.3g (the head's %g x %.2g, "
+                 "as in %s) for %d epoch(s), lr annealed", shipped.candidate.k, shipped_lr, base.lr, ref.tune_lr_ratio,
+                 ref.recipe, shipped_epochs)
         stages.one_shot(shipped, shipped_epochs, costs, budget, train, "shipped plan")
     if shipped.epochs and budget.limit <= budget.spent:
         log.info("auto: the shipped plan spent what the search may: no other plan measured")

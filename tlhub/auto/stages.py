@@ -68,8 +68,9 @@ def two_stage(states, head, quarter: int, costs, budget, max_epochs: int, train,
     reserve = tuple(costs.trial(deeper[0], e, steps) for e in sorted({epochs, max(1, epochs // 2)}, reverse=True)
                     ) if as_long and deeper else ()
     for st in lr_states:
+        # room is kept for the next depth once one lr is measured, not before: that depth needs an lr
         one_shot(st, epochs, costs, budget, train, "lr stage", always=must_measure and st is lr_states[0],
-                 reserve=reserve)
+                 reserve=reserve if any(s.epochs for s in lr_states) else ())
     if not any(s.epochs for s in lr_states):  # the incumbent (measured before) spent what the search had
         return [head, *lr_states], head
     best_lr = search.best([s for s in lr_states if s.epochs], criterion)
