@@ -36,8 +36,10 @@ KINDS = {"copied": [], "head": ["phases=[{ name = 'head', freeze = 'frozen', epo
          "auto": auto_phase()}
 
 
-def _images(name: str, classes: list[str], train: slice, test: slice) -> Path:
-    root = DATA / name
+def cifar_folders(name: str, classes: list[str], train: slice, test: slice, data: Path = DATA) -> Path:
+    """``data/name/{train,test}/<class>/``: the CIFAR files of ``classes`` in the ``train`` and ``test`` slices
+    (sorted file names), built afresh."""
+    root = data / name
     shutil.rmtree(root, ignore_errors=True)
     for split, part in (("train", train), ("test", test)):
         for c in classes:
@@ -63,7 +65,7 @@ def _sentences(n_train: int = 30, n_test: int = 500) -> Path:
 def data_sets() -> dict[str, tuple[Path, Path, Callable[[], list[str]]]]:
     """name: (recipe to copy, folder that must exist, builder returning overrides)."""
     def image(name, classes, train, test):
-        return lambda: image_folder_overrides(_images(name, classes, train, test))
+        return lambda: image_folder_overrides(cifar_folders(name, classes, train, test))
 
     def text():
         root = _sentences()

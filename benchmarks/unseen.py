@@ -25,7 +25,6 @@ import csv
 import json
 import math
 import random
-import shutil
 import sys
 from collections import Counter
 from pathlib import Path
@@ -35,33 +34,20 @@ sys.path.insert(0, str(HERE))
 
 from auto_dev import CIFAR, image_folder_overrides
 from run import OUT, SHARED, TEXT, VISION, run
-from tiny_sets import KINDS
+from tiny_sets import KINDS, cifar_folders
 
 DATA = OUT / "unseen-data"
 GOEMO = SHARED / "goemotions"
 
 
 def _photos() -> list[str]:
-    root = DATA / "photos-224"
-    shutil.rmtree(root, ignore_errors=True)
-    for split, part in (("train", slice(0, 120)), ("test", slice(0, 250))):
-        for c in ("airplane", "ship"):
-            (root / split / c).mkdir(parents=True)
-            for f in sorted((CIFAR / split / c).iterdir())[part]:
-                shutil.copy(f, root / split / c / f.name)
+    root = cifar_folders("photos-224", ["airplane", "ship"], slice(0, 120), slice(0, 250), DATA)
     return image_folder_overrides(root) + ["data.image_size=224"]
 
 
 def _cifar10_tiny() -> list[str]:
-    root = DATA / "cifar10-100"
-    shutil.rmtree(root, ignore_errors=True)
     classes = sorted(p.name for p in (CIFAR / "train").iterdir())
-    for split, part in (("train", slice(0, 10)), ("test", slice(0, 100))):
-        for c in classes:
-            (root / split / c).mkdir(parents=True)
-            for f in sorted((CIFAR / split / c).iterdir())[part]:
-                shutil.copy(f, root / split / c / f.name)
-    return image_folder_overrides(root)
+    return image_folder_overrides(cifar_folders("cifar10-100", classes, slice(0, 10), slice(0, 100), DATA))
 
 
 def _emotions(n_train: int = 5400, n_labels: int = 6) -> list[str]:

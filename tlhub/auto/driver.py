@@ -124,11 +124,11 @@ def _anneal_epochs(winner, costs, left: float, final: int, refill: bool = True) 
     trained all ``final`` epochs or stopped early: its lr already reached zero (or validation stopped improving),
     and a warm restart from a fresh optimizer could lose its weights (benchmarks/RESULTS.md, the unseen data)."""
     k = winner.candidate.k
-    whole = winner.epochs * costs.trial_examples(winner.steps) >= final * costs.n_train
-    if winner.scheduler != "constant" and (whole or winner.stopped):
+    seen = winner.epochs * costs.trial_examples(winner.steps)  # examples the trial trained, over its epochs
+    if winner.scheduler != "constant" and (seen >= final * costs.n_train or winner.stopped):
         return 0
     affordable = int((left - (costs.fill(k) if refill else 0.0)) // max(costs.epoch(k), 1e-9))
-    trained = math.ceil(winner.epochs * costs.trial_examples(winner.steps) / max(1, costs.n_train) - 1e-9)
+    trained = math.ceil(seen / max(1, costs.n_train) - 1e-9)
     return max(1, min(final - trained, affordable))
 
 
@@ -215,7 +215,10 @@ def search_auto(accelerator, recipe, plan, registry, backbone, rng_state, splits
         min(len(splits.train), PROBE_EXAMPLES) + min(len(splits.val), PROBE_EXAMPLES))
     # The search may spend SEARCH_SHARE of what the head phase leaves; the winner's training gets the rest.
     search_share = SEARCH_SHARE
-    budget = search.Budget(head_cost + search_share * max(0.0, total - head_cost), spent=head_cost)
+
+    def search_limit() -> float:  # again whenever ``total`` or ``search_share`` changes
+        return head_cost + search_share * max(0.0, total - head_cost)
+    budget = search.Budget(search_limit(), spent=head_cost)
     if head_epochs:
         costs.filled.add(0)
     sec = costs.seconds
@@ -253,7 +256,7 @@ def search_auto(accelerator, recipe, plan, registry, backbone, rng_state, splits
         nonlocal total, lim, default
         if cal.after(st, *was, share=share):  # its seconds are replayed from the journal on --resume: the same bound
             default, lim, total = cal.default_cost(), cal.lim, cal.lim.total
-            budget.limit = head_cost + search_share * max(0.0, total - head_cost)
+            budget.limit = search_limit()
             log.info("auto: the first fine-tuning trial (%s, %.1f s%s) measured training backbone groups at %.2g x "
                      "the head phase's seconds per FLOP; %s", st.candidate.name, st.seconds - was[1],
                      f" on 1 of {accelerator.num_processes} processes" if share < 1 else "", costs.deep,
@@ -268,7 +271,7 @@ def search_auto(accelerator, recipe, plan, registry, backbone, rng_state, splits
     whole_grid = room and trials.full_grid_affordable(grid, costs, budget.limit - budget.spent)
     if room and not whole_grid and min_trial >= max_trial and not steps:
         search_share = 1.0  # each lr and depth trial a whole training: nothing kept for the winner's
-        budget.limit = head_cost + search_share * max(0.0, total - head_cost)
+        budget.limit = search_limit()
         log.info("auto: every trial trains the winner's %d epoch(s), its lr annealed to zero: the best is the "
                  "final model, so the search may spend the whole bound (~%.0f s)", max_trial,
                  sec(budget.limit - budget.spent))
