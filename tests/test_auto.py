@@ -362,7 +362,8 @@ def test_bad_auto_options_exit_2(tiny_recipe, override, message):
 
 def test_auto_run_prints_stores_and_draws_the_search(tiny_recipe):
     # a validation split large enough to rank by accuracy (a smaller one keeps its examples and ranks by loss)
-    result = tlhub.run(tiny_recipe, SMALL + AUTO + ["phases.0.auto_budget=4", "data.val_split=0.3"], quiet=True)
+    result = tlhub.run(tiny_recipe, SMALL + AUTO + ["phases.0.auto_budget=4", "data.val_split=0.3", "phases.0.lr=0.003"],
+                       quiet=True)
     run = result.run_dir
     data = json.loads((run / "auto_search.json").read_text())
     rows = data["trials"]
@@ -474,7 +475,8 @@ def test_trials_on_a_large_split_train_short_epochs(tiny_recipe, monkeypatch):
     assert driver.trial_steps(16000, 16, processes=2) == 0  # 500 batches per process
     monkeypatch.setattr(driver, "TRIAL_STEPS", 2)
     # a validation split large enough to rank by accuracy (a smaller one keeps its examples and ranks by loss)
-    result = tlhub.run(tiny_recipe, SMALL + AUTO + ["phases.0.auto_budget=4", "data.val_split=0.3"], quiet=True)
+    result = tlhub.run(tiny_recipe, SMALL + AUTO + ["phases.0.auto_budget=4", "data.val_split=0.3", "phases.0.lr=0.003"],
+                       quiet=True)
     data = json.loads((result.run_dir / "auto_search.json").read_text())
     trial = [p for p in data["phases"] if p["name"] == "tune"]
     assert all(p["epoch_steps"] == 2 for p in trial)

@@ -25,7 +25,12 @@ def test_the_shipped_shapes_are_those_of_the_recipe_files(modality):
     assert [p["freeze"] for p in phases] == ["frozen", "top_k"]
     assert (phases[0]["epochs"], phases[1]["freeze_options"]["k"], phases[1]["epochs"]) == \
         (ref.head_epochs, ref.tune_groups, ref.tune_epochs)
-    assert phases[1]["lr"] / phases[0]["lr"] == pytest.approx(ref.tune_lr_ratio)  # the incumbent's lr, relative
+    assert (phases[0]["lr"], phases[1]["lr"]) == pytest.approx((ref.head_lr, ref.tune_lr))
+    # the incumbent trains the fine-tuning phase as the file has it: every other setting of its table
+    rest = {k: v for k, v in phases[1].items() if k not in ("name", "freeze", "freeze_options", "epochs", "lr")}
+    assert dict(ref.tune) == rest
+    head_rest = {k: v for k, v in phases[0].items() if k not in ("name", "freeze", "epochs", "lr")}
+    assert head_rest in ({}, {"optimizer": "adam"})  # the auto phase's own optimizer (adam by default) trains the head
 
 
 def test_reference_cost_is_its_head_phase_then_its_share_of_the_groups():

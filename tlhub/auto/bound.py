@@ -24,15 +24,23 @@ from tlhub.training.validation import accuracy_se
 
 @dataclass(frozen=True)
 class Reference:
-    """The shape of a shipped recipe: a head phase, then the top ``tune_groups`` of its backbone's ``groups``
-    for ``tune_epochs`` (tests/test_auto_bound.py checks these against the recipe files)."""
+    """A shipped recipe: a head phase of ``head_epochs`` at ``head_lr``, then the top ``tune_groups`` of its
+    backbone's ``groups`` for ``tune_epochs`` at ``tune_lr`` with the other settings ``tune`` (optimizer,
+    schedule, warm-up, ...). tests/test_auto_bound.py checks these against the recipe files. The auto phase trains
+    exactly this first, as the incumbent (``tlhub.auto.driver``): a user copying the recipe would get it."""
 
     recipe: str
     head_epochs: int
     tune_groups: int
     groups: int
     tune_epochs: int
-    tune_lr_ratio: float = 0.1  # its fine-tuning lr over its head phase's
+    head_lr: float = 1e-3
+    tune_lr: float = 1e-4
+    tune: tuple = ()  # (key, value) pairs of the fine-tuning phase's table beyond freeze, epochs and lr
+
+    @property
+    def tune_lr_ratio(self) -> float:
+        return self.tune_lr / self.head_lr
 
     def depth(self, n_groups: int) -> int:
         """The same share of this backbone's ``n_groups``, at least one group."""
@@ -46,9 +54,10 @@ class Reference:
 
 SHIPPED = {
     "image": Reference("recipes/mnist5k_lite0.toml", head_epochs=2, tune_groups=4, groups=9, tune_epochs=5,
-                       tune_lr_ratio=5e-4 / 3e-3),
+                       head_lr=3e-3, tune_lr=5e-4, tune=(("scheduler", "cosine"), ("warmup", 0.1), ("bn", "eval"))),
     "text": Reference("recipes/sentiment_minilm.toml", head_epochs=4, tune_groups=6, groups=7, tune_epochs=1,
-                      tune_lr_ratio=1e-4 / 1e-3),
+                      head_lr=1e-3, tune_lr=1e-4, tune=(("optimizer", "adamw"), ("weight_decay", 0.01),
+                                                         ("scheduler", "linear"), ("warmup", 0.1))),
 }
 
 

@@ -8,9 +8,9 @@
    quarter of the groups for ``fine_tune_epochs``, the common hand-written recipe) is what the whole
    auto phase may cost: the head phase, then the search (up to half of what is left), then the winner's
    training (the rest; none where each trial is a whole training, see below). ``auto_minutes`` caps it too.
-4. A head phase on frozen features (shared by every candidate), then the shipped recipe's plan (the
+4. The shipped recipe's head phase on frozen features (shared by every candidate), then its fine-tuning (the
    incumbent a searched plan must beat), then successive halving (``search``) over head only and the top
-   quarter / half / all groups at the head's lr / 3.3, / 10 and / 30.
+   quarter / half / all groups at the auto phase's lr / 3.3, / 10 and / 30.
 5. The auto phase is replaced by the head phase, the winner's trial phase (its checkpoint becomes the
    run's, so it is not trained twice) and an anneal phase: the winner's remaining epochs with the lr
    decaying to zero (cosine), keeping its last epoch; no more than ``FINE_TUNE_STEPS`` steps in all.
@@ -38,6 +38,7 @@ from tlhub.auto import advise, bound, journal, parallel, search, stages, trials
 from tlhub.auto.advise import expand_auto
 from tlhub.model import ModelSpec, add_head, group_layouts
 from tlhub.recipe.plan import build_plan
+from tlhub.recipe.schema import PhaseCfg
 from tlhub.training import validation
 from tlhub.training.checkpoint import identity
 
@@ -54,9 +55,10 @@ TRIAL_STEPS = FINE_TUNE_STEPS // 2
 # below the head's, and a trial cut then ranks its plan last (docs/freeze.md: 400 CIFAR images, 13 batches
 # an epoch). On a small training split a trial therefore trains several epochs from its first rung.
 MIN_TRIAL_STEPS = TRIAL_STEPS // 5
-# The shared head phase is brief (fastai's fine_tune trains it 1 epoch): a head trained to convergence fits
-# the training set, and fine-tuning trials from it differ by less than their noise (benchmarks/RESULTS.md).
-HEAD_EPOCHS = 3
+# The shared head phase is the shipped recipe's (2 epochs for images, 4 for text), brief like fastai's fine_tune
+# (1 epoch): a head trained to convergence fits the training set, and fine-tuning trials from it differ by less
+# than their noise (benchmarks/RESULTS.md).
+KEEP_LAST = {"early_stop": 0, "restore_best": False}  # as the shipped recipes train: every epoch, the last kept
 PROBE_EXAMPLES = 1000  # the four-case rule's linear probes see at most this many training / validation examples
 
 
@@ -172,7 +174,11 @@ def search_auto(accelerator, recipe, plan, registry, backbone, rng_state, splits
     costs.seconds_per_flop = parallel.agree(accelerator, costs.seconds_per_flop)
     n = model.n_groups
     quarter = max(1, round(n / 4))
-    head_epochs = HEAD_EPOCHS if index == 0 else 0
+    ref = bound.shipped_for(backbone)  # the recipe a user would copy: the incumbent, and the bound's unit
+    head_epochs = ref.head_epochs if index == 0 else 0
+    # Its lrs scaled as the auto phase's lr is from the default lr: a user who sets none gets the file's lrs.
+    scale = base.lr / PhaseCfg().lr
+    head_lr = float(f"{ref.head_lr * scale:.3g}")
     tune_epochs = fine_tune_epochs(n_train, recipe.data.batch_size)
     costs.batch = recipe.data.batch_size * accelerator.num_processes
     default, unit_steps = default_plan(costs, head_epochs, quarter, n_train, recipe.data.batch_size,
@@ -188,7 +194,8 @@ def search_auto(accelerator, recipe, plan, registry, backbone, rng_state, splits
     total = base.auto_budget * default  # the whole auto phase: head, search and the winner's training
     capped = ""
     head_name, tune_name, anneal_name = _names(recipe, index)
-    prefix = [trials.Candidate(0, base.lr, n).phase(base, head_epochs, head_name)] if head_epochs else []
+    # The head phase every trial starts from: the shipped recipe's, as a copy trains it (no early stop)
+    prefix = [trials.Candidate(0, head_lr, n).phase(base, head_epochs, head_name) | KEEP_LAST] if head_epochs else []
     auto_dir = Path(run_dir) / "auto"
     if not resuming:
         shutil.rmtree(auto_dir, ignore_errors=True)
@@ -203,7 +210,6 @@ def search_auto(accelerator, recipe, plan, registry, backbone, rng_state, splits
         if head_epochs:  # calibrate seconds per FLOP on the head phase just trained (a timed pass, not a guess)
             costs.seconds_per_flop = parallel.agree(accelerator, seconds / costs.phase(0, head_epochs))
         book.record_head(seconds, costs.seconds_per_flop)
-    ref = bound.shipped_for(backbone)
     cal = bound.Calibration(costs, ref, base.auto_budget, base.auto_minutes, lambda: default_plan(
         costs, head_epochs, quarter, n_train, recipe.data.batch_size, accelerator.num_processes)[0],
         lambda v: parallel.agree(accelerator, v))
@@ -237,13 +243,13 @@ def search_auto(accelerator, recipe, plan, registry, backbone, rng_state, splits
                  "(epoch_steps), up to %d of them", per_epoch, steps, max_trial)
     rule_k = 0 if len(advice.phases) == 1 else (
         advice.phases[-1].get("freeze_options", {}).get("k", n))
-    # The fine-tuning lrs are the head's lr / 3.3, / 10 and / 30: the usual "10x lower" second phase and
+    # The fine-tuning lrs are the auto phase's lr / 3.3, / 10 and / 30: the usual "10x lower" second phase and
     # half a decade either side; the trials measure which is best. (An lr range test from the trained head
     # reads a low, noisy loss and misplaced it by 6x and more: docs/freeze.md.)
     centre = base.lr / 10
-    log.info("auto: fine-tuning lrs %s (the head's lr %g / 3.3, / 10 and / 30)",
+    log.info("auto: fine-tuning lrs %s (the auto phase's lr %g / 3.3, / 10 and / 30)",
              ", ".join(f"{centre * f:.2g}" for f in space.lr_factors), base.lr)
-    grid = trials.candidates(n, centre, base.lr, rule_k, space.depths, space.lr_factors)
+    grid = trials.candidates(n, centre, head_lr if head_epochs else base.lr, rule_k, space.depths, space.lr_factors)
     states = [trials.TrialState(c) for c in grid]
     head = next(s for s in states if s.candidate.k == 0)
     if head_epochs:
@@ -275,16 +281,19 @@ def search_auto(accelerator, recipe, plan, registry, backbone, rng_state, splits
         log.info("auto: every trial trains the winner's %d epoch(s), its lr annealed to zero: the best is the "
                  "final model, so the search may spend the whole bound (~%.0f s)", max_trial,
                  sec(budget.limit - budget.spent))
-    # The incumbent: the shipped recipe's fine-tuning as a user copying it would train it (its depth, epochs and
-    # lr relative to the head's, annealed to zero), trained first; a searched plan must beat it on validation.
-    shipped_lr = float(f"{base.lr * ref.tune_lr_ratio:.3g}")
-    shipped = trials.TrialState(trials.Candidate(ref.depth(n), shipped_lr, n, prior=-1), scheduler="cosine",
-                                tag="shipped")
-    shipped_epochs = min(ref.tune_epochs, max_trial)
+    # The incumbent: the shipped recipe's fine-tuning phase as a user copying it trains it (its share of the
+    # groups, epochs, lr, schedule and warm-up; whole epochs; its last epoch kept), after the same head phase;
+    # a searched plan must beat it on validation. Where it wins, auto is the copied recipe: on four unseen
+    # data sets every gap between them came from where the two differed (benchmarks/RESULTS.md).
+    tune = dict(ref.tune)
+    shipped = trials.TrialState(trials.Candidate(ref.depth(n), float(f"{ref.tune_lr * scale:.3g}"), n, prior=-1),
+                                scheduler=tune.get("scheduler", "constant"), steps=per_epoch if steps else 0,
+                                tag="shipped", settings=tune | KEEP_LAST)
+    shipped_epochs = ref.tune_epochs
     if room:
-        log.info("auto: first the shipped recipe's plan, the incumbent: top %d at lr %.3g (the head's %g x %.2g, "
-                 "as in %s) for %d epoch(s), lr annealed", shipped.candidate.k, shipped_lr, base.lr, ref.tune_lr_ratio,
-                 ref.recipe, shipped_epochs)
+        log.info("auto: first the shipped recipe's plan, the incumbent: top %d at lr %.3g (%s) for %d epoch(s), "
+                 "as in %s", shipped.candidate.k, shipped.candidate.lr,
+                 ", ".join(f"{k} {v}" for k, v in tune.items()), shipped_epochs, ref.recipe)
         stages.one_shot(shipped, shipped_epochs, costs, budget, train, "shipped plan")
     if shipped.epochs and budget.limit <= budget.spent:
         log.info("auto: the shipped plan spent what the search may: no other plan measured")
@@ -328,7 +337,7 @@ def search_auto(accelerator, recipe, plan, registry, backbone, rng_state, splits
                  sec(costs.phase(winner.candidate.k, anneal)))
     phases = prefix + (winner.candidate.final_phases(base, 0, anneal, anneal_name, anneal_name) if head_won else
                        winner.candidate.final_phases(base, winner.epochs, anneal, tune_name, anneal_name,
-                                                     winner.steps or steps, winner.scheduler))
+                                                     winner.steps or steps, winner.scheduler, winner.settings))
     final = advise.expand_auto(recipe, phases)
     result = search.SearchResult(
         [search.TrialRow.of(s, list(model.backbone.group_names), default) for s in states], winner.candidate.name,

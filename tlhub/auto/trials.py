@@ -76,9 +76,10 @@ class Candidate:
         return p
 
     def final_phases(self, base, trained: int, more: int, name: str, anneal: str, epoch_steps: int = 0,
-                     scheduler: str = "constant") -> list[dict]:
+                     scheduler: str = "constant", settings: dict | None = None) -> list[dict]:
         """The winner as the run trains it: its trial (``trained`` epochs at a constant lr, or one-shot with
-        ``scheduler``; the run continues from the trial's checkpoint), then ``more`` epochs with the lr
+        ``scheduler``, its table updated with ``settings``; the run continues from the trial's checkpoint), then
+        ``more`` epochs with the lr
         decaying to zero (cosine), which settles the weights that a constant lr keeps moving (after a
         one-shot trial: a warm restart). A winner never trained is one cosine phase."""
         # Annealing keeps its last epoch: its last epochs, at the lowest lrs, are the point of it, and a
@@ -87,7 +88,7 @@ class Candidate:
         last = {"early_stop": 0, "restore_best": False}
         if trained <= 0:
             return [self.phase(base, more, name, "cosine") | last]
-        tried = self.phase(base, trained, name, scheduler, epoch_steps)
+        tried = self.phase(base, trained, name, scheduler, epoch_steps) | (settings or {})
         return [tried, self.phase(base, more, anneal, "cosine") | last] if more else [tried]
 
 
@@ -215,6 +216,7 @@ class TrialState:
     status: str = "not run"
     curve: list = field(default_factory=list)  # validation accuracy per epoch
     tag: str = ""                # "shipped": the shipped recipe's plan, the incumbent (a folder of its own)
+    settings: dict = field(default_factory=dict)  # its phase table's settings beyond the candidate's (the incumbent's)
 
     @property
     def folder(self) -> str:
@@ -300,7 +302,7 @@ class TrialRunner:
         folder.mkdir(parents=True, exist_ok=True)
         base = self.recipe.phases[self.auto_index]
         recipe = self.trial_recipe([state.candidate.phase(base, epochs, name, state.scheduler,
-                                                          state.steps or self.epoch_steps)])
+                                                          state.steps or self.epoch_steps) | state.settings])
         index = len(recipe.phases) - 1
         resume = checkpoint.newest(folder)
         start = resume or checkpoint.newest(self.prefix_dir)
@@ -320,7 +322,7 @@ class TrialRunner:
                     self.journal.record_partial(state.folder, time.time() - t0)
                 raise
         state.seconds += time.time() - t0 + (self.journal.take_partial(state.folder) if self.journal else 0.0)
-        self._record(state, folder, index)
+        self._record(state, folder, index, last=not recipe.phases[index].restore_best)
         if self.journal and not solo:
             self.journal.record_trial(state.folder, epochs, state)
 
@@ -330,7 +332,9 @@ class TrialRunner:
         self._record(state, self.prefix_dir, len(self.prefix) + self.auto_index - 1)
         state.stopped, state.rung, state.status, state.seconds, state.cost = True, 0, "ran", seconds, cost
 
-    def _record(self, state: TrialState, folder: Path, index: int) -> None:
+    def _record(self, state: TrialState, folder: Path, index: int, last: bool = False) -> None:
+        """``state`` as the newest checkpoint in ``folder`` has it; ``last``: scored by its last epoch (a phase
+        that keeps its last weights, the incumbent's), not its best."""
         ckpt = checkpoint.newest(folder)
         best = ckpt.state.get("best") or {}
         rows = [r for r in ckpt.state["history"] if r["phase_index"] == index]
@@ -338,6 +342,10 @@ class TrialRunner:
         # the task's primary validation score ("accuracy" in checkpoints written before tasks)
         state.accuracy = best.get("score", best.get("accuracy", -1.0))
         state.loss = best.get("loss", float("inf"))
+        if last and rows:
+            state.accuracy = next(v for k, v in rows[-1].items() if k.startswith("val_") and
+                                  k not in ("val_loss", "val_examples"))
+            state.loss = rows[-1]["val_loss"]
         # stopped: patience ran out. A restore of the best weights at the end of a rung also marks the
         # checkpoint done, but the trial goes on from those weights at the next rung.
         state.best_epoch, state.stopped = best.get("epoch", 0), bool(best.get("stopped"))
