@@ -14,6 +14,7 @@ shared files in shapes and domains no recipe or auto rule was tuned on:
                recipe's 64 px, tested on 100 per class: tiny data, many classes
   emotions-27  GoEmotions comments with exactly one non-neutral label, all 27 labels: 2,000 training comments
                (a seeded sample), tested on the dev file's single-label non-neutral comments
+  emotions-27-20k  the same with 20,000 training comments (large data: an epoch is over 1,000 batches)
 
     .venv/bin/python benchmarks/unseen.py                     # all, 2 threads
     .venv/bin/python benchmarks/unseen.py photos-224 --threads 1
@@ -50,7 +51,7 @@ def _cifar10_tiny() -> list[str]:
     return image_folder_overrides(cifar_folders("cifar10-100", classes, slice(0, 10), slice(0, 100), DATA))
 
 
-def _emotions(n_train: int = 5400, n_labels: int = 6) -> list[str]:
+def _emotions(n_train: int = 5400, n_labels: int = 6, name: str = "") -> list[str]:
     names = (GOEMO / "labels.txt").read_text().split()
 
     def single(path: Path) -> list[tuple[str, str]]:
@@ -62,21 +63,23 @@ def _emotions(n_train: int = 5400, n_labels: int = 6) -> list[str]:
     top = [c for c, _ in Counter(lab for _, lab in train if lab != "neutral").most_common(n_labels)]
     train, dev = [r for r in train if r[1] in top], [r for r in dev if r[1] in top]
     random.Random(0).shuffle(train)
-    root = DATA / f"emotions-{n_labels}"
+    name = name or f"emotions-{n_labels}"
+    root = DATA / name
     root.mkdir(parents=True, exist_ok=True)
     for name, rows in (("train", train[:n_train]), ("test", dev)):
         with (root / f"{name}.tsv").open("w", newline="", encoding="utf-8") as f:
             w = csv.writer(f, delimiter="\t", quoting=csv.QUOTE_NONE, escapechar="\\")
             w.writerow(["text", "label"])
             w.writerows((t.replace("\t", " ").replace("\n", " "), lab) for t, lab in rows)
-    print(f"emotions-{n_labels}: {', '.join(top)}; train {min(n_train, len(train))}, test {len(dev)}", flush=True)
+    print(f"{name}: {', '.join(top)}; train {min(n_train, len(train))}, test {len(dev)}", flush=True)
     return ["data.source='tsv'", f"data.options={{ path = '{root / 'train.tsv'}', test_path = '{root / 'test.tsv'}', "
             "text_column = 'text', label_column = 'label' }", "data.test_split=0.0"]
 
 
 SETS = {"photos-224": (VISION, CIFAR, _photos), "emotions-6": (TEXT, GOEMO, _emotions),
         "cifar10-100": (VISION, CIFAR, _cifar10_tiny),
-        "emotions-27": (TEXT, GOEMO, lambda: _emotions(2000, 27))}
+        "emotions-27": (TEXT, GOEMO, lambda: _emotions(2000, 27)),
+        "emotions-27-20k": (TEXT, GOEMO, lambda: _emotions(20000, 27, "emotions-27-20k"))}
 
 
 def main() -> int:

@@ -137,3 +137,28 @@ def test_a_tiny_run_logs_the_bound_and_stays_within_it(tiny_recipe):
     # the search's first trial runs whatever its share (one measurement is needed); the whole stays within the
     # bound: what the search leaves pays for the winner's training
     assert budget["limit"] <= budget["total"] and budget["spent"] <= budget["total"], budget
+
+
+def test_the_search_starts_with_the_shipped_recipe_as_a_copy_trains_it(tiny_recipe, monkeypatch):
+    """The head phase every trial starts from and the incumbent are the shipped image recipe's two phases (its
+    epochs, lrs scaled by the auto phase's lr over the default 1e-3, schedule, warm-up, last epoch kept), so
+    that where the incumbent wins, auto scores what the copied recipe scores."""
+    import tlhub
+    from tlhub.training import phase as training_phase
+    trained, real = [], training_phase.run_phase
+
+    def spy(ctx, model, index, resume=None):
+        trained.append((ctx.run_dir.name, ctx.plan.phases[index].settings))
+        return real(ctx, model, index, resume=resume)
+    monkeypatch.setattr(training_phase, "run_phase", spy)
+    tlhub.run(tiny_recipe, ["data.options.per_class=40", "phases.0.freeze=auto", "phases.0.lr=0.002"], quiet=True)
+    ref = bound.SHIPPED["image"]
+    head = next(p for folder, p in trained if folder == "prefix")
+    assert (head.freeze, head.epochs, head.early_stop, head.restore_best) == ("frozen", ref.head_epochs, 0, False)
+    assert head.lr == pytest.approx(2 * ref.head_lr)
+    incumbent = [p for folder, p in trained if folder.endswith("-shipped")]
+    assert len(incumbent) == 1, [f for f, _ in trained]  # one whole training, never continued
+    tune = incumbent[0]
+    assert (tune.epochs, tune.scheduler, tune.warmup, tune.bn, tune.early_stop, tune.restore_best) == \
+        (ref.tune_epochs, "cosine", 0.1, "eval", 0, False)
+    assert tune.lr == pytest.approx(2 * ref.tune_lr) and tune.freeze == "top_k"
