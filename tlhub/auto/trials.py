@@ -343,9 +343,7 @@ class TrialRunner:
         state.accuracy = best.get("score", best.get("accuracy", -1.0))
         state.loss = best.get("loss", float("inf"))
         if last and rows:
-            state.accuracy = next(v for k, v in rows[-1].items() if k.startswith("val_") and
-                                  k not in ("val_loss", "val_examples"))
-            state.loss = rows[-1]["val_loss"]
+            state.accuracy, state.loss = rows[-1]["val_accuracy"], rows[-1]["val_loss"]  # auto: accuracy tasks only
         # stopped: patience ran out. A restore of the best weights at the end of a rung also marks the
         # checkpoint done, but the trial goes on from those weights at the next rung.
         state.best_epoch, state.stopped = best.get("epoch", 0), bool(best.get("stopped"))
