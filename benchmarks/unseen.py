@@ -66,8 +66,8 @@ def _emotions(n_train: int = 5400, n_labels: int = 6, name: str = "") -> list[st
     name = name or f"emotions-{n_labels}"
     root = DATA / name
     root.mkdir(parents=True, exist_ok=True)
-    for name, rows in (("train", train[:n_train]), ("test", dev)):
-        with (root / f"{name}.tsv").open("w", newline="", encoding="utf-8") as f:
+    for split, rows in (("train", train[:n_train]), ("test", dev)):
+        with (root / f"{split}.tsv").open("w", newline="", encoding="utf-8") as f:
             w = csv.writer(f, delimiter="\t", quoting=csv.QUOTE_NONE, escapechar="\\")
             w.writerow(["text", "label"])
             w.writerows((t.replace("\t", " ").replace("\n", " "), lab) for t, lab in rows)

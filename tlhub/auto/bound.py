@@ -38,10 +38,6 @@ class Reference:
     tune_lr: float = 1e-4
     tune: tuple = ()  # (key, value) pairs of the fine-tuning phase's table beyond freeze, epochs and lr
 
-    @property
-    def tune_lr_ratio(self) -> float:
-        return self.tune_lr / self.head_lr
-
     def depth(self, n_groups: int) -> int:
         """The same share of this backbone's ``n_groups``, at least one group."""
         return max(1, min(n_groups, round(n_groups * self.tune_groups / self.groups)))

@@ -58,7 +58,6 @@ MIN_TRIAL_STEPS = TRIAL_STEPS // 5
 # The shared head phase is the shipped recipe's (2 epochs for images, 4 for text), brief like fastai's fine_tune
 # (1 epoch): a head trained to convergence fits the training set, and fine-tuning trials from it differ by less
 # than their noise (benchmarks/RESULTS.md).
-KEEP_LAST = {"early_stop": 0, "restore_best": False}  # as the shipped recipes train: every epoch, the last kept
 PROBE_EXAMPLES = 1000  # the four-case rule's linear probes see at most this many training / validation examples
 
 
@@ -195,7 +194,8 @@ def search_auto(accelerator, recipe, plan, registry, backbone, rng_state, splits
     capped = ""
     head_name, tune_name, anneal_name = _names(recipe, index)
     # The head phase every trial starts from: the shipped recipe's, as a copy trains it (no early stop)
-    prefix = [trials.Candidate(0, head_lr, n).phase(base, head_epochs, head_name) | KEEP_LAST] if head_epochs else []
+    prefix = ([trials.Candidate(0, head_lr, n).phase(base, head_epochs, head_name) | trials.KEEP_LAST]
+              if head_epochs else [])
     auto_dir = Path(run_dir) / "auto"
     if not resuming:
         shutil.rmtree(auto_dir, ignore_errors=True)
@@ -288,7 +288,7 @@ def search_auto(accelerator, recipe, plan, registry, backbone, rng_state, splits
     tune = dict(ref.tune)
     shipped = trials.TrialState(trials.Candidate(ref.depth(n), float(f"{ref.tune_lr * scale:.3g}"), n, prior=-1),
                                 scheduler=tune.get("scheduler", "constant"), steps=per_epoch if steps else 0,
-                                tag="shipped", settings=tune | KEEP_LAST)
+                                tag="shipped", settings=tune | trials.KEEP_LAST)
     shipped_epochs = ref.tune_epochs
     if room:
         log.info("auto: first the shipped recipe's plan, the incumbent: top %d at lr %.3g (%s) for %d epoch(s), "

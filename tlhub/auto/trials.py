@@ -38,6 +38,9 @@ from tlhub.training.solo import SoloAccelerator
 log = logging.getLogger("tlhub")
 
 PATIENCE = 2           # early_stop of every searched phase (epochs without a better validation score)
+# Every epoch trained, the last one kept: the anneal, and the shipped recipes' phases (the auto search's head phase
+# and incumbent train as a copy of them would)
+KEEP_LAST = {"early_stop": 0, "restore_best": False}
 
 
 @dataclass(frozen=True)
@@ -85,11 +88,10 @@ class Candidate:
         # Annealing keeps its last epoch: its last epochs, at the lowest lrs, are the point of it, and a
         # "best" epoch picked earlier on a validation split that cannot tell them apart would be noise
         # (benchmarks/RESULTS.md, the auto part).
-        last = {"early_stop": 0, "restore_best": False}
         if trained <= 0:
-            return [self.phase(base, more, name, "cosine") | last]
+            return [self.phase(base, more, name, "cosine") | KEEP_LAST]
         tried = self.phase(base, trained, name, scheduler, epoch_steps) | (settings or {})
-        return [tried, self.phase(base, more, anneal, "cosine") | last] if more else [tried]
+        return [tried, self.phase(base, more, anneal, "cosine") | KEEP_LAST] if more else [tried]
 
 
 @dataclass
