@@ -107,7 +107,7 @@ def doc_registry():
 
 
 KIND_TEXT = {
-    "tasks": ("Tasks", "`model.task`", ""),
+    "tasks": ("Tasks", "`model.task`", "`model.task_options`"),
     "modalities": ("Modalities", "`data.source` (a data source gives one modality's data)", "`data.preprocess`"),
     "backbones": ("Backbones", "`model.backbone`", "`model.backbone_options`"),
     "heads": ("Heads", "`model.head`", "`model.head_options`"),

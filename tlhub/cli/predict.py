@@ -65,7 +65,9 @@ def predict(model, inputs, as_json, top, batch_size, device):
     lw = max(len("label"), *(len(c) for c in predictor.classes))
     click.echo(f"{'input':<{width}}  {'label':<{lw}}  {'prob':>6}")
     for s, p in zip(shown, preds):
-        ranked = sorted(p.probs.items(), key=lambda kv: -kv[1])[:top]
+        # the decided class first (a tuned threshold may pick one less probable), then the others by probability
+        ranked = ([(p.label, p.probs[p.label])] + sorted(((c, v) for c, v in p.probs.items() if c != p.label),
+                                                         key=lambda kv: -kv[1]))[:top]
         click.echo(f"{s:<{width}}  " + "  ".join(f"{c:<{lw}}  {v:>6.4f}" for c, v in ranked))
 
 

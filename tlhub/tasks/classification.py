@@ -1,4 +1,7 @@
-"""Single-label classification: one class per example, softmax outputs, cross-entropy, ranked by accuracy."""
+"""Single-label classification: one class per example, softmax outputs, cross-entropy, ranked by accuracy.
+
+Two classes may have the second's decision threshold tuned on the validation split (``task_options.threshold =
+"f1"``): the threshold is then stored with the model and used by every surface that decides a class."""
 from __future__ import annotations
 
 from collections import Counter
@@ -10,7 +13,7 @@ from tlhub.data.labels import check_classes, class_names, label_name
 from tlhub.errors import UserError
 from tlhub.metrics import compute_metrics
 from tlhub.task import Prediction, Task
-from tlhub.tasks.common import all_labels, encode_splits
+from tlhub.tasks.common import all_labels, as_array, encode_splits, f1_scores
 
 if TYPE_CHECKING:  # tlhub.interfaces imports torch; an ONNX model's predictions never do
     from tlhub.interfaces import SourceData, Split
@@ -57,6 +60,9 @@ class Classification(Task):
 
     def check(self, name: str, split: Split, classes: list[str], require_all: bool) -> list[str]:
         errors = []
+        if self.tuned and len(classes) != 2 and require_all:
+            errors.append(f"model.task_options.threshold = 'f1' tunes the decision between two classes, but the data "
+                          f"has {len(classes)}: {', '.join(classes[:10])} (leave it out: the most probable class wins)")
         if len(split) == 0:
             return [f"data: the {name} split is empty"]
         bad = sorted({int(y) for y in split.labels if not 0 <= int(y) < len(classes)})
@@ -68,6 +74,24 @@ class Classification(Task):
             if empty:
                 errors.append(f"data: class(es) with no {name} examples: {', '.join(map(str, empty[:20]))}")
         return errors
+
+    @property
+    def tuned(self) -> bool:
+        return self.options.get("threshold", "argmax") == "f1"
+
+    def tune(self, outputs, targets) -> dict:
+        if not self.tuned:
+            return {}
+        logits = outputs.float().numpy()
+        return {"threshold": f1_threshold(logits[:, 1] - logits[:, 0], as_array(targets) == 1)}
+
+    def _decide(self, probs: np.ndarray) -> np.ndarray:
+        """The predicted class of each row: the second class where its probability reaches the tuned
+        threshold (two classes), else the most probable."""
+        thr = self.state.get("threshold")
+        if thr is None or probs.shape[1] != 2:
+            return probs.argmax(-1)
+        return (probs[:, 1] >= thr).astype(np.int64)
 
     # training
     def num_outputs(self, classes: list[str]) -> int:
@@ -90,27 +114,61 @@ class Classification(Task):
         return logits.softmax(-1)
 
     def decode(self, logits) -> tuple[Any, Any]:
-        probs = logits.softmax(-1)
-        return probs.argmax(-1), probs
+        import torch
+        probs = logits.float().softmax(-1)
+        return torch.from_numpy(self._decide(probs.numpy())), probs
 
     def metrics(self, outputs, targets, classes: list[str], names, registry) -> dict:
-        preds = np.asarray(outputs).argmax(-1).tolist()
-        return compute_metrics(self.default_metrics if names is None else names, preds, [int(y) for y in targets], len(classes),
-                               registry)
+        probs, y = np.asarray(outputs), [int(t) for t in targets]
+        preds = self._decide(probs).tolist()
+        out = compute_metrics(self.default_metrics if names is None else names, preds, y, len(classes), registry)
+        if len(classes) == 2:  # the second class's own F1 (GLUE's MRPC F1: of the paraphrases)
+            pred, true = np.asarray(preds) == 1, np.asarray(y) == 1
+            out["positive_class"] = classes[1]
+            out["positive_f1"] = float(f1_scores(pred[:, None], true[:, None])[0][0])
+            if self.state.get("threshold") is not None:
+                out["threshold"] = self.state["threshold"]
+        return out
 
     def predictions(self, classes: list[str], outputs) -> list[Prediction]:
         out = []
-        for row in outputs:
-            best = int(row.argmax())
+        rows = np.asarray(outputs)
+        for row, best in zip(rows, self._decide(rows).tolist()):
             out.append(Prediction(classes[best], float(row[best]), {c: float(p) for c, p in zip(classes, row)}))
         return out
 
     def sample_rows(self, classes: list[str], targets, outputs) -> list[dict]:
         probs = np.asarray(outputs, dtype=np.float32)
-        rows = []
+        rows, decided = [], self._decide(probs).tolist()
         for i, y in enumerate(int(t) for t in targets):
-            pred = int(probs[i].argmax())
+            pred = decided[i]
             loss = float(-np.log(np.maximum(probs[i, y], np.float32(1e-12))))  # cross-entropy: -log p(true class)
             rows.append({"true": classes[y], "pred": classes[pred], "prob": round(float(probs[i, pred]), 4),
                          "prob_true": round(float(probs[i, y]), 4), "loss": round(loss, 4), "wrong": pred != y})
         return rows
+
+
+def f1_threshold(score: np.ndarray, positive: np.ndarray) -> float:
+    """The second class's decision threshold on its probability ``sigmoid(score)`` that maximises its F1.
+
+    Not the cut that scores best on these examples: on a validation split of a few hundred that cut is a
+    step function of a handful of them. The scores are calibrated by Platt scaling (a logistic regression
+    of the labels on the score, two parameters), and for calibrated probabilities the F1-optimal
+    threshold is half the best F1 reachable (Lipton, Elkan and Narayanaswamy 2014); that cut is mapped back
+    onto the model's own probability. 0.5 (the argmax) when the split has one class only or the calibration
+    does not rank the positives higher.
+    """
+    from sklearn.linear_model import LogisticRegression
+    score, positive = np.asarray(score, dtype=np.float64), np.asarray(positive, dtype=bool)
+    if positive.all() or not positive.any():
+        return 0.5
+    fit = LogisticRegression(C=1e6).fit(score[:, None], positive)
+    a, b = float(fit.coef_[0, 0]), float(fit.intercept_[0])
+    if a <= 0:
+        return 0.5
+    order = np.argsort(-score, kind="stable")
+    tp = np.cumsum(positive[order])
+    best_f1 = float((2 * tp / (np.arange(1, len(score) + 1) + positive.sum())).max())
+    cut = best_f1 / 2  # on the calibrated probability: a * score + b = logit(cut)
+    raw = (np.log(cut / (1 - cut)) - b) / a
+    return round(float(1 / (1 + np.exp(-raw))), 6)

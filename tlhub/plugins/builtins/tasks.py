@@ -31,7 +31,10 @@ def _unit(value) -> str:
 @hookimpl
 def register_tasks(register):
     register(TaskSpec("classification", "single-label classification: one class per example, cross-entropy, "
-                                        "ranked by accuracy", _classification))
+                                        "ranked by accuracy", _classification, options=(
+        Opt("threshold", str, "argmax", "two classes: 'f1' tunes the second class's decision threshold on the "
+                                        "validation split for its F1 (stored with the model); 'argmax': the "
+                                        "most probable class", choices=("argmax", "f1")),)))
     register(TaskSpec("multilabel", "multi-label classification: any number of labels per example, sigmoid + "
                                     "binary cross-entropy, thresholds per label tuned on validation, ranked by "
                                     "macro F1", _multilabel, options=(
