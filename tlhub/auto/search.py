@@ -255,7 +255,7 @@ def plot(result: SearchResult, path: str | Path) -> Path:
     for label, c in (("head only", "#2e7d32"), ("top k groups", "#1565c0"), ("all groups", "#6a1b9a")):
         ax.scatter([], [], color=c, label=label)
     ax.set_xlabel("cost of the trial (x the default plan's estimated cost)")
-    ax.set_ylabel("best validation accuracy" + (" (ranked by val loss)" if result.criterion == "val_loss" else ""))
+    ax.set_ylabel("validation accuracy of the weights kept" + (" (ranked by val loss)" if result.criterion == "val_loss" else ""))
     ax.set_title(f"freeze = \"auto\": {len(runs)} trials, winner {win.plan}")
     ax.margins(x=0.3, y=0.15)  # room for the labels beside the outermost points
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0)

@@ -329,9 +329,9 @@ class TrialRunner:
             self.journal.record_trial(state.folder, epochs, state)
 
     def record_prefix(self, state: TrialState, seconds: float, cost: float) -> None:
-        """The head-only candidate is the generated head phase itself: its early stop already chose the
-        epochs, so it costs nothing more and is not continued."""
-        self._record(state, self.prefix_dir, len(self.prefix) + self.auto_index - 1)
+        """The head-only candidate is the generated head phase itself, which keeps its last epoch (as the
+        shipped recipe's head phase does): scored by that epoch, it costs nothing more and is not continued."""
+        self._record(state, self.prefix_dir, len(self.prefix) + self.auto_index - 1, last=True)
         state.stopped, state.rung, state.status, state.seconds, state.cost = True, 0, "ran", seconds, cost
 
     def _record(self, state: TrialState, folder: Path, index: int, last: bool = False) -> None:
