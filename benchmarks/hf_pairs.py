@@ -120,6 +120,7 @@ def tlhub_side(task: str, row: dict, splits) -> dict:
     s = class_scores(m["confusion_matrix"], positive_class(m["classes"]))
     # the matrix read the way tlhub reads it: its own accuracy and macro F1 again
     assert abs(s["accuracy"] - m["accuracy"]) < 1e-9 and abs(s["f1_macro"] - m["f1"]) < 1e-9, (s, m)
+    assert abs(s["f1"] - m.get("positive_f1", s["f1"])) < 1e-9, (s, m)  # at the tuned threshold, where one is
     return dict(out, **s, confusion_matrix=m["confusion_matrix"])
 
 

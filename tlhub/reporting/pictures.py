@@ -75,7 +75,8 @@ def confusion_matrix_png(metrics: dict, path: Path) -> Path:
     rotate = max((len(c) for c in classes), default=0) > 3
     ax.set_xticks(range(n), classes, rotation=45 if rotate else 0, ha="right" if rotate else "center")
     ax.set_yticks(range(n), classes)
-    ax.set_xlabel("predicted")
+    thr = metrics.get("threshold")  # two classes decided at a tuned threshold, not the argmax
+    ax.set_xlabel("predicted" + (f" ({classes[-1]} where its probability >= {thr:.3g})" if thr is not None else ""))
     ax.set_ylabel("true")
     acc = metrics.get("accuracy")
     title = "Confusion matrix" + (f": accuracy {acc:.4f}" if acc is not None else "")
