@@ -172,12 +172,17 @@ def test_multilabel_carving_keeps_a_rare_label_on_both_sides():
     assert np.stack(held.labels)[:, 2].sum() == 1 and 8 <= len(held) <= 12
 
 
-def test_thresholds_maximise_each_labels_f1():
+def test_each_labels_threshold_is_tuned_by_the_two_class_rule():
+    from tlhub.tasks.common import f1_threshold
     from tlhub.tasks.multilabel import tune_thresholds
-    probs = np.array([[0.9, 0.2], [0.6, 0.3], [0.4, 0.1], [0.1, 0.05]], dtype=np.float32)
-    truth = np.array([[1, 0], [1, 0], [0, 0], [0, 0]], dtype=bool)
-    thr = tune_thresholds(probs, truth)
-    assert thr[0] == pytest.approx(0.5) and thr[1] == 0.5  # between 0.6 and 0.4; a label never true keeps 0.5
+    rng = np.random.default_rng(0)
+    logits = rng.normal(0, 2, (400, 3))
+    truth = np.stack([rng.random(400) < 1 / (1 + np.exp(-(2 * logits[:, 0] + 1))),  # under-confident
+                      rng.random(400) < 1 / (1 + np.exp(-logits[:, 1])),
+                      np.zeros(400, dtype=bool)], axis=1)                           # never true here
+    thr = tune_thresholds(logits, truth)
+    assert thr[:2] == [f1_threshold(logits[:, j], truth[:, j]) for j in range(2)] and thr[2] == 0.5
+    assert thr[0] != thr[1]  # each label's own calibration
 
 
 def test_compare_refuses_runs_of_different_tasks(multilabel_run, regression_run):

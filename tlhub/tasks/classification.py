@@ -13,7 +13,7 @@ from tlhub.data.labels import check_classes, class_names, label_name
 from tlhub.errors import UserError
 from tlhub.metrics import compute_metrics
 from tlhub.task import Prediction, Task
-from tlhub.tasks.common import all_labels, as_array, encode_splits, f1_scores
+from tlhub.tasks.common import all_labels, as_array, encode_splits, f1_scores, f1_threshold
 
 if TYPE_CHECKING:  # tlhub.interfaces imports torch; an ONNX model's predictions never do
     from tlhub.interfaces import SourceData, Split
@@ -147,28 +147,3 @@ class Classification(Task):
                          "prob_true": round(float(probs[i, y]), 4), "loss": round(loss, 4), "wrong": pred != y})
         return rows
 
-
-def f1_threshold(score: np.ndarray, positive: np.ndarray) -> float:
-    """The second class's decision threshold on its probability ``sigmoid(score)`` that maximises its F1.
-
-    Not the cut that scores best on these examples: on a validation split of a few hundred that cut is a
-    step function of a handful of them. The scores are calibrated by Platt scaling (a logistic regression
-    of the labels on the score, two parameters), and for calibrated probabilities the F1-optimal
-    threshold is half the best F1 reachable (Lipton, Elkan and Narayanaswamy 2014); that cut is mapped back
-    onto the model's own probability. 0.5 (the argmax) when the split has one class only or the calibration
-    does not rank the positives higher.
-    """
-    from sklearn.linear_model import LogisticRegression
-    score, positive = np.asarray(score, dtype=np.float64), np.asarray(positive, dtype=bool)
-    if positive.all() or not positive.any():
-        return 0.5
-    fit = LogisticRegression(C=1e6).fit(score[:, None], positive)
-    a, b = float(fit.coef_[0, 0]), float(fit.intercept_[0])
-    if a <= 0:
-        return 0.5
-    order = np.argsort(-score, kind="stable")
-    tp = np.cumsum(positive[order])
-    best_f1 = float((2 * tp / (np.arange(1, len(score) + 1) + positive.sum())).max())
-    cut = best_f1 / 2  # on the calibrated probability: a * score + b = logit(cut)
-    raw = (np.log(cut / (1 - cut)) - b) / a
-    return round(float(1 / (1 + np.exp(-raw))), 6)

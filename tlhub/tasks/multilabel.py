@@ -1,6 +1,6 @@
 """Multi-label classification: any number of labels per example, sigmoid outputs, binary cross-entropy
-(optionally weighted by label frequency), a decision threshold per label tuned on the validation split,
-ranked by macro F1."""
+(optionally weighted by label frequency), a decision threshold per label tuned on the validation split (by
+the rule of two-class classification's tuned threshold), ranked by macro F1."""
 from __future__ import annotations
 
 import re
@@ -11,7 +11,7 @@ import numpy as np
 from tlhub.data.labels import class_names, label_name
 from tlhub.errors import UserError
 from tlhub.task import Prediction, Task
-from tlhub.tasks.common import all_labels, as_array, encode_splits, f1_scores
+from tlhub.tasks.common import all_labels, as_array, encode_splits, f1_scores, f1_threshold
 from tlhub.tasks.pictures import per_label_png
 
 if TYPE_CHECKING:  # tlhub.interfaces imports torch; an ONNX model's predictions never do
@@ -167,13 +167,13 @@ class MultiLabel(Task):
 
     def evaluate(self, outputs, targets) -> dict:
         """The loss and macro F1 at thresholds tuned on these outputs: how the model will be used."""
-        probs, y = outputs.float().sigmoid().numpy(), targets.numpy() > 0.5
-        thr = np.asarray(tune_thresholds(probs, y))
+        logits, y = outputs.float().numpy(), targets.numpy() > 0.5
+        probs, thr = 1 / (1 + np.exp(-logits)), np.asarray(tune_thresholds(logits, y))
         return {"loss": float(self.loss(outputs.float(), targets.float())),
                 "macro_f1": float(f1_scores(probs >= thr, y)[0].mean()), "n": len(targets)}
 
     def tune(self, outputs, targets) -> dict:
-        return {"thresholds": tune_thresholds(outputs.float().sigmoid().numpy(), targets.numpy() > 0.5)}
+        return {"thresholds": tune_thresholds(outputs.float().numpy(), targets.numpy() > 0.5)}
 
     # outputs
     def transform(self, logits):
@@ -233,20 +233,7 @@ class MultiLabel(Task):
         return [per_label_png(scores["per_label"], scores, Path(run_dir) / "per_label_f1.png")]
 
 
-def tune_thresholds(probs: np.ndarray, y: np.ndarray) -> list[float]:
-    """Per label, the threshold that maximises its F1 on these examples (0.5 for a label never true here):
-    probabilities sorted high to low, F1 of predicting the top k for every k, the cut halfway between
-    the k-th and the next."""
-    out = []
-    for j in range(probs.shape[1]):
-        p, t = probs[:, j], y[:, j]
-        if not t.any():
-            out.append(0.5)
-            continue
-        order = np.argsort(-p, kind="stable")
-        ps, tp = p[order], np.cumsum(t[order])
-        f1 = 2 * tp / (np.arange(1, len(p) + 1) + t.sum())
-        k = int(f1.argmax())
-        cut = (ps[k] + ps[k + 1]) / 2 if k + 1 < len(ps) else ps[k]
-        out.append(round(float(cut), 6))
-    return out
+def tune_thresholds(logits: np.ndarray, y: np.ndarray) -> list[float]:
+    """Per label, the threshold on its probability that maximises its F1 (``tlhub.tasks.common.f1_threshold``:
+    Platt-calibrated, half the best F1; 0.5 for a label never or always true here)."""
+    return [f1_threshold(logits[:, j], y[:, j]) for j in range(logits.shape[1])]
