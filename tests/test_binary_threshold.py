@@ -135,3 +135,11 @@ def test_the_threshold_option_is_refused_before_training_where_it_cannot_apply(t
     assert "epoch" not in res.output
     recipe = write_recipe(tmp_path, "classification", "tsv", OPTIONS, 'threshold = "best"', epochs=1)
     refused(invoke("run", recipe), "threshold", "'argmax', 'f1'")
+
+
+def test_only_tasks_that_tune_make_the_trainer_predict_validation_again():
+    from tlhub.plugins import get_registry
+    registry = get_registry()
+    classification = registry.task("classification")
+    assert not classification.tunes and classification.configured({"threshold": "f1"}).tunes
+    assert registry.task("multilabel").tunes and not registry.task("regression").tunes

@@ -19,7 +19,8 @@ Training (torch, imported by the methods: ``predict`` from ONNX never imports to
   batch's examples, logged as ``train_<train_score>``), ``evaluate(outputs, targets)`` (``{"loss",
   primary_metric, "n"}``: ``primary_metric`` is what early stopping, ``restore_best`` and the auto search
   rank by, higher is better);
-- ``tune(outputs, targets)``: state fitted on the validation split's outputs after training (thresholds).
+- ``tune(outputs, targets)``: state fitted on the validation split's outputs after training (thresholds);
+  ``tunes``: whether it fits anything for these options (default: whether ``tune`` is overridden).
 
 Outputs:
 - ``transform(logits)``: the model's outputs as users see them (softmax, sigmoid, de-standardised values);
@@ -137,6 +138,11 @@ class Task:
     def tune(self, outputs: Any, targets: Any) -> dict:
         """State fitted on the validation split's logits (merged into ``state``); default: none."""
         return {}
+
+    @property
+    def tunes(self) -> bool:
+        """Whether ``tune`` fits anything here: only then does the trainer predict the validation split for it."""
+        return type(self).tune is not Task.tune
 
     # outputs
     def transform(self, logits: Any) -> Any:

@@ -60,7 +60,7 @@ class Classification(Task):
 
     def check(self, name: str, split: Split, classes: list[str], require_all: bool) -> list[str]:
         errors = []
-        if self.tuned and len(classes) != 2 and require_all:
+        if self.tunes and len(classes) != 2 and require_all:
             errors.append(f"model.task_options.threshold = 'f1' tunes the decision between two classes, but the data "
                           f"has {len(classes)}: {', '.join(classes[:10])} (leave it out: the most probable class wins)")
         if len(split) == 0:
@@ -76,11 +76,11 @@ class Classification(Task):
         return errors
 
     @property
-    def tuned(self) -> bool:
+    def tunes(self) -> bool:  # a threshold only where the recipe asks for one
         return self.options.get("threshold", "argmax") == "f1"
 
     def tune(self, outputs, targets) -> dict:
-        if not self.tuned:
+        if not self.tunes:
             return {}
         logits = outputs.float().numpy()
         return {"threshold": f1_threshold(logits[:, 1] - logits[:, 0], as_array(targets) == 1)}

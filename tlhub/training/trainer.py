@@ -35,7 +35,6 @@ from tlhub.recipe import (
 )
 from tlhub.recipe.plan import RunPlan, build_plan
 from tlhub.reporting import html as report_html  # called as report_html.X: tests replace it
-from tlhub.task import Task
 from tlhub.training import checkpoint, datapin, phase, runfolder  # phase.run_phase: tests replace it
 from tlhub.training.phase import Interrupted, RunContext, StopFlag, _loader, predict_loader
 from tlhub.training.runfolder import find_resume_dir  # noqa: F401 (tlhub.training.trainer.find_resume_dir)
@@ -369,7 +368,7 @@ def tune_task(accelerator, model, dataset, collate, recipe, splits: Splits) -> S
     """The task's state fitted on the validation split's outputs of the trained model (multi-label: a
     threshold per label), merged into ``splits.task``; unchanged when the task tunes nothing."""
     task = splits.task
-    if type(task).tune is Task.tune:
+    if not task.tunes:
         return splits
     tuned = task.tune(*split_logits(accelerator, model, dataset, collate, recipe))
     log.info("task: tuned on the validation split: %s", ", ".join(f"{k} {v}" for k, v in tuned.items())[:300])
