@@ -146,4 +146,3 @@ class Classification(Task):
             rows.append({"true": classes[y], "pred": classes[pred], "prob": round(float(probs[i, pred]), 4),
                          "prob_true": round(float(probs[i, y]), 4), "loss": round(loss, 4), "wrong": pred != y})
         return rows
-
