@@ -133,6 +133,8 @@ def test_the_threshold_option_is_refused_before_training_where_it_cannot_apply(t
     res = invoke("run", recipe)
     refused(res, "threshold = 'f1'", "two classes", "has 3")
     assert "epoch" not in res.output
+    assert invoke("validate", recipe).exit_code == 0  # the recipe alone is fine: only its data is not
+    refused(invoke("validate", "--data", recipe), "threshold = 'f1'", "two classes", "has 3")
     recipe = write_recipe(tmp_path, "classification", "tsv", OPTIONS, 'threshold = "best"', epochs=1)
     refused(invoke("run", recipe), "threshold", "'argmax', 'f1'")
 
@@ -143,3 +145,14 @@ def test_only_tasks_that_tune_make_the_trainer_predict_validation_again():
     classification = registry.task("classification")
     assert not classification.tunes and classification.configured({"threshold": "f1"}).tunes
     assert registry.task("multilabel").tunes and not registry.task("regression").tunes
+
+
+def test_validate_data_loads_the_data_as_the_run_does(tmp_path):
+    _binary_pairs(tmp_path, n=40)
+    recipe = write_recipe(tmp_path, "classification", "tsv", OPTIONS, 'threshold = "f1"', epochs=1)
+    out = invoke("validate", "--data", recipe)
+    assert out.exit_code == 0, out.output
+    assert "ok (data: 2 classes, train " in out.output and "/ test " in out.output
+    missing = write_recipe(tmp_path, "classification", "tsv", OPTIONS.replace('"s2"', '"s3"'), "", epochs=1)
+    assert invoke("validate", missing).exit_code == 0
+    refused(invoke("validate", "--data", missing), "s3")

@@ -93,6 +93,7 @@ class Task:
     train_score: str = "accuracy"       # what ``batch_score`` sums: history's ``train_<train_score>``
     stratified: bool = True
     default_metrics: tuple[str, ...] = ()
+    outputs_are: str = "classes"        # what the data's ``classes`` name, for logs: "labels", "targets"
 
     def __init__(self, options: dict | None = None, state: dict | None = None):
         self.options = dict(options or {})

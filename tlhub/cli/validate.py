@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import click
 
@@ -12,17 +13,32 @@ from tlhub.recipe import load_and_validate
 
 @click.command()
 @click.argument("recipes", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option("--data", "read_data", is_flag=True,
+              help="Also load each recipe's data and carve its splits, as `tlhub run` does before training: bad "
+                   "labels, missing pair columns, classes the task cannot take, empty splits.")
 @user_errors
-def validate(recipes):
+def validate(recipes, read_data):
     """Check recipes (syntax, keys, types, component names and options) without training."""
     failed = 0
     for path in recipes:
         try:
-            load_and_validate(path)
-            click.echo(f"{path}: ok")
+            recipe = load_and_validate(path)
+            click.echo(f"{path}: ok" + (f" ({_data_summary(recipe)})" if read_data else ""))
         except UserError as exc:
             failed += 1
             for line in exc.errors:  # file errors name the file already
                 click.echo(f"error: {line}" if line.startswith(f"{path}:") else f"error: {path}: {line}", err=True)
     if failed:
         sys.exit(2)
+
+
+def _data_summary(recipe) -> str:
+    """The run's own data setup (tlhub.data.splits.make_splits), so the two cannot disagree; UserError if it fails."""
+    # local: loading data imports the data sources' libraries, which plain validate does not need
+    from tlhub.data.splits import make_splits
+    from tlhub.interfaces import DataContext
+    from tlhub.plugins import get_registry
+    splits = make_splits(recipe, get_registry(), DataContext(Path(recipe.base_dir), recipe.data.split_seed,
+                                                             log=lambda _msg: None))
+    n = splits.counts()
+    return f"data: {len(splits.classes)} {splits.task.outputs_are}, train {n['train']} / val {n['val']} / test {n['test']}"

@@ -33,6 +33,7 @@ def _names(value, sep: str) -> list[str]:
 class MultiLabel(Task):
     name = "multilabel"
     primary_metric = "macro_f1"
+    outputs_are = "labels"
     train_score = "exact_match"
     stratified = True  # carved per label, rarest first
     default_metrics = ("macro_f1", "micro_f1", "mean_average_precision", "exact_match")

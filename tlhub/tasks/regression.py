@@ -33,6 +33,7 @@ def _number(v, column: str, split: str, row: int) -> float:
 class Regression(Task):
     name = "regression"
     primary_metric = "pearson"
+    outputs_are = "targets"
     train_score = "mae"  # mean absolute error in the targets' units, logged beside the loss
     stratified = False  # carved at random
     default_metrics = ("pearson", "spearman", "mae", "rmse")
