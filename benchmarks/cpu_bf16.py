@@ -2,12 +2,13 @@
 backbones (MiniLM-L6 for text, EfficientNet-Lite0 for images), in the order fp32, bf16, bf16, fp32 so that a
 load change on a shared machine hits both alike; then what ``mixed_precision = "auto"`` picks here.
 
-    OMP_NUM_THREADS=1 python benchmarks/cpu_bf16.py --steps 3
+    OMP_NUM_THREADS=1 python benchmarks/cpu_bf16.py --steps 3 [--image-backbones efficientnet_lite0,resnet18]
 """
 from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import json
 import statistics
 import sys
@@ -30,13 +31,15 @@ def minilm():
     return m, lambda: m(input_ids=x).logits, y
 
 
-def lite0():
-    """EfficientNet-Lite0 (the vision plugin's builder, random init: the speed is the same), 32 images of 64 px."""
+def lite0(backbone: str = "efficientnet_lite0"):
+    """An image backbone of the vision plugin (EfficientNet-Lite0 by default; random init: the speed is the
+    same), 32 images of 64 px."""
     import torch
     from tlhub.model import ModelSpec, add_head, build_backbone
     from tlhub.plugins import get_registry
     from tlhub.recipe import load_and_validate
-    r = load_and_validate(HERE.parent / "recipes" / "mnist5k_lite0.toml", ["model.weights='none'"])
+    r = load_and_validate(HERE.parent / "recipes" / "mnist5k_lite0.toml",
+                          [f"model.backbone='{backbone}'", "model.weights='none'"])
     reg = get_registry()
     m = add_head(build_backbone(ModelSpec.from_recipe(r), reg), ModelSpec.from_recipe(r), reg, 10).use_channels_last()
     g = torch.Generator().manual_seed(0)
@@ -77,6 +80,9 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--steps", type=int, default=3)
     ap.add_argument("--out", type=Path, default=HERE / "out" / "cpu_bf16.json")
+    ap.add_argument("--image-backbones", default="efficientnet_lite0",
+                    help="comma-separated image backbones of the vision plugin to time beside MiniLM "
+                         "(e.g. efficientnet_lite0,resnet18,mobilenet_v3_large)")
     args = ap.parse_args(argv)
     import torch
     torch.set_num_threads(1)
@@ -84,7 +90,9 @@ def main(argv=None) -> int:
     res: dict = {"cpu_capability": torch.backends.cpu.get_cpu_capability(), "bf16_flags": precision.cpu_bf16_flags(),
                  "auto": precision.resolve("auto", "cpu").describe(), "torch": torch.__version__}
     print(res, flush=True)
-    for name, build in (("minilm", minilm), ("lite0", lite0)):
+    builds = [("minilm", minilm)] + [("lite0" if b == "efficientnet_lite0" else b, functools.partial(lite0, b))
+                                     for b in args.image_backbones.split(",") if b]
+    for name, build in builds:
         model, forward, y = build()
         rows = {"fp32": [], "bf16": []}
         for mode in ("fp32", "bf16", "bf16", "fp32"):

@@ -26,6 +26,30 @@ def test_auto_is_bf16_only_on_a_cpu_with_native_bf16():
     assert precision.resolve("bf16", "cpu", flags=()).describe() == "bf16 (train.mixed_precision)"
 
 
+def test_auto_keeps_fp32_for_a_backbone_with_depthwise_convolutions():
+    grouped = precision.resolve("auto", "cpu", flags=("avx512_bf16",), grouped_convs=16)
+    assert grouped.mode == "no" and "16 grouped (depthwise) convolutions" in grouped.describe()
+    assert precision.resolve("bf16", "cpu", flags=("avx512_bf16",), grouped_convs=16).mode == "bf16"  # asked for
+    assert precision.resolve("auto", "cpu", flags=(), grouped_convs=0).mode == "no"
+
+
+def test_layouts_count_grouped_convolutions_per_group():
+    from torch import nn
+
+    from tlhub.model import group_layouts
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.stem = nn.Conv2d(3, 8, 3)
+            self.dw = nn.Sequential(nn.Conv2d(8, 8, 3, groups=8), nn.Conv2d(8, 8, 1), nn.Conv2d(8, 8, 3, groups=2))
+
+        def groups(self):
+            return [("stem", self.stem), ("dw", self.dw)]
+
+    assert [(g.name, g.grouped_convs) for g in group_layouts(Net())] == [("stem", 0), ("dw", 2)]
+
+
 def test_cpu_flags_come_from_cpuinfo():
     flags = precision.cpu_bf16_flags()
     assert set(flags) <= set(precision.FAST_BF16_FLAGS)
@@ -86,3 +110,17 @@ def test_fp32_run_and_bad_predict_precision(tiny_recipe):
     assert tlhub.load(result.run_dir).mixed_precision == "no"  # trained in fp32: predicts in fp32
     with pytest.raises(UserError, match="mixed_precision 'bf17'"):
         tlhub.load(result.run_dir, mixed_precision="bf17")
+
+
+def test_the_run_reads_the_recipes_backbone_for_auto():
+    from pathlib import Path
+
+    from tlhub.plugins import get_registry
+    from tlhub.recipe import load_and_validate
+    from tlhub.training.trainer import _grouped_convs
+    recipes = Path(__file__).resolve().parent.parent / "recipes"
+    lite0 = recipes / "mnist5k_lite0.toml"  # EfficientNet-Lite0: depthwise blocks
+    assert _grouped_convs(load_and_validate(lite0, ["train.mixed_precision='auto'"]), get_registry()) > 0
+    assert _grouped_convs(load_and_validate(lite0, ["train.mixed_precision='no'"]), get_registry()) == 0
+    minilm = load_and_validate(recipes / "mrpc_minilm.toml", ["train.mixed_precision='auto'"])
+    assert _grouped_convs(minilm, get_registry()) == 0

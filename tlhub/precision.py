@@ -2,8 +2,10 @@
 
 bf16 autocast pays on a CPU only where the hardware multiplies bf16 natively (Intel AMX, or AVX-512 with the
 bf16 extension): elsewhere PyTorch converts every operand and the step runs slower than fp32 (measured in
-benchmarks/RESULTS.md). "auto" therefore means bf16 on such a CPU, fp32 everywhere else (a GPU included:
-its bf16 paths are not yet measured to pay, see issue 29 item 4).
+benchmarks/RESULTS.md). Even there, a backbone with grouped (depthwise) convolutions trains slower in bf16
+(EfficientNet-Lite0, MobileNetV3: their training step measured 1.7-2.0x fp32's, while ResNet and MiniLM took
+0.6-0.7x). "auto" therefore means bf16 on such a CPU for a backbone without grouped convolutions, fp32
+everywhere else (a GPU included: its bf16 paths are not yet measured to pay, see issue 29 item 4).
 """
 from __future__ import annotations
 
@@ -49,14 +51,19 @@ def cpu_bf16_flags() -> tuple[str, ...]:
     return tuple(f for f in FAST_BF16_FLAGS if f in flags)
 
 
-def resolve(requested: str, device_type: str, flags: tuple[str, ...] | None = None) -> Precision:
-    """``requested`` ("no", "fp16", "bf16" or "auto") for a device of ``device_type`` ("cpu", "cuda", ...)."""
+def resolve(requested: str, device_type: str, flags: tuple[str, ...] | None = None,
+            grouped_convs: int = 0) -> Precision:
+    """``requested`` ("no", "fp16", "bf16" or "auto") for a device of ``device_type`` ("cpu", "cuda", ...) and a
+    backbone with ``grouped_convs`` grouped convolutions (``GroupLayout.grouped_convs``; 0 where unknown)."""
     if requested != AUTO:
         why = "train.mixed_precision" if requested != "no" else "mixed precision off"
         return Precision(requested, requested, why)
     if device_type != "cpu":
         return Precision("no", AUTO, f"auto: fp32 on {device_type}")
     flags = cpu_bf16_flags() if flags is None else flags
+    if flags and grouped_convs:
+        return Precision("no", AUTO, f"auto: this CPU has {'/'.join(flags)}, but the backbone's {grouped_convs} "
+                                     f"grouped (depthwise) convolutions train slower in bf16")
     if flags:
         return Precision("bf16", AUTO, f"auto: this CPU has {'/'.join(flags)}")
     return Precision("no", AUTO, "auto: this CPU has no AMX / AVX-512 bf16, where bf16 runs slower")

@@ -15,6 +15,7 @@ from tlhub.errors import UserError, did_you_mean
 from tlhub.model.transfer import TransferModel
 
 _BN = nn.modules.batchnorm._BatchNorm
+_CONV = nn.modules.conv._ConvNd
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,7 @@ class GroupLayout:
     bn_layers: int
     bn_params: frozenset[str]
     staged: bool = True  # the backbone's ``staged``: False makes only a fully frozen backbone cacheable
+    grouped_convs: int = 0  # convolutions with groups > 1 (depthwise): bf16 trains them slower on a CPU
 
 
 def group_layouts(backbone) -> list[GroupLayout]:
@@ -51,8 +53,9 @@ def group_layouts(backbone) -> list[GroupLayout]:
     for gname, module in backbone.groups():
         bns = [m for m in module.modules() if isinstance(m, _BN)]
         bn_params = frozenset(owner[id(p)] for m in bns for p in m.parameters(recurse=False))
+        grouped = sum(1 for m in module.modules() if isinstance(m, _CONV) and m.groups > 1)
         out.append(GroupLayout(gname, {owner[id(p)]: p.numel() for p in module.parameters()}, len(bns), bn_params,
-                               bool(getattr(backbone, "staged", True))))
+                               bool(getattr(backbone, "staged", True)), grouped))
     return out
 
 

@@ -116,7 +116,8 @@ class PhaseCfg:
 class TrainCfg:
     seed: int = field(default=0, metadata={"help": "random seed"})
     mixed_precision: str = field(default="no", metadata={"help": "no, fp16, bf16 or auto (bf16 on a CPU with AMX / "
-                                                                  "AVX-512 bf16, else fp32)",
+                                                                  "AVX-512 bf16 unless the backbone has depthwise "
+                                                                  "convolutions, else fp32)",
                                                           "choices": ("no", "fp16", "bf16", "auto")})
     grad_accum: int = field(default=1, metadata={"help": "gradient accumulation steps"})
     threads: int = field(default=0, metadata={"help": "torch CPU threads per process (0: cores / processes)"})

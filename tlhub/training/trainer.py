@@ -147,6 +147,18 @@ def _kernels(device: torch.device, deterministic: bool) -> None:
     torch.use_deterministic_algorithms(deterministic, warn_only=True)  # ops without one warn, not fail
 
 
+def _grouped_convs(recipe: Recipe, registry) -> int:
+    """The backbone's grouped convolutions for ``mixed_precision = "auto"``, read from the shapes-only layout that
+    validate built already; 0 where the architecture cannot be built here (the run then reports why)."""
+    if recipe.train.mixed_precision != precision.AUTO:
+        return 0
+    from tlhub.recipe.plan import cached_layouts
+    try:
+        return sum(g.grouped_convs for g in cached_layouts(ModelSpec.from_recipe(recipe), registry))
+    except UserError:
+        return 0
+
+
 def _check_gpus_per_process() -> None:
     """One GPU per process: NCCL refuses two ranks on one GPU, deep inside the first collective."""
     local = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
@@ -178,7 +190,8 @@ def _run(recipe_or_path, overrides, overwrite, quiet, resume, opened, search_aut
 
     AcceleratorState._reset_state()  # mixed precision is per run: one process may run several recipes
     # "auto" needs the device first: PartialState is the one Accelerator then adopts.
-    prec = precision.resolve(recipe.train.mixed_precision, PartialState(cpu=cpu_ddp).device.type)
+    prec = precision.resolve(recipe.train.mixed_precision, PartialState(cpu=cpu_ddp).device.type,
+                             grouped_convs=_grouped_convs(recipe, registry))
     accelerator = Accelerator(cpu=cpu_ddp, mixed_precision=prec.mode,
                               gradient_accumulation_steps=recipe.train.grad_accum,
                               log_with=recipe.train.log_with or None, project_dir=".",
