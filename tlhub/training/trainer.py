@@ -33,7 +33,7 @@ from tlhub.recipe import (
     parse_recipe,
     to_toml,
 )
-from tlhub.recipe.plan import RunPlan, build_plan
+from tlhub.recipe.plan import RunPlan, build_plan, cached_layouts
 from tlhub.reporting import html as report_html  # called as report_html.X: tests replace it
 from tlhub.training import checkpoint, datapin, phase, runfolder  # phase.run_phase: tests replace it
 from tlhub.training.phase import Interrupted, RunContext, StopFlag, _loader, predict_loader
@@ -152,7 +152,6 @@ def _grouped_convs(recipe: Recipe, registry) -> int:
     validate built already; 0 where the architecture cannot be built here (the run then reports why)."""
     if recipe.train.mixed_precision != precision.AUTO:
         return 0
-    from tlhub.recipe.plan import cached_layouts
     try:
         return sum(g.grouped_convs for g in cached_layouts(ModelSpec.from_recipe(recipe), registry))
     except UserError:
