@@ -31,7 +31,7 @@ def minilm():
     return m, lambda: m(input_ids=x).logits, y
 
 
-def lite0(backbone: str = "efficientnet_lite0"):
+def image_backbone(backbone: str = "efficientnet_lite0"):
     """An image backbone of the vision plugin (EfficientNet-Lite0 by default; random init: the speed is the
     same), 32 images of 64 px."""
     import torch
@@ -90,7 +90,7 @@ def main(argv=None) -> int:
     res: dict = {"cpu_capability": torch.backends.cpu.get_cpu_capability(), "bf16_flags": precision.cpu_bf16_flags(),
                  "auto": precision.resolve("auto", "cpu").describe(), "torch": torch.__version__}
     print(res, flush=True)
-    builds = [("minilm", minilm)] + [("lite0" if b == "efficientnet_lite0" else b, functools.partial(lite0, b))
+    builds = [("minilm", minilm)] + [("lite0" if b == "efficientnet_lite0" else b, functools.partial(image_backbone, b))
                                      for b in args.image_backbones.split(",") if b]
     for name, build in builds:
         model, forward, y = build()

@@ -40,6 +40,4 @@ def _data_summary(recipe) -> str:
     from tlhub.plugins import get_registry
     splits = make_splits(recipe, get_registry(), DataContext(Path(recipe.base_dir), recipe.data.split_seed,
                                                              log=lambda _msg: None))
-    n = splits.counts()
-    return (f"data: {len(splits.classes)} {splits.task.outputs_are}, "
-            f"train {n['train']} / val {n['val']} / test {n['test']}")
+    return f"data: {splits.summary()}"

@@ -64,6 +64,11 @@ class Splits:
     def counts(self) -> dict[str, int]:
         return {"train": len(self.train), "val": len(self.val), "test": len(self.test)}
 
+    def summary(self) -> str:
+        """One line for logs and ``tlhub validate --data``, e.g. '2 classes, train 3119 / val 346 / test 611'."""
+        n = self.counts()
+        return f"{len(self.classes)} {self.task.outputs_are}, train {n['train']} / val {n['val']} / test {n['test']}"
+
 
 def make_splits(recipe, registry, ctx: DataContext) -> Splits:
     """Load the recipe's data source(s) and return train/val/test splits (checked), with the recipe's task

@@ -235,8 +235,7 @@ def _run(recipe_or_path, overrides, overwrite, quiet, resume, opened, search_aut
     run_plan = plan_of(checked, backbone, registry)
     if main:
         rundir.write_json(run_dir / "plan.json", run_plan.to_dict())
-    log.info("data: %s, %d %s, train %d / val %d / test %d", recipe.data.source, len(splits.classes),
-             splits.task.outputs_are, len(splits.train), len(splits.val), len(splits.test))
+    log.info("data: %s, %s", recipe.data.source, splits.summary())
     pinned = datapin.check(run_dir, splits, resuming=resume is not None)  # every process: all refuse together
     if main and not (run_dir / datapin.FILE).is_file():
         rundir.write_json(run_dir / datapin.FILE, pinned)
