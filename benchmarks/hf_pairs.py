@@ -65,9 +65,9 @@ def positive_class(classes: list[str]) -> int:
     return classes.index(PARAPHRASE)
 
 
-def trainer_side(task: str, recipe, splits, max_length: int, threads: int) -> dict:
+def trainer_side(task: str, recipe, splits, max_length: int, threads: int, bf16: bool = False) -> dict:
     common = dict(recipe=recipe, splits=splits, max_length=max_length, sampling=SAMPLING, threads=threads,
-                  name=f"hf-pairs-{task}")
+                  name=f"hf-pairs-{task}", bf16=bf16)
     if task == "stsb":  # tlhub's regression labels are float32 arrays of one value
         pred, true, info = hf_fit_predict(**common, num_labels=1, problem_type="regression",
                                           target=lambda y: float(y[0]))
@@ -156,19 +156,23 @@ def main() -> None:
     side = ap.add_mutually_exclusive_group()
     side.add_argument("--trainer-only", action="store_true", help="the Trainer (and for stsb the floor) only")
     side.add_argument("--tlhub-only", action="store_true")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="a recipe override for both sides (data.split_seed=1, train.seed=2); repeatable")
+    ap.add_argument("--bf16", action="store_true", help="the Trainer in bf16 autocast (tlhub: the recipe's "
+                                                       "mixed_precision)")
     ap.add_argument("--write", action="store_true", help="put the table into benchmarks/RESULTS.md")
     args = ap.parse_args()
     task, path = args.task, RECIPES[args.task]
     # the Trainer reproduces the recipe's last phase, the one that trains every layer (--epochs overrides it)
     last = len(tomllib.loads(path.read_text())["phases"]) - 1
     extra = ([f"data.limit={args.limit}"] if args.limit else []) + \
-        ([f"phases.{last}.epochs={args.epochs}"] if args.epochs else [])
+        ([f"phases.{last}.epochs={args.epochs}"] if args.epochs else []) + list(args.set)
     OUT.mkdir(parents=True, exist_ok=True)
     recipe, splits, max_length = tlhub_data(path, extra)
     res: dict = {"task": task, "n": splits.counts(), "classes": splits.classes, "threads": args.threads,
-                 "limit": args.limit, "epochs": recipe.phases[-1].epochs, "loads": [os.getloadavg()[0]]}
+                 "limit": args.limit, "set": list(args.set), "hf_bf16": args.bf16, "epochs": recipe.phases[-1].epochs, "loads": [os.getloadavg()[0]]}
     if not args.tlhub_only:
-        res["hf"] = trainer_side(task, recipe, splits, max_length, args.threads)
+        res["hf"] = trainer_side(task, recipe, splits, max_length, args.threads, args.bf16)
         print(f"HF Trainer: {json.dumps({k: v for k, v in res['hf'].items() if k != 'confusion_matrix'})}",
               flush=True)
         if task == "stsb":
@@ -179,7 +183,8 @@ def main() -> None:
         row = run(f"hf-pairs-{task}-tlhub", path, extra + [f"train.threads={args.threads}"])
         res["tlhub"] = tlhub_side(task, row, splits)
         res["loads"].append(os.getloadavg()[0])
-    (OUT / f"hf_pairs-{task}.json").write_text(json.dumps(res, indent=1))
+    tag = "".join(f"-{kv.replace('=', '')}" for kv in args.set)  # one file per override set
+    (OUT / f"hf_pairs-{task}{tag}.json").write_text(json.dumps(res, indent=1))
     lines = table(task, res)
     print("\n".join(lines))
     if args.write:

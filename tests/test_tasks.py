@@ -228,6 +228,7 @@ def test_a_plugins_task_reads_labels_and_carves_splits(tmp_path):
 def test_label_forms_each_task_reads():
     import torch
 
+    from tlhub.errors import UserError
     from tlhub.interfaces import SourceData, Split
     from tlhub.tasks.multilabel import MultiLabel
     from tlhub.tasks.regression import Regression
@@ -242,6 +243,10 @@ def test_label_forms_each_task_reads():
     # regression: several target columns; class folders named by numbers are values; clipping to train's range
     two = Regression().encode(SourceData(["x", "y"], Split(["a", "b"], [("1.5", "2"), ("-1", "3e1")]), raw=True), "tsv")
     assert two.classes == ["x", "y"] and [list(v) for v in two.train.labels] == [[1.5, 2.0], [-1.0, 30.0]]
+    named = Regression({"target_names": ["similarity"]}).encode(SourceData(["4"], Split(["a"], ["3.2"]), raw=True), "tsv")
+    assert named.classes == ["similarity"]  # a headerless file's column index, named by the recipe
+    with pytest.raises(UserError, match="2 name\\(s\\) for 1 target column"):
+        Regression({"target_names": ["a", "b"]}).encode(SourceData(["4"], Split(["a"], ["3.2"]), raw=True), "tsv")
     folders = Regression().encode(SourceData(["0", "90"], Split(["i", "j"], [1, 0])), "image-folder")
     assert folders.classes == ["value"] and [float(v[0]) for v in folders.train.labels] == [90.0, 0.0]
     task = Regression({"clip": True})

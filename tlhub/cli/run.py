@@ -19,9 +19,10 @@ from tlhub.cli.base import user_errors
 def run(recipe, overrides, overwrite, resume, quiet):
     """Train RECIPE; OVERRIDES are key=value with TOML values (phases.1.epochs=2 data.batch_size=64)."""
     result = tlhub.run(recipe, overrides, overwrite=overwrite, quiet=quiet, resume=resume)
-    acc = result.metrics.get("accuracy")
-    if acc is not None:
-        click.echo(f"test accuracy {acc:.4f}; results in {result.run_dir}")
+    name = result.primary_metric
+    score = result.metrics.get(name)
+    if score is not None:
+        click.echo(f"test {name.replace('_', ' ')} {score:.4f}; results in {result.run_dir}")
     page = result.run_dir / "report.html"
-    if page.is_file():
+    if quiet and page.is_file():  # otherwise the log's last lines said so
         click.echo(f"report: {page}")

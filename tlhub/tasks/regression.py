@@ -46,7 +46,11 @@ class Regression(Task):
             columns = ["value"]
             names = [str(c) for c in data.classes]
             values = [_number(c, "class name", "train", i) for i, c in enumerate(names)]
-        ours = classes or columns
+        named = [str(n) for n in self.options.get("target_names") or []]
+        if named and len(named) != len(columns):
+            raise UserError(f"model.task_options.target_names: {len(named)} name(s) for {len(columns)} target "
+                            f"column(s) ({', '.join(columns)})")
+        ours = classes or named or columns
         if len(ours) != len(columns):
             raise UserError(f"data.test: {len(columns)} target column(s), but the model has {len(ours)}")
         counters: dict[str, int] = {}

@@ -53,6 +53,7 @@ class RunResult:
     classes: list[str]
     model: Any = field(repr=False, default=None)
     timings: list[dict] = field(default_factory=list)
+    primary_metric: str = "accuracy"  # the task's: what the run ranked epochs by
 
 
 def resolve_recipe(recipe_or_path, overrides=()) -> Recipe:
@@ -332,7 +333,7 @@ def _run(recipe_or_path, overrides, overwrite, quiet, resume, opened, search_aut
     log.info("results: %s (%s)", final_dir, ", ".join(n + ("/" if n == "model" else "") for n in shown
                                                       if (final_dir / n).exists()))
     accelerator.wait_for_everyone()
-    return RunResult(final_dir, metrics, history, splits.classes, model, ctx.timings)
+    return RunResult(final_dir, metrics, history, splits.classes, model, ctx.timings, splits.task.primary_metric)
 
 
 def _search_interrupted(stop, run_dir: Path, command: str) -> UserError:

@@ -47,4 +47,6 @@ def register_tasks(register):
     register(TaskSpec("regression", "regression: one or several float targets, standardised for training, MSE "
                                     "or Huber loss, ranked by Pearson's r", _regression, options=(
         Opt("loss", str, "mse", "training loss on the standardised targets", choices=("mse", "huber")),
-        Opt("clip", bool, False, "clip predictions to the training split's range"))))
+        Opt("clip", bool, False, "clip predictions to the training split's range"),
+        Opt("target_names", list, [], "names of the target columns, in order (empty: the columns' own names; a "
+                                      "file without a header names them by index)", check=_unit))))
