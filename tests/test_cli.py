@@ -43,6 +43,12 @@ def test_validate_ok_and_broken(tiny_recipe, write_recipe, tiny_recipe_text):
     assert "Traceback" not in res.output
 
 
+def test_validate_applies_overrides_as_run_does(tiny_recipe):
+    assert invoke("validate", tiny_recipe, "--set", "data.batch_size=3").exit_code == 0
+    res = invoke("validate", tiny_recipe, "-s", "data.batch_size=3", "-s", "phases.0.epochs=0")
+    assert res.exit_code == 2 and "epochs" in res.output and "Traceback" not in res.output
+
+
 def test_malformed_and_missing_recipe_exit_2(write_recipe):
     res = invoke("validate", write_recipe("[model\n"))
     assert res.exit_code == 2 and "malformed TOML" in res.output and "Traceback" not in res.output

@@ -16,13 +16,15 @@ from tlhub.recipe import load_and_validate
 @click.option("--data", "read_data", is_flag=True,
               help="Also load each recipe's data and carve its splits, as `tlhub run` does before training: bad "
                    "labels, missing pair columns, classes the task cannot take, empty splits.")
+@click.option("--set", "-s", "overrides", multiple=True, metavar="KEY=VALUE",
+              help="An override applied to every recipe, as `tlhub run RECIPE KEY=VALUE` takes it; repeatable.")
 @user_errors
-def validate(recipes, read_data):
+def validate(recipes, read_data, overrides):
     """Check recipes (syntax, keys, types, component names and options) without training."""
     failed = 0
     for path in recipes:
         try:
-            recipe = load_and_validate(path)
+            recipe = load_and_validate(path, list(overrides))
             click.echo(f"{path}: ok" + (f" ({_data_summary(recipe)})" if read_data else ""))
         except UserError as exc:
             failed += 1
