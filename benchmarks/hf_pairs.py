@@ -109,9 +109,11 @@ def frozen_floor(splits, max_length: int, threads: int) -> dict:
     return dict(correlations(cos, [float(y[0]) for y in splits.test.labels]), wall=time.time() - t0)
 
 
-def tlhub_side(task: str, row: dict, splits) -> dict:
+def tlhub_side(task: str, row: dict, splits, per_pair: int = 1) -> dict:
+    """``per_pair``: training examples a pair gives tlhub (2 with ``data.augment.swap_pairs``: both orders)."""
     m, hist = row["metrics"], row["history"]
-    assert row["test_examples"] == len(splits.test) and hist[0]["examples"] == len(splits.train), "different splits"
+    assert row["test_examples"] == len(splits.test) and hist[0]["examples"] == per_pair * len(splits.train), \
+        "different splits"
     train_s = sum(h["train_seconds"] for h in hist)
     out = {"wall": row["wall"], "train_s": train_s, "val_s": sum(h["seconds"] for h in hist) - train_s,
            "peak_gb": row["peak_gb"], "phases": row["phases"], "history": hist}
@@ -181,7 +183,7 @@ def main() -> None:
         res["loads"].append(os.getloadavg()[0])
     if not args.trainer_only:
         row = run(f"hf-pairs-{task}-tlhub", path, extra + [f"train.threads={args.threads}"])
-        res["tlhub"] = tlhub_side(task, row, splits)
+        res["tlhub"] = tlhub_side(task, row, splits, 2 if recipe.data.augment.swap_pairs else 1)
         res["loads"].append(os.getloadavg()[0])
     tag = "".join(f"-{kv.replace('=', '')}" for kv in args.set)  # one file per override set
     (OUT / f"hf_pairs-{task}{tag}.json").write_text(json.dumps(res, indent=1))
