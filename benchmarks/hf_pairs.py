@@ -172,7 +172,8 @@ def main() -> None:
     OUT.mkdir(parents=True, exist_ok=True)
     recipe, splits, max_length = tlhub_data(path, extra)
     res: dict = {"task": task, "n": splits.counts(), "classes": splits.classes, "threads": args.threads,
-                 "limit": args.limit, "set": list(args.set), "hf_bf16": args.bf16, "epochs": recipe.phases[-1].epochs, "loads": [os.getloadavg()[0]]}
+                 "limit": args.limit, "set": list(args.set), "hf_bf16": args.bf16,
+                 "epochs": recipe.phases[-1].epochs, "loads": [os.getloadavg()[0]]}
     if not args.tlhub_only:
         res["hf"] = trainer_side(task, recipe, splits, max_length, args.threads, args.bf16)
         print(f"HF Trainer: {json.dumps({k: v for k, v in res['hf'].items() if k != 'confusion_matrix'})}",

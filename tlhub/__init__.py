@@ -14,7 +14,7 @@ def run(recipe, overrides=(), *, overwrite: bool = False, quiet: bool = False, r
     ``overrides``: ``key=value`` strings as on the command line (``["phases.1.epochs=2"]``).
     ``overwrite``: replace an existing ``output.dir``. ``resume``: a run directory (or ``"latest"``)
     to continue from its newest whole checkpoint. The result has ``metrics``, ``history``,
-    ``run_dir``, ``classes``, ``timings`` and the trained ``model``.
+    ``run_dir``, ``classes``, ``timings``, the trained ``model`` and the task's ``primary_metric``.
     """
     # Here, above both: the auto search trains with tlhub.training, so the trainer is handed it
     from tlhub.auto.driver import search_auto
