@@ -88,6 +88,7 @@ def test_regression_on_sentence_pairs_maps_outputs_back_with_the_stored_scale(re
     assert m["pictures"] == ["predicted_vs_true.png"] and (res.run_dir / "predicted_vs_true.png").stat().st_size > 5000
     page = (res.run_dir / "report.html").read_text()
     assert "predicted_vs_true.png" in page and "no confusion matrix" not in page
+    assert "1 target from" in page and "1 classes" not in page  # the header counts what the task predicts
     config = json.loads((res.run_dir / "model" / "config.json").read_text())
     state = config["task_state"]
     assert config["task"] == "regression" and 1 < state["mean"][0] < 5 and state["std"][0] > 0.5

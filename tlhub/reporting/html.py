@@ -44,13 +44,18 @@ def _fmt_seconds(s) -> str:
     return f"{s:.1f} s" if s < 120 else f"{s / 60:.1f} min ({s:.0f} s)"
 
 
+def _count(n: int, plural: str) -> str:
+    """``3 classes``, ``1 class``, ``1 target``: the task's word for what its outputs are (Task.outputs_are)."""
+    return f"{n} {plural}" if n != 1 else f"1 {plural[:-2] if plural.endswith('sses') else plural[:-1]}"
+
+
 def header(run: RunFiles) -> str:
     model, data = run.recipe.get("model", {}), run.recipe.get("data", {})
     what = ", ".join(x for x in (
         f"backbone {model['backbone']}" if model.get("backbone") else "",
         f"head {model['head']}" if model.get("head") else "",
         f"data {data['source']}" if data.get("source") else "",
-        f"{len(run.classes)} classes" if run.classes else "") if x)
+        _count(len(run.classes), (run.samples or {}).get("outputs_are") or "classes") if run.classes else "") if x)
     tiles = []
     for i, (k, v) in enumerate(run.scalar_metrics().items()):
         tiles.append(f'<div class="tile{" main" if i == 0 else ""}"><div class="v">{num(v)}</div>'

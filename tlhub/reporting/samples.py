@@ -38,7 +38,7 @@ def write_samples(run_dir: Path, modality, splits, outputs) -> None:
     drawn = bool(images) and len(images) == len(views)
     # "thumbnails": the report shows these examples as pictures (samples.safetensors), else as a text table
     rundir.write_json(run_dir / "samples.json", {"modality": modality.name, "task": task.name, "items": items,
-                                                 "thumbnails": drawn})
+                                                 "thumbnails": drawn, "outputs_are": task.outputs_are})
     if drawn:
         import numpy as np
         from safetensors.torch import save_file
