@@ -46,7 +46,9 @@ def _fmt_seconds(s) -> str:
 
 def _count(n: int, plural: str) -> str:
     """``3 classes``, ``1 class``, ``1 target``: the task's word for what its outputs are (Task.outputs_are)."""
-    return f"{n} {plural}" if n != 1 else f"1 {plural[:-2] if plural.endswith('sses') else plural[:-1]}"
+    if n != 1 or not plural.endswith("s"):  # a plugin's word that is not an English plural stays as it is
+        return f"{n} {plural}"
+    return f"1 {plural[:-2] if plural.endswith('sses') else plural[:-1]}"
 
 
 def header(run: RunFiles) -> str:
