@@ -226,6 +226,13 @@ def test_a_plugins_task_reads_labels_and_carves_splits(tmp_path):
     assert splits.task.state["std"][0] > 0  # fitted on the training split
 
 
+def test_counts_are_told_in_the_tasks_word():
+    from tlhub.task import count_outputs
+    assert [count_outputs(2, "classes"), count_outputs(1, "classes"), count_outputs(1, "targets"),
+            count_outputs(28, "labels"), count_outputs(1, "audio")] == ["2 classes", "1 class", "1 target",
+                                                                      "28 labels", "1 audio"]
+
+
 def test_label_forms_each_task_reads():
     import torch
 

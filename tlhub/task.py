@@ -85,6 +85,14 @@ class Prediction:
         return f"{self.label} ({self.prob:.3f})"
 
 
+def count_outputs(n: int, outputs_are: str) -> str:
+    """``2 classes``, ``1 class``, ``1 target``, ``28 labels``: a count in a task's word (``Task.outputs_are``),
+    for logs and the report. A word that is not an English plural (a plugin's) is kept as it is."""
+    if n != 1 or not outputs_are.endswith("s"):
+        return f"{n} {outputs_are}"
+    return f"1 {outputs_are[:-2] if outputs_are.endswith('sses') else outputs_are[:-1]}"
+
+
 class Task:
     """The runtime half of a task (see the module docstring). Subclass and override."""
 

@@ -10,6 +10,7 @@ import numpy as np
 from tlhub.errors import UserError
 from tlhub.interfaces import DataContext, SourceData, Split
 from tlhub.options import resolve_options
+from tlhub.task import count_outputs
 
 
 def stratified_split(split: Split, fraction: float, seed: int) -> tuple[Split, Split]:
@@ -67,7 +68,8 @@ class Splits:
     def summary(self) -> str:
         """One line for logs and ``tlhub validate --data``, e.g. '2 classes, train 3119 / val 346 / test 611'."""
         n = self.counts()
-        return f"{len(self.classes)} {self.task.outputs_are}, train {n['train']} / val {n['val']} / test {n['test']}"
+        counted = count_outputs(len(self.classes), self.task.outputs_are)
+        return f"{counted}, train {n['train']} / val {n['val']} / test {n['test']}"
 
 
 def make_splits(recipe, registry, ctx: DataContext) -> Splits:

@@ -17,6 +17,7 @@ from tlhub.reporting.htmlkit import Cell, esc, figure, num, page, png_uri, table
 from tlhub.reporting.rundata import (
     RunFiles, damaged_files, drawn_samples, epoch_rows, is_mistake, load_run, per_class_scores, read_samples_images,
 )
+from tlhub.task import count_outputs
 
 REPORT = "report.html"
 
@@ -44,20 +45,14 @@ def _fmt_seconds(s) -> str:
     return f"{s:.1f} s" if s < 120 else f"{s / 60:.1f} min ({s:.0f} s)"
 
 
-def _count(n: int, plural: str) -> str:
-    """``3 classes``, ``1 class``, ``1 target``: the task's word for what its outputs are (Task.outputs_are)."""
-    if n != 1 or not plural.endswith("s"):  # a plugin's word that is not an English plural stays as it is
-        return f"{n} {plural}"
-    return f"1 {plural[:-2] if plural.endswith('sses') else plural[:-1]}"
-
-
 def header(run: RunFiles) -> str:
     model, data = run.recipe.get("model", {}), run.recipe.get("data", {})
     what = ", ".join(x for x in (
         f"backbone {model['backbone']}" if model.get("backbone") else "",
         f"head {model['head']}" if model.get("head") else "",
         f"data {data['source']}" if data.get("source") else "",
-        _count(len(run.classes), (run.samples or {}).get("outputs_are") or "classes") if run.classes else "") if x)
+        count_outputs(len(run.classes), (run.samples or {}).get("outputs_are") or "classes") if run.classes else "")
+        if x)
     tiles = []
     for i, (k, v) in enumerate(run.scalar_metrics().items()):
         tiles.append(f'<div class="tile{" main" if i == 0 else ""}"><div class="v">{num(v)}</div>'
