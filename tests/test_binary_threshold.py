@@ -115,7 +115,7 @@ def test_the_tuned_threshold_is_stored_and_every_predictor_decides_by_it(binary_
     expected = ["1" if x >= 0.9999 else "0" for x in probs[:, 1]]
     assert [q.label for q in strict.predict(PAIRS)] == expected and "0" in expected
     exported = export_onnx(moved, tmp_path / "onnx")
-    assert exported.max_prob_diff < 1e-4
+    assert exported.max_diff < 1e-4
     assert [q.label for q in OnnxPredictor(exported.path).predict(PAIRS)] == expected
     out = invoke("predict", moved, *("\t".join(pair) for pair in PAIRS))
     assert out.exit_code == 0, out.output

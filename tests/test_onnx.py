@@ -28,7 +28,7 @@ def invoke(*args):
 def export(run_dir: Path) -> Path:
     res = invoke("export", run_dir, "--format", "onnx")
     assert res.exit_code == 0, res.output
-    assert "max probability difference" in res.output
+    assert "max output difference" in res.output
     return run_dir / "onnx" / "model.onnx"
 
 

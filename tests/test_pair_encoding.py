@@ -90,7 +90,7 @@ def test_a_bi_encoder_run_predicts_and_exports_with_parity(tmp_path, encoding):
     assert p.model.backbone.encoding == encoding  # rebuilt from the saved options
     values = [q.value for q in p.predict(PAIRS)]
     exported = export_onnx(res.run_dir, tmp_path / "onnx")
-    assert exported.max_prob_diff < 1e-4
+    assert exported.max_diff < 1e-4
     np.testing.assert_allclose([q.value for q in OnnxPredictor(exported.path).predict(PAIRS)], values, rtol=1e-4,
                                atol=1e-4)
 

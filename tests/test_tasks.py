@@ -68,7 +68,7 @@ def test_multilabel_trains_tunes_thresholds_and_every_predictor_uses_them(multil
     assert again["test_examples"] == m["test_examples"]
 
     exported = export_onnx(res.run_dir, tmp_path / "onnx")
-    assert exported.max_prob_diff < 1e-4
+    assert exported.max_diff < 1e-4
     onnx = OnnxPredictor(exported.path)
     assert [q.labels for q in onnx.predict(texts)] == [q.labels for q in preds]
     np.testing.assert_allclose(onnx.predict_proba(texts), probs, atol=1e-4)
@@ -111,7 +111,7 @@ def test_regression_on_sentence_pairs_maps_outputs_back_with_the_stored_scale(re
     assert again["pearson"] == pytest.approx(m["pearson"], rel=1e-5)
 
     exported = export_onnx(res.run_dir, tmp_path / "onnx")
-    assert exported.max_prob_diff < 1e-4
+    assert exported.max_diff < 1e-4
     values = [q.value for q in OnnxPredictor(exported.path).predict(PAIRS)]
     np.testing.assert_allclose(values, [q.value for q in preds], rtol=1e-4)
 
@@ -268,3 +268,59 @@ def test_freeze_auto_is_refused_for_tasks_not_ranked_by_accuracy(tmp_path):
     from tlhub.recipe import load_and_validate
     with pytest.raises(UserError, match="'auto' ranks its trials by validation accuracy, but task 'regression'"):
         load_and_validate(Path(__file__).parent / "recipes" / "tiny.toml", ["model.task=regression", "phases.0.freeze=auto"])
+
+
+def test_eval_metrics_default_to_the_tasks_own_and_name_a_subset_of_them(regression_run, tmp_path):
+    import shutil
+    import tomllib
+
+    import tlhub
+    from tlhub.errors import UserError
+    from tlhub.recipe import load_and_validate
+    from tlhub.use.evaluate import LEGACY_DEFAULT, evaluate_source
+    root, res = regression_run
+    saved = res.run_dir / "model" / "recipe.toml"
+    assert tomllib.loads(saved.read_text())["eval"]["metrics"] == []  # the task's own: pearson, spearman, ...
+    tiny = Path(__file__).parent / "recipes" / "tiny.toml"
+    with pytest.raises(UserError, match="task 'regression' scores pearson, spearman, mae, rmse; 'accuracy' is not"):
+        load_and_validate(tiny, ["model.task=regression", 'eval.metrics=["accuracy"]'])
+    assert load_and_validate(tiny, ["model.task=regression", 'eval.metrics=["mae"]']).eval.metrics == ["mae"]
+    with pytest.raises(UserError, match="unknown metric 'pearson'"):  # classification: registered metrics only
+        load_and_validate(tiny, ['eval.metrics=["pearson"]'])
+
+    options = {"path": str(root / "pairs.tsv"), "text_column": "s1", "text_pair": "s2", "label_column": "score"}
+
+    def scores(metrics):
+        folder = tmp_path / "-".join(metrics or ["none"])
+        shutil.copytree(res.run_dir / "model", folder)
+        text = (folder / "recipe.toml").read_text().replace("metrics = []", f"metrics = {metrics!r}".replace("'", '"'))
+        (folder / "recipe.toml").write_text(text)
+        return evaluate_source(tlhub.load(folder), "tsv", options)
+    assert {"pearson", "mae"} <= set(scores([]))
+    only = scores(["mae", "rmse"])
+    assert "mae" in only and "rmse" in only and "pearson" not in only and "spearman" not in only
+    # a model saved when eval.metrics defaulted to classification's four: scored on the task's own
+    assert scores(LEGACY_DEFAULT)["pearson"] == pytest.approx(res.metrics["pearson"], rel=1e-5)
+    with pytest.raises(UserError, match="'accuracy' is not one of them"):
+        scores(["accuracy"])
+
+
+def test_onnx_parity_is_judged_relative_to_the_outputs_scale(tmp_path):
+    from tlhub.errors import UserError
+    from tlhub.export.onnx import parity
+    prices = np.array([[312_000.0], [95_000.0]], dtype=np.float32)
+    # float32 values near 3e5 are 0.03 apart: a rounding of that size is faithful, not broken
+    assert parity(tmp_path, prices + np.float32(0.0625), prices) == pytest.approx(0.0625)
+    with pytest.raises(UserError, match="differ from PyTorch's by 5e\\+0?2"):
+        parity(tmp_path, prices + 500, prices)
+    probs = np.array([[0.2, 0.8]], dtype=np.float32)
+    assert parity(tmp_path, probs + 1e-6, probs) < 1e-5
+    with pytest.raises(UserError, match="more than 0.001 of their scale, 1"):  # probabilities: absolute
+        parity(tmp_path, probs + 0.01, probs)
+
+
+def test_predicted_values_print_with_four_significant_digits_and_no_exponent():
+    from tlhub.task import Prediction
+    assert str(Prediction(values={"similarity": 5.0})) == "5.000"  # a clipped prediction, not the integer 5
+    assert str(Prediction(values={"price": 312456.7})) == "312457"  # not 3.125e+05
+    assert str(Prediction(values={"a": 0.00123, "b": -2.5})) == "a 0.001230, b -2.500"

@@ -25,8 +25,10 @@ Training (torch, imported by the methods: ``predict`` from ONNX never imports to
 Outputs:
 - ``transform(logits)``: the model's outputs as users see them (softmax, sigmoid, de-standardised values);
   the ONNX graph's ``probabilities`` output is this too;
-- ``metrics(outputs, targets, classes, names, registry)``: the test scores (``default_metrics`` unless the
-  recipe names others) -- ``outputs`` are ``transform``-ed, as numpy;
+- ``metrics(outputs, targets, classes, names, registry)``: the test scores (``default_metrics`` when
+  ``names``, the recipe's ``eval.metrics``, is empty) -- ``outputs`` are ``transform``-ed, as numpy;
+- ``metric_errors(names, registry)``: errors for ``eval.metrics`` names this task cannot score, found before
+  training (default: every name must be one of ``default_metrics``);
 - ``predictions(classes, outputs)``: ``Prediction`` objects (numpy only);
 - ``decode(logits)``: ``(predictions, outputs)`` tensors of a split (for samples and reports);
 - ``sample_rows(classes, targets, outputs)``: per test example ``(loss-like badness, true, predicted,
@@ -78,11 +80,21 @@ class Prediction:
 
     def __str__(self) -> str:
         if self.values is not None:
-            return ", ".join(f"{k} {v:.4g}" for k, v in self.values.items()) if len(self.values) > 1 \
-                else f"{self.value:.4g}"
+            return ", ".join(f"{k} {format_value(v)}" for k, v in self.values.items()) if len(self.values) > 1 \
+                else format_value(self.value)
         if self.labels is not None:
             return ", ".join(f"{c} ({self.probs[c]:.3f})" for c in self.labels) or "(no label)"
         return f"{self.label} ({self.prob:.3f})"
+
+
+def format_value(v: float) -> str:
+    """A predicted value with four significant digits, trailing zeros kept and no exponent for everyday sizes:
+    ``5.000`` (not ``5``: a clipped prediction is still a measurement), ``0.2500``, ``312457``."""
+    import math
+    if v == 0 or not math.isfinite(v):
+        return "0.000" if v == 0 else str(v)
+    digits = 3 - math.floor(math.log10(abs(v)))  # decimals for four significant digits
+    return f"{v:.4g}" if digits > 7 or digits < -12 else f"{v:.{max(digits, 0)}f}"
 
 
 def count_outputs(n: int, outputs_are: str) -> str:
@@ -162,6 +174,17 @@ class Task:
 
     def metrics(self, outputs: Any, targets: Any, classes: list[str], names, registry) -> dict:
         raise NotImplementedError
+
+    def metric_errors(self, names: list[str], registry: Any) -> list[str]:
+        """Errors for ``eval.metrics`` names this task does not score: by default it scores its own
+        ``default_metrics`` only (a regression has no use for accuracy)."""
+        own = ", ".join(self.default_metrics)
+        return [f"eval.metrics: task {self.name!r} scores {own}; {n!r} is not one of them (leave eval.metrics out "
+                f"for all of them)" for n in names if n not in self.default_metrics]
+
+    def chosen_metrics(self, names) -> tuple[str, ...]:
+        """The metric names a test scores: the recipe's ``eval.metrics``, or ``default_metrics`` when empty."""
+        return tuple(names) if names else self.default_metrics
 
     def predictions(self, classes: list[str], outputs: Any) -> list[Prediction]:
         raise NotImplementedError

@@ -25,4 +25,4 @@ def export(run_dir, fmt, output):
 
     result = export_onnx(run_dir, output)
     click.echo(f"wrote {result.path} ({result.modality}; inputs {', '.join(result.inputs)}; "
-               f"ONNX Runtime vs PyTorch: max probability difference {result.max_prob_diff:.2g})")
+               f"ONNX Runtime vs PyTorch: max output difference {result.max_diff:.2g})")

@@ -140,9 +140,13 @@ class TrainCfg:
 
 @dataclass(frozen=True)
 class EvalCfg:
-    metrics: list = field(default_factory=lambda: ["accuracy", "f1", "precision", "recall"],
-                          metadata={"help": "metric names (tlhub list metrics: registered by plugins) "
-                                                   "or an evaluate metric in its cache; never a path"})
+    metrics: list = field(default_factory=list,
+                          metadata={"help": "the test scores; empty: the task's own (classification: accuracy, f1, "
+                                            "precision, recall; regression: pearson, spearman, mae, rmse; multilabel: "
+                                            "macro_f1, micro_f1, mean_average_precision, exact_match). Classification "
+                                            "takes any metric name (tlhub list metrics: registered by plugins) or an "
+                                            "evaluate metric in its cache, never a path; other tasks a subset of "
+                                            "their own"})
     each_phase: bool = field(default=False, metadata={"help": "also score the test split after every earlier phase "
                                                                "(metrics.json: after_phase)"})
 

@@ -135,14 +135,15 @@ def _plan(recipe: Recipe, registry) -> tuple[list[str], Any]:
 
 def _setup_errors(recipe: Recipe, registry) -> list[str]:
     """What the run would otherwise find only at setup: output folder, trackers, metrics."""
-    # local: keeps tlhub.artifacts.rundir and tlhub.metrics out of `import tlhub` (every entry point runs it)
+    # local: keeps tlhub.artifacts.rundir out of `import tlhub` (every entry point runs it)
     from tlhub.artifacts.rundir import check_output_dir
-    from tlhub.metrics import metric_errors
     errors = check_output_dir(recipe.output.dir) if recipe.output.dir else []
     errors += weights_file_errors(recipe)
     errors += tracker_errors(recipe.train.log_with)
-    if all(isinstance(m, str) for m in recipe.eval.metrics):  # else reported by the schema
-        errors += metric_errors(recipe.eval.metrics, registry)
+    # the task judges the names (classification: registered metrics; regression: its own); an unknown task
+    # and names that are not strings are reported elsewhere
+    if recipe.model.task in registry.items["tasks"] and all(isinstance(m, str) for m in recipe.eval.metrics):
+        errors += registry.task(recipe.model.task).metric_errors(list(recipe.eval.metrics), registry)
     return errors
 
 

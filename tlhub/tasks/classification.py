@@ -11,7 +11,7 @@ import numpy as np
 
 from tlhub.data.labels import check_classes, class_names, label_name
 from tlhub.errors import UserError
-from tlhub.metrics import compute_metrics
+from tlhub.metrics import compute_metrics, metric_errors
 from tlhub.task import Prediction, Task
 from tlhub.tasks.common import all_labels, as_array, encode_splits, f1_scores, f1_threshold
 
@@ -121,7 +121,7 @@ class Classification(Task):
     def metrics(self, outputs, targets, classes: list[str], names, registry) -> dict:
         probs, y = np.asarray(outputs), [int(t) for t in targets]
         preds = self._decide(probs).tolist()
-        out = compute_metrics(self.default_metrics if names is None else names, preds, y, len(classes), registry)
+        out = compute_metrics(self.chosen_metrics(names), preds, y, len(classes), registry)
         if len(classes) == 2:  # the second class's own F1 (GLUE's MRPC F1: of the paraphrases)
             pred, true = np.asarray(preds) == 1, np.asarray(y) == 1
             out["positive_class"] = classes[1]
@@ -129,6 +129,9 @@ class Classification(Task):
             if self.state.get("threshold") is not None:
                 out["threshold"] = self.state["threshold"]
         return out
+
+    def metric_errors(self, names: list[str], registry) -> list[str]:
+        return metric_errors(names, registry)  # any registered metric of predicted and true classes
 
     def predictions(self, classes: list[str], outputs) -> list[Prediction]:
         out = []

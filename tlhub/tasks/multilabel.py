@@ -196,9 +196,10 @@ class MultiLabel(Task):
         support = y.sum(0)
         ap = [float(average_precision_score(y[:, j], probs[:, j])) if support[j] else None for j in range(len(classes))]
         scored = [a for a in ap if a is not None]
-        return {"macro_f1": float(per.mean()), "micro_f1": micro,
-                "mean_average_precision": float(np.mean(scored)) if scored else 0.0,
-                "exact_match": float(((probs >= thr) == y).all(1).mean()),
+        scores = {"macro_f1": float(per.mean()), "micro_f1": micro,
+                  "mean_average_precision": float(np.mean(scored)) if scored else 0.0,
+                  "exact_match": float(((probs >= thr) == y).all(1).mean())}
+        return {**{k: scores[k] for k in self.chosen_metrics(names)},
                 "per_label": {c: {"f1": round(float(per[j]), 4), "support": int(support[j]),
                                   "threshold": round(float(thr[j]), 4), "average_precision": ap[j]}
                               for j, c in enumerate(classes)}}

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from tlhub.errors import UserError
-from tlhub.task import Prediction, Task
+from tlhub.task import Prediction, Task, format_value
 from tlhub.tasks.common import as_array, encode_splits
 from tlhub.tasks.pictures import regression_png
 
@@ -129,8 +129,9 @@ class Regression(Task):
         pred, y = np.asarray(outputs, dtype=np.float64), as_array(targets).astype(np.float64)
         err = pred - y
         spear = [spearmanr(pred[:, j], y[:, j]).statistic for j in range(y.shape[1])]
-        out = {"pearson": _pearson(pred, y), "spearman": float(np.nanmean(spear)) if len(y) > 1 else 0.0,
-               "mae": float(np.abs(err).mean()), "rmse": float(np.sqrt((err ** 2).mean()))}
+        scores = {"pearson": _pearson(pred, y), "spearman": float(np.nanmean(spear)) if len(y) > 1 else 0.0,
+                  "mae": float(np.abs(err).mean()), "rmse": float(np.sqrt((err ** 2).mean()))}
+        out = {k: scores[k] for k in self.chosen_metrics(names)}
         if len(classes) > 1:
             out["per_target"] = {c: {"pearson": _pearson(pred[:, [j]], y[:, [j]]),
                                      "mae": float(np.abs(err[:, j]).mean())} for j, c in enumerate(classes)}
@@ -166,4 +167,4 @@ def _pearson(pred: np.ndarray, y: np.ndarray) -> float:
 
 
 def _fmt(values) -> str:
-    return ", ".join(f"{v:.4g}" for v in values)
+    return ", ".join(format_value(v) for v in values)

@@ -8,7 +8,6 @@ from tlhub.artifacts import rundir
 from tlhub.data.splits import Splits
 from tlhub.errors import UserError
 from tlhub.interfaces import DataContext, Split
-from tlhub.metrics import metric_errors
 from tlhub.options import resolve_options
 from tlhub.plugins import get_registry
 from tlhub.reporting.pictures import write_report
@@ -21,6 +20,9 @@ log = logging.getLogger("tlhub")
 # ---------------------------------------------------------------------- scoring on a data source
 
 EVAL_SPLITS = ("test", "val", "train", "all")
+# what eval.metrics defaulted to before it meant "the task's own": model folders of regression and multi-label
+# runs saved from then name these, which their tasks do not score
+LEGACY_DEFAULT = ["accuracy", "f1", "precision", "recall"]
 
 
 def _training_recipe(model_dir: Path) -> dict:
@@ -91,18 +93,17 @@ def evaluate_source(predictor: Predictor, source: str, options: dict | None = No
                     say=log.info) -> dict:
     """Score ``predictor`` on a registered data source; with ``out_dir``, write the run-style files there.
 
-    Writes ``metrics.json`` (the model's metrics: accuracy, macro F1/precision/recall by default, and the
+    Writes ``metrics.json`` (the model's metrics: the task's own unless its recipe named others, and the
     confusion matrix), ``samples.json`` (+ ``samples.safetensors`` for images) and the pictures of
     ``tlhub.reporting.pictures.write_report``. Returns the metrics.
     """
     registry = get_registry()
 
-    names = _training_recipe(predictor.model_dir).get("eval", {}).get("metrics") \
-        or ["accuracy", "f1", "precision", "recall"]
+    names = _training_recipe(predictor.model_dir).get("eval", {}).get("metrics") or []
+    if names == LEGACY_DEFAULT and predictor.task.metric_errors(names, registry):
+        names = []
     # A received model folder's recipe names the metrics: names only, checked before anything runs.
-    bad = [f"{n!r} is not a metric name" for n in names if not isinstance(n, str)] if isinstance(names, list) \
-        else [f"{names!r} is not a list of metric names"]
-    errors = bad or metric_errors(names, registry)
+    errors = predictor.task.metric_errors(names, registry)
     if errors:
         raise UserError(errors=[f"{predictor.model_dir / 'recipe.toml'}: {e}" for e in errors])
     data, _ = load_eval_split(predictor, source, dict(options or {}), split, base_dir, say)
