@@ -37,6 +37,7 @@ Outputs:
 from __future__ import annotations
 
 import copy
+import math
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -90,7 +91,6 @@ class Prediction:
 def format_value(v: float) -> str:
     """A predicted value with four significant digits, trailing zeros kept and no exponent for everyday sizes:
     ``5.000`` (not ``5``: a clipped prediction is still a measurement), ``0.2500``, ``312457``."""
-    import math
     if v == 0 or not math.isfinite(v):
         return "0.000" if v == 0 else str(v)
     digits = 3 - math.floor(math.log10(abs(v)))  # decimals for four significant digits

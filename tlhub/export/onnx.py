@@ -85,9 +85,7 @@ def export_onnx(path: str | Path, output: str | Path | None = None) -> OnnxExpor
         import onnxruntime as ort
     except ImportError:
         raise UserError("exporting to ONNX needs onnx and onnxruntime (pip install 'tlhub[onnx]')") from None
-    import numpy as np
     import torch
-
 
     model_dir = find_model_dir(path)
     run_dir = model_dir.parent if model_dir.name == "model" else model_dir
