@@ -117,6 +117,7 @@ def test_regression_on_sentence_pairs_maps_outputs_back_with_the_stored_scale(re
 
     out = invoke("predict", res.run_dir, "great movie fun\tgreat movie fun", "plot actor film\tgreat bad fun")
     assert out.exit_code == 0, out.output
+    assert out.output.splitlines()[0].split() == ["input", "score"]  # the target's name heads its column
     shown = [float(line.split()[-1]) for line in out.output.splitlines()[1:]]
     np.testing.assert_allclose(shown, [q.value for q in preds], rtol=1e-3)
 

@@ -58,7 +58,10 @@ def predict(model, inputs, as_json, top, batch_size, device):
     shown = [cell(" | ".join(i) if isinstance(i, tuple) else i, 60) for i in items]  # a pair: both sentences
     width = max(len("input"), *(len(s) for s in shown))
     if preds[0].values is not None or preds[0].labels is not None:  # numbers, or the labels over their thresholds
-        click.echo(f"{'input':<{width}}  {'value' if preds[0].values is not None else 'labels'}")
+        values = preds[0].values
+        # one target: its name heads the column ("similarity"); several are named in each row
+        head = "labels" if values is None else next(iter(values)) if len(values) == 1 else "values"
+        click.echo(f"{'input':<{width}}  {head}")
         for s, p in zip(shown, preds):
             click.echo(f"{s:<{width}}  {p}")
         return
