@@ -272,6 +272,7 @@ def test_freeze_auto_is_refused_for_tasks_not_ranked_by_accuracy(tmp_path):
 
 
 def test_eval_metrics_default_to_the_tasks_own_and_name_a_subset_of_them(regression_run, tmp_path):
+    import re
     import shutil
     import tomllib
 
@@ -281,7 +282,8 @@ def test_eval_metrics_default_to_the_tasks_own_and_name_a_subset_of_them(regress
     from tlhub.use.evaluate import LEGACY_DEFAULT, evaluate_source
     root, res = regression_run
     saved = res.run_dir / "model" / "recipe.toml"
-    assert tomllib.loads(saved.read_text())["eval"]["metrics"] == []  # the task's own: pearson, spearman, ...
+    # an empty eval.metrics (the default) is resolved to the task's own, named in the saved recipe
+    assert tomllib.loads(saved.read_text())["eval"]["metrics"] == ["pearson", "spearman", "mae", "rmse"]
     tiny = Path(__file__).parent / "recipes" / "tiny.toml"
     with pytest.raises(UserError, match="task 'regression' scores pearson, spearman, mae, rmse; 'accuracy' is not"):
         load_and_validate(tiny, ["model.task=regression", 'eval.metrics=["accuracy"]'])
@@ -294,7 +296,9 @@ def test_eval_metrics_default_to_the_tasks_own_and_name_a_subset_of_them(regress
     def scores(metrics):
         folder = tmp_path / "-".join(metrics or ["none"])
         shutil.copytree(res.run_dir / "model", folder)
-        text = (folder / "recipe.toml").read_text().replace("metrics = []", f"metrics = {metrics!r}".replace("'", '"'))
+        text = re.sub(r"(?m)^metrics = \[[^\]]*\]", json.dumps(metrics).join(["metrics = ", ""]),
+                      (folder / "recipe.toml").read_text())
+        assert tomllib.loads(text)["eval"]["metrics"] == metrics
         (folder / "recipe.toml").write_text(text)
         return evaluate_source(tlhub.load(folder), "tsv", options)
     assert {"pearson", "mae"} <= set(scores([]))

@@ -141,7 +141,8 @@ class TrainCfg:
 @dataclass(frozen=True)
 class EvalCfg:
     metrics: list = field(default_factory=list,
-                          metadata={"help": "the test scores; empty: the task's own (classification: accuracy, f1, "
+                          metadata={"help": "the test scores; empty: the task's own, named when the recipe is "
+                                            "resolved (classification: accuracy, f1, "
                                             "precision, recall; regression: pearson, spearman, mae, rmse; multilabel: "
                                             "macro_f1, micro_f1, mean_average_precision, exact_match). Classification "
                                             "takes any metric name (tlhub list metrics: registered by plugins) or an "

@@ -1,7 +1,7 @@
 """Validation against the registry and the backbone's real groups: every error of a recipe at once."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +33,9 @@ def check(recipe: Recipe, registry=None) -> Checked:
     errors, plan = _check(recipe, registry)
     if errors:
         raise UserError(errors=errors)
+    if not recipe.eval.metrics:  # "the task's own", named: `tlhub show` and the saved recipe list them
+        own = list((registry or get_registry()).task(recipe.model.task).default_metrics)
+        recipe = replace(recipe, eval=replace(recipe.eval, metrics=own))
     return Checked(recipe, plan)
 
 
