@@ -329,3 +329,13 @@ def test_predicted_values_print_with_four_significant_digits_and_no_exponent():
     assert str(Prediction(values={"similarity": 5.0})) == "5.000"  # a clipped prediction, not the integer 5
     assert str(Prediction(values={"price": 312456.7})) == "312457"  # not 3.125e+05
     assert str(Prediction(values={"a": 0.00123, "b": -2.5})) == "a 0.001230, b -2.500"
+
+
+def test_a_plugin_task_without_metrics_of_its_own_takes_no_metric_names():
+    from tlhub.task import Task
+
+    class Scores(Task):  # a plugin's task whose metrics() computes what it likes
+        name = "scores"
+    assert Scores().metric_errors([], None) == []
+    assert Scores().metric_errors(["accuracy"], None) == [
+        "eval.metrics: task 'scores' computes its own scores and takes no metric names (leave eval.metrics out)"]

@@ -178,6 +178,9 @@ class Task:
     def metric_errors(self, names: list[str], registry: Any) -> list[str]:
         """Errors for ``eval.metrics`` names this task does not score: by default it scores its own
         ``default_metrics`` only (a regression has no use for accuracy)."""
+        if not self.default_metrics:
+            return [f"eval.metrics: task {self.name!r} computes its own scores and takes no metric names (leave "
+                    f"eval.metrics out)"] if names else []
         own = ", ".join(self.default_metrics)
         return [f"eval.metrics: task {self.name!r} scores {own}; {n!r} is not one of them (leave eval.metrics out "
                 f"for all of them)" for n in names if n not in self.default_metrics]
