@@ -339,3 +339,13 @@ def test_a_plugin_task_without_metrics_of_its_own_takes_no_metric_names():
     assert Scores().metric_errors([], None) == []
     assert Scores().metric_errors(["accuracy"], None) == [
         "eval.metrics: task 'scores' computes its own scores and takes no metric names (leave eval.metrics out)"]
+
+
+def test_the_eval_metrics_help_names_each_builtin_tasks_own_metrics():
+    from dataclasses import fields
+
+    from tlhub.plugins import get_registry
+    from tlhub.recipe.schema import EvalCfg
+    text = next(f for f in fields(EvalCfg) if f.name == "metrics").metadata["help"]
+    for name in ("classification", "regression", "multilabel"):  # the help lists them by hand: kept in step here
+        assert f"{name}: {', '.join(get_registry().task(name).default_metrics)}" in text
