@@ -56,8 +56,10 @@ def per_label_png(per_label: dict, scores: dict, path: Path) -> Path:
     ax.barh(range(n), f1, color=colors, alpha=0.85)
     ax.set_yticks(range(n), [name for name, _ in rows], fontsize=8)
     for i, (_, v) in enumerate(rows):
-        ax.text(min(v["f1"] + 0.01, 0.80), i, f"F1 {v['f1']:.2f}  n={v['support']}  t={v['threshold']:.2f}",
-                va="center", fontsize=7)
+        inside = v["f1"] > 0.78  # no room right of the bar: written inside its end, in white
+        ax.text(v["f1"] - 0.01 if inside else v["f1"] + 0.01, i,
+                f"F1 {v['f1']:.2f}  n={v['support']}  t={v['threshold']:.2f}", va="center", fontsize=7,
+                ha="right" if inside else "left", color="white" if inside else "black")
     ax.axvline(macro, color="gray", linestyle="--", linewidth=1, label=f"macro F1 {macro:.4f}")
     ax.invert_yaxis()  # the worst label on top
     ax.set_xlim(0, 1)
