@@ -34,7 +34,7 @@ def check(recipe: Recipe, registry=None) -> Checked:
     if errors:
         raise UserError(errors=errors)
     if not recipe.eval.metrics:  # "the task's own", named: `tlhub show` and the saved recipe list them
-        own = list((registry or get_registry()).task(recipe.model.task).default_metrics)
+        own = list((registry or get_registry()).task(recipe.model.task).chosen_metrics(recipe.eval.metrics))
         recipe = replace(recipe, eval=replace(recipe.eval, metrics=own))
     return Checked(recipe, plan)
 

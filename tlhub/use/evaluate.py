@@ -100,10 +100,10 @@ def evaluate_source(predictor: Predictor, source: str, options: dict | None = No
     registry = get_registry()
 
     names = _training_recipe(predictor.model_dir).get("eval", {}).get("metrics") or []
-    if names == LEGACY_DEFAULT and predictor.task.metric_errors(names, registry):
-        names = []
     # A received model folder's recipe names the metrics: names only, checked before anything runs.
     errors = predictor.task.metric_errors(names, registry)
+    if errors and names == LEGACY_DEFAULT:  # an older regression or multi-label model: its task's own
+        names, errors = [], []
     if errors:
         raise UserError(errors=[f"{predictor.model_dir / 'recipe.toml'}: {e}" for e in errors])
     data, _ = load_eval_split(predictor, source, dict(options or {}), split, base_dir, say)
