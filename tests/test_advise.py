@@ -48,7 +48,7 @@ def test_separable_and_random_labels_get_different_plans(tiny_recipe, with_rando
 
     assert good.train_counts == bad.train_counts and set(good.train_counts.values()) == {43}
     assert [p.group for p in good.probes] == ["stem", "block1", "block2", "head_conv"] and good.probes[-1].final
-    assert good.final.accuracy >= 0.9 and bad.final.accuracy <= 0.6, (good.probes, bad.probes)
+    assert good.final.score >= 0.9 and bad.final.score <= 0.6, (good.probes, bad.probes)
     assert good.case == "small data, similar" and bad.case == "small data, different"
 
     assert [p["freeze"] for p in good.phases] == ["frozen"]  # linear classifier on frozen features only

@@ -43,8 +43,8 @@ def _fake(costs_by_k: dict[int, float], quality: dict[str, float]):
     def train(st, total):
         trained.append((st.candidate.name, total - st.epochs))
         st.epochs = total
-        st.accuracy = quality[st.candidate.name] * (1 - 0.5 ** total)
-        st.loss = 1 - st.accuracy
+        st.score = quality[st.candidate.name] * (1 - 0.5 ** total)
+        st.loss = 1 - st.score
     return costs, train, trained
 
 
@@ -59,7 +59,7 @@ def test_halving_picks_the_best_validation_score_and_gives_deep_plans_fewer_epoc
     budget = search.Budget(200.0)
     winner = search.successive_halving(states, costs, budget, max_epochs=8, train=train)
     tried = [s for s in states if s.epochs]
-    assert winner is max(tried, key=lambda s: search.score(s, "val_accuracy"))
+    assert winner is max(tried, key=lambda s: search.score(s, "val_score"))
     assert winner.status == "winner" and budget.spent <= budget.limit
     first = {name: add for name, add in trained[: len(states)]}  # the first rung: every candidate once
     head, top1 = next(s.candidate.name for s in states if s.candidate.k == 0), "top1@0.001"
@@ -68,7 +68,7 @@ def test_halving_picks_the_best_validation_score_and_gives_deep_plans_fewer_epoc
     cut = [s for s in states if s.status == "cut after rung 1"]
     kept = [s for s in states if s not in cut]
     assert len(kept) == math.ceil(len(states) / search.ETA)  # the best third goes on
-    assert max(search.score(s, "val_accuracy") for s in cut) <= min(search.score(s, "val_accuracy") for s in kept)
+    assert max(search.score(s, "val_score") for s in cut) <= min(search.score(s, "val_score") for s in kept)
     assert any(s.rung == 1 for s in kept)  # survivors were trained further
 
 
@@ -129,7 +129,7 @@ def test_two_stage_search_measures_the_lr_at_the_cheapest_depth_then_depths_at_i
     train(head, 1)
     head.stopped = True
     budget = search.Budget(40.0)
-    ran, winner = _two_stage(states, head, 1, costs, budget, 8, train, "val_accuracy")
+    ran, winner = _two_stage(states, head, 1, costs, budget, 8, train, "val_score")
     each = int(LR_STAGE_SHARE * 40.0 / 3)  # the lr stage's share of the budget, in epochs of depth 1
     assert sorted(trained[1:4]) == [("top1@0.00033", each), ("top1@0.001", each), ("top1@0.003", each)]
     lr_stage = [s for s in ran if s.scheduler == "cosine"]
@@ -138,7 +138,7 @@ def test_two_stage_search_measures_the_lr_at_the_cheapest_depth_then_depths_at_i
     assert {s.candidate.name for s in depths} == {"top1@0.003", "top2@0.003", "all@0.003"}  # fresh trials at the lr
     assert "all@0.001" not in dict(trained)  # it would score higher, but its lr lost at depth 1
     assert winner in [head, *depths] and budget.spent <= budget.limit
-    assert winner is max([head, *depths], key=lambda s: search.score(s, "val_accuracy"))
+    assert winner is max([head, *depths], key=lambda s: search.score(s, "val_score"))
 
 
 def test_lr_trials_on_a_large_split_train_the_batches_their_share_pays_for():
@@ -156,12 +156,12 @@ def test_lr_trials_on_a_large_split_train_the_batches_their_share_pays_for():
     def train(st, total):
         trained.append((st.candidate.name, st.scheduler, st.steps))
         st.epochs, st.loss = total, 0.5
-        st.accuracy = quality.get(st.candidate.name, 0.5 + st.candidate.k / 100)
+        st.score = quality.get(st.candidate.name, 0.5 + st.candidate.k / 100)
     head = next(s for s in states if s.candidate.k == 0)
     train(head, 1)
     head.stopped = True
     budget = search.Budget(12_000 * 3 / LR_STAGE_SHARE + 400_000)
-    ran, winner = _two_stage(states, head, 1, costs, budget, 8, train, "val_accuracy")
+    ran, winner = _two_stage(states, head, 1, costs, budget, 8, train, "val_score")
     lr_stage = [s for s in ran if s.status == "lr stage" or (s.candidate.k == 1 and s.scheduler == "cosine")]
     room = LR_STAGE_SHARE * budget.limit
     assert len(lr_stage) == 3 and [s.steps for s in lr_stage] == [int(room / 3 // 60)] * 3
@@ -173,7 +173,7 @@ def test_lr_trials_on_a_large_split_train_the_batches_their_share_pays_for():
     assert {s.status for s in ran if s.candidate.name == "all@0.001"} == {"cut"}
     assert budget.spent <= budget.limit
     rows = [search.TrialRow.of(s, ["a", "b", "c", "d"], 1.0) for s in ran]
-    table = search.SearchResult(rows, winner.candidate.name, [], "val_accuracy", {}, None, None).table()
+    table = search.SearchResult(rows, winner.candidate.name, [], "val_score", {}, None, None).table()
     assert f"{lr_stage[0].steps}b" in table and "an epoch of N batches" in table
     # the run continues from the one-shot trial: the same phase, then the anneal (a warm restart)
     from types import SimpleNamespace
@@ -203,7 +203,7 @@ def test_on_a_small_split_the_depths_train_as_long_as_the_lr_trials_and_the_best
     # a quarter of 40 pays for one lr trial of 8 epochs at depth 1 (8); the whole budget for one more lr
     # trial (8) and the top 2 (16), not for a third lr trial besides: it is skipped, the top 2 runs
     budget = search.Budget(8 + 8 + 16 + 4.0)
-    ran, winner = _two_stage(states, head, 1, costs, budget, 8, train, "val_accuracy", min_epochs=8)
+    ran, winner = _two_stage(states, head, 1, costs, budget, 8, train, "val_score", min_epochs=8)
     lr_stage = [s for s in ran if s.candidate.k == 1]
     assert [s.epochs for s in lr_stage if s.epochs] == [8, 8]
     assert [s.status for s in lr_stage if not s.epochs] == ["skipped: room kept for a deeper trial"]
@@ -332,13 +332,13 @@ def test_small_validation_split_warns_and_auto_enlarges_it():
     assert validation.warning(40, decisions=False) == "" and validation.warning(10, decisions=False)
     train = Split(list(range(1000)), [i % 2 for i in range(1000)])
     splits = Splits(["a", "b"], train, Split([0, 1, 0, 1], [0, 1, 0, 1]), Split([], []))
-    bigger, plan = validation.plan_validation(splits, p=0.8, seed=0)
+    bigger, plan = validation.plan_validation(splits, score=0.8, seed=0)
     want = validation.needed(0.8) - 4
     assert want <= plan.moved <= want + 2 and len(bigger.val) == 4 + plan.moved  # stratified: rounded per class
-    assert len(bigger.train) + len(bigger.val) == 1004 and plan.criterion == "val_accuracy"
+    assert len(bigger.train) + len(bigger.val) == 1004 and plan.criterion == "val_score"
     assert plan.se_after <= validation.MAX_SE < plan.se_before and "moved" in plan.message
     tiny = Splits(["a", "b"], Split(list(range(40)), [i % 2 for i in range(40)]), splits.val, splits.test)
-    kept, fallback = validation.plan_validation(tiny, p=0.8, seed=0)
+    kept, fallback = validation.plan_validation(tiny, score=0.8, seed=0)
     # too small to reach the target: nothing is moved (training data is worth more than a still-noisy split)
     assert fallback.criterion == "val_loss" and kept is tiny and fallback.moved == 0
     assert "validation loss" in fallback.message and "none are moved" in fallback.message
@@ -367,16 +367,16 @@ def test_auto_run_prints_stores_and_draws_the_search(tiny_recipe):
     run = result.run_dir
     data = json.loads((run / "auto_search.json").read_text())
     rows = data["trials"]
-    assert {"plan", "trainable_groups", "lr", "epochs", "val_accuracy", "seconds", "status"} <= set(rows[0])
+    assert {"plan", "trainable_groups", "lr", "epochs", "val_score", "seconds", "status"} <= set(rows[0])
     ran = [r for r in rows if r["epochs"]]
-    assert all(0 <= r["val_accuracy"] <= 1 for r in ran)  # each trial's best validation score, read back
-    assert len({r["val_accuracy"] for r in ran}) > 1
+    assert all(0 <= r["val_score"] <= 1 for r in ran)  # each trial's best validation score, read back
+    assert len({r["val_score"] for r in ran}) > 1
     winner = next(r for r in rows if r["status"] == "winner")
     assert winner["plan"] == data["winner"]
     if data["criterion"] == "val_loss":  # too few validation examples to rank by accuracy
         assert winner["val_loss"] == min(r["val_loss"] for r in ran)
     else:
-        assert winner["val_accuracy"] == max(r["val_accuracy"] for r in ran)
+        assert winner["val_score"] == max(r["val_score"] for r in ran)
     assert data["budget"]["spent"] <= data["budget"]["limit"] + 1e-6 or len(ran) == 1
     assert (run / "auto_search.png").stat().st_size > 5000
     # the winner's trial, then its remaining epochs annealed (unless the head alone won)
@@ -422,8 +422,8 @@ def test_same_seed_same_choice_and_write_reproduces_it(tiny_recipe, tmp_path):
     a = json.loads(first.stdout[first.stdout.index("{"):first.stdout.rindex("}") + 1])
     b = json.loads(second.stdout[second.stdout.index("{"):second.stdout.rindex("}") + 1])
     assert a["winner"] == b["winner"] and a["phases"] == b["phases"]
-    assert [(r["plan"], r["epochs"], r["val_accuracy"]) for r in a["trials"]] == \
-           [(r["plan"], r["epochs"], r["val_accuracy"]) for r in b["trials"]]
+    assert [(r["plan"], r["epochs"], r["val_score"]) for r in a["trials"]] == \
+           [(r["plan"], r["epochs"], r["val_score"]) for r in b["trials"]]
     written = load_and_validate(out)
     assert "auto" not in [p.freeze for p in written.phases]
     chosen = [(p["name"], p["freeze"], p["lr"], p["epochs"]) for p in a["phases"]]

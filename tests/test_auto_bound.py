@@ -94,7 +94,7 @@ def test_a_deep_factor_makes_deep_trials_dearer_and_cuts_them_first():
     states = [trials.TrialState(c) for c in trials.candidates(4, 1e-3, 1e-2, rule_k=1)]
 
     def train(st, total):
-        st.epochs, st.accuracy, st.loss = total, 0.5 + 0.01 * st.candidate.k, 0.5
+        st.epochs, st.score, st.loss = total, 0.5 + 0.01 * st.candidate.k, 0.5
     budget = search.Budget(limit=sum(costs.trial(1, 1) for _ in range(3)) * 1.5)
     search.successive_halving(states, costs, budget, 4, train)
     ran = {s.candidate.k for s in states if s.epochs}
@@ -105,19 +105,23 @@ def test_a_deep_factor_makes_deep_trials_dearer_and_cuts_them_first():
 
 
 def test_a_saturated_incumbent_skips_the_trials_left():
-    assert bound.saturated(1.0, 50) and bound.saturated(0.99, 100)
-    assert not bound.saturated(0.9, 100) and not bound.saturated(0.999, 0)
+    from tlhub.training.validation import accuracy_se
+    assert bound.saturated(1.0, accuracy_se(1.0, 50)) and bound.saturated(0.99, accuracy_se(0.99, 100))
+    assert not bound.saturated(0.9, accuracy_se(0.9, 100)) and not bound.saturated(0.999, 0.0)
+    assert not bound.saturated(0.99, 0.05, perfect=None)  # a metric without a best value never saturates
+    assert bound.saturated(0.95, 0.06) and not bound.saturated(0.95, 0.04)  # e.g. Pearson's r and its error
     states = [trials.TrialState(c) for c in trials.candidates(4, 1e-3, 1e-2, rule_k=1)]
     costs = _costs()
+    noise = search.Noise(lambda score: accuracy_se(score, 60))
 
     def train(st, total):
-        st.epochs, st.accuracy, st.loss = total, 1.0, 0.1  # the first trial scores 1.0 on 60 examples
-    winner = search.successive_halving(states, costs, search.Budget(1e12), 4, train, n_val=60)
+        st.epochs, st.score, st.loss = total, 1.0, 0.1  # the first trial scores 1.0 on 60 examples
+    winner = search.successive_halving(states, costs, search.Budget(1e12), 4, train, noise=noise)
     assert sum(1 for s in states if s.epochs) == 1 and winner.epochs
     assert sum(1 for s in states if s.status == search.SETTLED) == len(states) - 1
     # ranked by loss, a trial may still show a gain: nothing is skipped
     states = [trials.TrialState(c) for c in trials.candidates(4, 1e-3, 1e-2, rule_k=1)]
-    search.successive_halving(states, costs, search.Budget(1e12), 4, train, "val_loss", n_val=60)
+    search.successive_halving(states, costs, search.Budget(1e12), 4, train, "val_loss", noise=noise)
     assert not [s for s in states if s.status == search.SETTLED]
 
 

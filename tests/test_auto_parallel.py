@@ -110,5 +110,5 @@ def test_two_processes_run_the_trials_of_a_rung_side_by_side(tiny_recipe, tmp_pa
     if data["criterion"] == "val_loss":
         assert winner["val_loss"] == min(r["val_loss"] for r in measured)
     else:
-        assert winner["val_accuracy"] == max(r["val_accuracy"] for r in measured)
+        assert winner["val_score"] == max(r["val_score"] for r in measured)
     assert r0["metrics"]["accuracy"] == r1["metrics"]["accuracy"] > 0.25  # above chance (4 classes)

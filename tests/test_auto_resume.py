@@ -150,7 +150,7 @@ def test_journal_replays_trials_in_order_and_the_seconds_of_an_interrupted_call(
     ident = {"model": {"backbone": "x"}}
     first = Journal.open(tmp_path, ident, resuming=False, write=True)
     first.record_head(1.5, 1e-9)
-    first.record_trial("top1-lr0.001", 2, SimpleNamespace(epochs=2, accuracy=0.5, loss=1.0, best_epoch=2,
+    first.record_trial("top1-lr0.001", 2, SimpleNamespace(epochs=2, score=0.5, loss=1.0, best_epoch=2,
                                                           stopped=False, seconds=3.0, curve=[0.4, 0.5]))
     first.record_partial("top2-lr0.001", 1.25)  # Ctrl-C in the second trial, then in it again once resumed
     first.record_partial("top2-lr0.001", 0.5)

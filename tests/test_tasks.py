@@ -264,11 +264,29 @@ def test_label_forms_each_task_reads():
     assert out.tolist() == [[1.5, 2.0]]
 
 
-def test_freeze_auto_is_refused_for_tasks_not_ranked_by_accuracy(tmp_path):
-    from tlhub.errors import UserError
-    from tlhub.recipe import load_and_validate
-    with pytest.raises(UserError, match="'auto' ranks its trials by validation accuracy, but task 'regression'"):
-        load_and_validate(Path(__file__).parent / "recipes" / "tiny.toml", ["model.task=regression", "phases.0.freeze=auto"])
+def test_freeze_auto_takes_every_built_in_task_and_refuses_a_task_without_a_probe():
+    import dataclasses
+    import types
+
+    from tlhub.hookspecs import hookimpl
+    from tlhub.plugins.manager import make_registry
+    from tlhub.recipe import load_and_validate, validate
+    from tlhub.task import Task, TaskSpec
+    from tlhub.tasks.regression import Regression
+    tiny = Path(__file__).parent / "recipes" / "tiny.toml"
+    for task in ("classification", "multilabel", "regression"):
+        assert load_and_validate(tiny, [f"model.task={task}", "phases.0.freeze=auto"]).phases[0].freeze == "auto"
+
+    class Unmeasured(Regression):  # a third party's task that defines no linear probe
+        name = "unmeasured"
+        probe = Task.probe
+    plugin = types.ModuleType("tlhub_unmeasured")
+    plugin.register_tasks = hookimpl(lambda register: register(TaskSpec("unmeasured", "no probe", Unmeasured)))
+    recipe = load_and_validate(tiny, ["model.task=regression", "phases.0.freeze=auto"])
+    recipe = dataclasses.replace(recipe, model=dataclasses.replace(recipe.model, task="unmeasured"))
+    errors = validate(recipe, make_registry(extra=[plugin]))
+    assert any(e.startswith("phases.0.freeze: 'auto' measures the frozen features with the task's linear probe, "
+                            "but task 'unmeasured' defines none") for e in errors)
 
 
 def test_eval_metrics_default_to_the_tasks_own_and_name_a_subset_of_them(regression_run, tmp_path):

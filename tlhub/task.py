@@ -33,6 +33,17 @@ Outputs:
 - ``decode(logits)``: ``(predictions, outputs)`` tensors of a split (for samples and reports);
 - ``sample_rows(classes, targets, outputs)``: per test example ``(loss-like badness, true, predicted,
   extra)`` for the worst-examples table.
+
+Measuring before training (``freeze = "auto"`` and ``tlhub advise``; a task without ``probe`` cannot use them):
+- ``probe(train_x, train_y, val_x, val_y, seed)``: the primary metric of a linear model (sklearn) fitted on
+  frozen features ``[n, d]`` (numpy) and scored on validation ones; ``probes``: whether it is defined;
+- ``chance(val_y)``: the primary metric of a prediction that ignores the input (the majority class);
+- ``score_se(score, n, val_y)``: the standard error of the primary metric at ``score`` on ``n`` examples
+  like ``val_y`` (default: a proportion's, as accuracy's), which sets how large validation must be;
+- ``support(train_y, classes)``: training examples per output (per class, positives per label, per target):
+  the four-case rule's "small data";
+- ``perfect_score``: the primary metric's best value, or None when it has none: a search whose best trial is
+  within a standard error of it runs no more trials.
 """
 from __future__ import annotations
 
@@ -97,6 +108,14 @@ def format_value(v: float) -> str:
     return f"{v:.4g}" if digits > 7 or digits < -12 else f"{v:.{max(digits, 0)}f}"
 
 
+def proportion_se(p: float, n: int) -> float:
+    """Standard error of a proportion ``p`` (an accuracy) measured on ``n`` examples, in the Agresti-Coull form
+    (two successes and two failures added): 1.0 on 20 examples is not taken as exact."""
+    n_adj = max(0, n) + 4
+    p_adj = (p * max(0, n) + 2) / n_adj
+    return math.sqrt(p_adj * (1 - p_adj) / n_adj)
+
+
 def count_outputs(n: int, outputs_are: str) -> str:
     """``2 classes``, ``1 class``, ``1 target``, ``28 labels``: a count in a task's word (``Task.outputs_are``),
     for logs and the report. A word that is not an English plural (a plugin's) is kept as it is."""
@@ -114,6 +133,7 @@ class Task:
     stratified: bool = True
     default_metrics: tuple[str, ...] = ()
     outputs_are: str = "classes"        # what the data's ``classes`` name, for logs: "labels", "targets"
+    perfect_score: float | None = None  # the primary metric's best value (1.0 for accuracy, F1, Pearson's r)
 
     def __init__(self, options: dict | None = None, state: dict | None = None):
         self.options = dict(options or {})
@@ -194,6 +214,28 @@ class Task:
 
     def sample_rows(self, classes: list[str], targets: Any, outputs: Any) -> list[dict]:
         raise NotImplementedError
+
+    # measuring before training
+    def probe(self, train_x: Any, train_y: Any, val_x: Any, val_y: Any, seed: int = 0) -> float:
+        """The primary metric of a linear model fitted on frozen features; see the module docstring."""
+        raise NotImplementedError
+
+    @property
+    def probes(self) -> bool:
+        """Whether ``probe`` is defined: ``freeze = "auto"`` and ``tlhub advise`` measure with it."""
+        return type(self).probe is not Task.probe
+
+    def chance(self, val_y: Any) -> float:
+        """The primary metric of a prediction that ignores the input; default 0."""
+        return 0.0
+
+    def score_se(self, score: float, n: int, val_y: Any) -> float:
+        """Standard error of the primary metric at ``score`` on ``n`` examples; default: a proportion's."""
+        return proportion_se(score, n)
+
+    def support(self, train_y: Any, classes: list[str]) -> dict[str, int]:
+        """Training examples per output; default: all of them for each."""
+        return {c: len(train_y) for c in classes}
 
     def pictures(self, run_dir: Any, classes: list[str], targets: Any, outputs: Any, scores: dict) -> list[Any]:
         """The test split's pictures this task draws into ``run_dir`` beside ``scores`` (its metrics), shown by

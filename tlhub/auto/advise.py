@@ -1,23 +1,26 @@
 """Measure before choosing a freeze plan: data size per class, and linear probes on frozen features.
 
 ``measure(recipe)`` loads the recipe's data and its backbone (with the recipe's weights, frozen),
-runs up to ``max_train`` training and ``max_eval`` validation examples through it once, and fits a
-logistic regression on the pooled activations after each of the top parameter groups (images:
+runs up to ``max_train`` training and ``max_eval`` validation examples through it once, and fits the
+task's linear probe (``Task.probe``: a logistic regression for classes, one per label for multi-label, a
+ridge regression for values) on the pooled activations after each of the top parameter groups (images:
 global average pooling; text: the mask-weighted mean over tokens) and on the backbone's final
-features. That shows how well the frozen features already separate the classes, and after which
-group they stop getting better.
+features, scored by the task's primary metric (accuracy, macro F1, Pearson's r). That shows how well the
+frozen features already predict the targets, and after which group they stop getting better.
 
 The four-case rule (CS231n's transfer-learning notes, made measurable):
 
 * **size** -- *small* when the median number of training examples per class is below
-  ``SMALL_PER_CLASS`` (300), else *large*.
+  ``SMALL_PER_CLASS`` (300), else *large* (``Task.support``: positives per label for multi-label, all the
+  examples for each regression target).
 * **similarity** -- *similar* when the probe on the final frozen features reaches a skill of at
-  least ``SIMILAR_SKILL`` (0.5), where skill = (accuracy - chance) / (1 - chance) and chance is the
-  frequency of the most common class in the probe's validation examples (2 balanced classes: 75 %
-  accuracy; 10 balanced classes: 55 %); else *different*.
+  least ``SIMILAR_SKILL`` (0.5), where skill = (score - chance) / (1 - chance) and chance is the score of a
+  prediction that ignores the input (``Task.chance``: the most common class's frequency in the probe's
+  validation examples, so 2 balanced classes need 75 % accuracy and 10 need 55 %; predicting every label for
+  multi-label; 0 for Pearson's r); else *different*.
 * **where features stop helping** -- the group whose probe is best; an earlier group counts only when
-  it beats the final features by ``STOP_MARGIN`` (0.02) accuracy or one standard error of the final
-  probe's accuracy, whichever is larger.
+  it beats the final features by ``STOP_MARGIN`` (0.02) or one standard error of the final probe's score
+  (``Task.score_se``), whichever is larger.
 
 Plans (base learning rate ``lr`` and optimizer from the recipe's first phase):
 
@@ -40,11 +43,12 @@ from __future__ import annotations
 import dataclasses
 import statistics
 import time
-from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from tlhub.data.batching import by_length
 from tlhub.data.splits import Splits, limit_split, make_splits
@@ -55,6 +59,7 @@ from tlhub.model import ModelSpec, build_model
 from tlhub.plugins import get_registry
 from tlhub.recipe import parse_recipe, validate
 from tlhub.states import Pooled, TokenStates, to
+from tlhub.task import count_outputs, proportion_se
 
 SMALL_PER_CLASS = 300
 SIMILAR_SKILL = 0.5
@@ -65,12 +70,12 @@ AUTO = "auto"
 
 @dataclass
 class Probe:
-    """Linear-probe accuracy on pooled activations after one parameter group."""
+    """A linear probe's score (the task's primary metric) on pooled activations after one parameter group."""
 
     group: str
     index: int          # group index (input to output); the final features have the last index
     dim: int
-    accuracy: float
+    score: float
     final: bool = False  # the backbone's own pooled features (what the head sees)
 
 
@@ -92,6 +97,9 @@ class Advice:
     phases: list[dict]
     reasons: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    metric: str = "accuracy"     # the task's primary metric, what the probes score
+    train_examples: int = 0      # in the training split (0: the sum of train_counts, one class each)
+    outputs_are: str = "classes"  # what train_counts count examples of: classes, labels (positives), targets
 
     @property
     def case(self) -> str:
@@ -103,7 +111,7 @@ class Advice:
 
     @property
     def skill(self) -> float:
-        return skill(self.final.accuracy, self.chance)
+        return skill(self.final.score, self.chance)
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
@@ -113,8 +121,12 @@ class Advice:
 
     def format(self) -> str:
         counts = sorted(self.train_counts.values())
-        lines = [f"data: {sum(counts)} training examples, {len(counts)} classes; per class min {counts[0]}, "
-                 f"median {statistics.median(counts):g}, max {counts[-1]}"]
+        one = self.outputs_are[:-1]
+        lines = [f"data: {self.train_examples or sum(counts)} training examples, "
+                 f"{count_outputs(len(counts), self.outputs_are)}; "
+                 f"per {one} min {counts[0]}, "
+                 f"median {statistics.median(counts):g}, max {counts[-1]}"
+                 + (" (positives)" if self.outputs_are == "labels" else "")]
         if len(counts) <= 20:
             lines.append("  " + ", ".join(f"{c} {n}" for c, n in self.train_counts.items()))
         else:
@@ -125,10 +137,10 @@ class Advice:
         width = max(len(p.group) for p in self.probes) + 11
         for p in self.probes:
             name = p.group + (" (features)" if p.final else "")
-            bar = "#" * int(round(20 * p.accuracy))
+            bar = "#" * int(round(20 * max(0.0, p.score)))
             mark = "  <- features stop helping here" if p.group == self.stop_group and not p.final else ""
-            lines.append(f"  after {name:<{width}} dim {p.dim:>5}  accuracy {p.accuracy:.3f}  {bar:<20}{mark}")
-        lines.append(f"case: {self.case} (median per class {statistics.median(counts):g} "
+            lines.append(f"  after {name:<{width}} dim {p.dim:>5}  {self.metric} {p.score:.3f}  {bar:<20}{mark}")
+        lines.append(f"case: {self.case} (median per {one} {statistics.median(counts):g} "
                      f"{'<' if self.size == 'small' else '>='} {SMALL_PER_CLASS}; final-feature skill "
                      f"{self.skill:.2f} {'>=' if self.similarity == 'similar' else '<'} {SIMILAR_SKILL})")
         lines += [f"  {r}" for r in self.reasons]
@@ -142,15 +154,15 @@ class Advice:
         return "\n".join(lines)
 
 
-def stop_margin(accuracy: float, n_eval: int) -> float:
-    """How much better an earlier group must probe: ``STOP_MARGIN`` or one standard error of the final probe's
-    accuracy on ``n_eval`` examples, whichever is larger (small validation sets are noisy)."""
-    return max(STOP_MARGIN, (accuracy * (1 - accuracy) / max(1, n_eval)) ** 0.5)
+def stop_margin(se: float) -> float:
+    """How much better an earlier group must probe: ``STOP_MARGIN`` or one standard error ``se`` of the final
+    probe's score, whichever is larger (small validation sets are noisy)."""
+    return max(STOP_MARGIN, se)
 
 
-def skill(accuracy: float, chance: float) -> float:
-    """Accuracy rescaled so that chance is 0 and perfect is 1."""
-    return (accuracy - chance) / max(1e-9, 1.0 - chance)
+def skill(score: float, chance: float) -> float:
+    """A score rescaled so that chance is 0 and perfect is 1."""
+    return (score - chance) / max(1e-9, 1.0 - chance)
 
 
 # ---------------------------------------------------------------------- measuring
@@ -193,7 +205,6 @@ def _loader(backbone, recipe, registry, tr, va, batch_size: int):
 
 def _features(backbone, loader, probe_at: list[int], device):
     """{group index: [n, dim] array} of pooled activations; the last index holds ``backbone.pool``."""
-    import numpy as np
     import torch
 
     n = len(backbone.groups())
@@ -210,21 +221,6 @@ def _features(backbone, loader, probe_at: list[int], device):
             feats[n - 1].append(backbone.features(state).float().cpu().numpy())
             labels.append(np.asarray(y))
     return {i: np.concatenate(v) for i, v in feats.items()}, np.concatenate(labels)
-
-
-def probe_accuracy(xtr, ytr, xte, yte, seed: int = 0) -> float:
-    """Accuracy of a standardized logistic regression (sklearn) fit on ``xtr`` and scored on ``xte``."""
-    import warnings
-
-    from sklearn.exceptions import ConvergenceWarning
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-    clf = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000, C=1.0, random_state=seed))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        clf.fit(xtr, ytr)
-    return float((clf.predict(xte) == yte).mean())
 
 
 def check_recipe(recipe) -> None:
@@ -253,26 +249,29 @@ def measure(recipe, max_train: int = 2000, max_eval: int = 1000, depth: int = PR
     d = recipe.data
     if splits is None:
         splits = make_splits(recipe, registry, DataContext(Path(recipe.base_dir), d.split_seed, log=say))
-    counts = Counter(int(y) for y in splits.train.labels)
-    train_counts = {c: counts.get(i, 0) for i, c in enumerate(splits.classes)}
+    task = splits.task
+    if not task.probes:
+        raise UserError(no_probe(recipe.model.task))
+    train_counts = task.support(np.asarray(list(splits.train.labels)), list(splits.classes))
     if backbone is None:
         torch.manual_seed(recipe.train.seed)  # as the trainer seeds before building: same random init, if any
-        backbone = build_model(ModelSpec.from_recipe(recipe), registry, len(splits.classes)).backbone
+        backbone = build_model(ModelSpec.from_recipe(recipe), registry, task.num_outputs(splits.classes)).backbone
     names = backbone.group_names
     n = len(names)
     probe_at = sorted(set(range(max(0, n - depth), n)))
-    tr = limit_split(splits.train, max_train, d.split_seed)
-    va = limit_split(splits.val, max_eval, d.split_seed)
+    tr = limit_split(splits.train, max_train, d.split_seed, task)
+    va = limit_split(splits.val, max_eval, d.split_seed, task)
     bs = d.eval_batch_size or max(64, 2 * d.batch_size)
     say(f"advise: running {len(tr)} + {len(va)} examples through the frozen backbone ({n} groups)")
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     train_loader, val_loader = _loader(backbone, recipe, registry, tr, va, bs)
     ftr, ytr = _features(backbone, train_loader, probe_at, device)
     fva, yva = _features(backbone, val_loader, probe_at, device)
-    probes = [Probe(names[i], i, int(ftr[i].shape[1]), probe_accuracy(ftr[i], ytr, fva[i], yva, recipe.train.seed),
+    probes = [Probe(names[i], i, int(ftr[i].shape[1]), task.probe(ftr[i], ytr, fva[i], yva, recipe.train.seed),
                     final=i == n - 1) for i in probe_at]
-    chance = max(Counter(yva.tolist()).values()) / len(yva)
-    advice = decide(recipe, splits.classes, train_counts, names, probes, chance, len(tr), len(va))
+    advice = decide(recipe, splits.classes, train_counts, names, probes, task.chance(yva), len(tr), len(va),
+                    se=task.score_se(probes[-1].score, len(va), yva))
+    advice.metric, advice.outputs_are, advice.train_examples = task.primary_metric, task.outputs_are, len(splits.train)
     advice.seconds = time.time() - t0
     return advice
 
@@ -287,33 +286,40 @@ def _base(recipe) -> tuple[float, str]:
     return float(first.lr), first.optimizer
 
 
-def decide(recipe, classes, train_counts, names, probes, chance, n_train, n_eval) -> Advice:
-    """The four-case rule on measurements (pure: no model, no data)."""
+def no_probe(task: str) -> str:
+    """Why a task without ``Task.probe`` cannot be measured (``tlhub validate`` says it too)."""
+    return (f"task {task!r} defines no linear probe (Task.probe), which freeze = \"auto\" and `tlhub advise` measure "
+            f"with; name a freeze policy (e.g. 'top_k') for this task")
+
+
+def decide(recipe, classes, train_counts, names, probes, chance, n_train, n_eval, se: float | None = None) -> Advice:
+    """The four-case rule on measurements (pure: no model, no data). ``se``: the standard error of the final
+    probe's score (default: an accuracy's on ``n_eval`` examples)."""
     n = len(names)
     median = statistics.median(train_counts.values()) if train_counts else 0
     size = "small" if median < SMALL_PER_CLASS else "large"
     final = probes[-1]
-    similarity = "similar" if skill(final.accuracy, chance) >= SIMILAR_SKILL else "different"
-    best = max(probes, key=lambda p: (p.accuracy, p.index))
-    stop = best if best.accuracy >= final.accuracy + stop_margin(final.accuracy, n_eval) else final
+    similarity = "similar" if skill(final.score, chance) >= SIMILAR_SKILL else "different"
+    best = max(probes, key=lambda p: (p.score, p.index))
+    margin = stop_margin(proportion_se(final.score, n_eval) if se is None else se)
+    stop = best if best.score >= final.score + margin else final
     above = n - 1 - stop.index  # groups above the one whose features probe best
     lr, opt = _base(recipe)
     reasons = []
     if stop is not final:
-        reasons.append(f"features after {stop.group!r} probe {stop.accuracy - final.accuracy:+.3f} better than the "
+        reasons.append(f"features after {stop.group!r} probe {stop.score - final.score:+.3f} better than the "
                        f"final ones: the {above} group(s) above it are specialised to the pretraining task")
     else:
-        margin = stop_margin(final.accuracy, n_eval)
-        earlier = max((p.accuracy for p in probes[:-1]), default=0.0)
-        if probes[:-1] and final.accuracy >= earlier + margin:
-            reasons.append(f"the probes still improve at the final features (+{final.accuracy - earlier:.3f} over "
+        earlier = max((p.score for p in probes[:-1]), default=0.0)
+        if probes[:-1] and final.score >= earlier + margin:
+            reasons.append(f"the probes still improve at the final features (+{final.score - earlier:.3f} over "
                            f"the best earlier group): the top groups help as they are")
         else:
             reasons.append(f"the probes are flat over the top groups (within {margin:.3f} of each other or below "
                            f"the final features)")
     head = {"name": "head", "freeze": "frozen", "optimizer": opt, "lr": lr}
     if size == "small" and similarity == "similar":
-        reasons.append("little data and features that already separate the classes: train only the head; "
+        reasons.append("little data and features that already predict the targets: train only the head; "
                        "fine-tuning would mostly overfit")
         phases = [dict(head, epochs=10)]
     elif similarity == "similar":
@@ -322,11 +328,11 @@ def decide(recipe, classes, train_counts, names, probes, chance, n_train, n_eval
         phases = [dict(head, epochs=5), _finetune(opt, lr / 100, k, n, epochs=5)]
     elif size == "small":
         k = max(1, above, round(n / 3))
-        reasons.append(f"little data, features that do not separate the classes: keep the generic lower groups "
+        reasons.append(f"little data, features that do not predict the targets well: keep the generic lower groups "
                        f"frozen and fine-tune the top {k} group(s) at lr/10 with weight decay")
         phases = [dict(head, epochs=10), _finetune(opt, lr / 10, k, n, epochs=10, weight_decay=1e-4)]
     else:
-        reasons.append("plenty of data and features that do not separate the classes: fine-tune every group "
+        reasons.append("plenty of data and features that do not predict the targets well: fine-tune every group "
                        "at lr/100 after a short head phase")
         phases = [dict(head, epochs=3), _finetune(opt, lr / 100, n, n, epochs=10)]
     return Advice(list(classes), dict(train_counts), n, list(names), n_train, n_eval, chance, list(probes),
@@ -372,6 +378,6 @@ def expand_auto(recipe, phases: list[dict] | None = None):
 def header(advice: Advice, src: str) -> list[str]:
     """Comment lines for a recipe written from ``advice`` (``tlhub advise --write``)."""
     return [f"Written by `tlhub advise {src}`: case {advice.case}.",
-            f"Final frozen features probe {advice.final.accuracy:.3f} (chance {advice.chance:.3f}); "
+            f"Final frozen features probe {advice.metric} {advice.final.score:.3f} (chance {advice.chance:.3f}); "
             + (f"features stop helping after {advice.stop_group!r}." if advice.stop_group != advice.final.group
                else "the final features probe best.")]

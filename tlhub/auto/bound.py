@@ -10,7 +10,8 @@ misjudge most at high resolution. The bound is recomputed then, before any furth
 
 What meets the bound is the search's own rules: fewer epochs per trial and fewer trials (each rung's share of
 a smaller budget; the dearest, i.e. the deepest trials at high resolution, are the first not started), and
-no trial at all where the incumbent's validation accuracy is within the split's noise of 1 (``saturated``):
+no trial at all where the incumbent's validation score is within the split's noise of its perfect value
+(``saturated``):
 nothing could beat it by more than the validation split resolves.
 """
 from __future__ import annotations
@@ -19,7 +20,6 @@ import math
 from dataclasses import dataclass
 
 from tlhub.recipe.plan import COST_TIMES as TIMES  # the bound the plan's search space states
-from tlhub.training.validation import accuracy_se
 
 
 @dataclass(frozen=True)
@@ -76,10 +76,11 @@ def deep_factor(seconds: float, fixed_flops: float, deep_flops: float, seconds_p
     return 2 ** (math.ceil(2 * math.log2(raw) - 1e-9) / 2)
 
 
-def saturated(accuracy: float, n_val: int) -> bool:
-    """The incumbent's validation accuracy is within one standard error of 1: a trial that beats it could not
-    be told apart from it on this split, so it need not run."""
-    return n_val > 0 and 0.0 <= accuracy <= 1.0 and 1.0 - accuracy < accuracy_se(accuracy, n_val)
+def saturated(score: float, se: float, perfect: float | None = 1.0) -> bool:
+    """The incumbent's validation score is within one standard error ``se`` of the metric's ``perfect`` value
+    (``Task.perfect_score``; 1 for accuracy): a trial that beats it could not be told apart from it on this
+    split, so it need not run. Never for a metric without a perfect value."""
+    return perfect is not None and se > 0 and score <= perfect and perfect - score < se
 
 
 def shipped_for(backbone) -> "Reference":

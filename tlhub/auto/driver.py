@@ -1,7 +1,7 @@
 """``freeze = "auto"`` at run time: measure, search, and hand the trainer ordinary phases.
 
 1. The four-case rule (``advise.measure``: linear probes on frozen features) gives the prior: which
-   depth to try first, and the accuracy the validation split must resolve.
+   depth to try first, and the score (the task's primary metric) the validation split must resolve.
 2. A too-small validation split is enlarged from the training split, or trials are ranked by loss
    (``validation``).
 3. The budget: ``auto_budget`` x the estimated cost of the *default plan* (a head phase, then the top
@@ -31,6 +31,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from tlhub.artifacts import rundir
@@ -143,8 +144,9 @@ def search_auto(accelerator, recipe, plan, registry, backbone, rng_state, splits
     saved = Path(run_dir) / "auto_search.json"
     if resuming and saved.is_file():  # the search finished before the interruption: never search twice
         data = json.loads(saved.read_text())
-        if data.get("validation", {}) and data["validation"]["moved"]:
-            splits = validation.plan_validation(splits, data["validation"]["accuracy"], recipe.data.split_seed)[0]
+        if data.get("validation", {}) and data["validation"]["moved"]:  # "accuracy": a record from before tasks
+            at = data["validation"].get("score", data["validation"].get("accuracy"))
+            splits = validation.plan_validation(splits, at, recipe.data.split_seed)[0]
         log.info("auto: using the search recorded in %s (winner %s)", saved, data["winner"])
         if accelerator.is_main_process:  # a kill after the record, before its trials were removed
             shutil.rmtree(Path(run_dir) / "auto", ignore_errors=True)
@@ -157,12 +159,15 @@ def search_auto(accelerator, recipe, plan, registry, backbone, rng_state, splits
     log.info("auto: prior (four-case rule): %s; it would train %s", advice.case,
              " then ".join(f"{p['freeze']}{' k=' + str(p['freeze_options']['k']) if 'freeze_options' in p else ''}"
                            for p in advice.phases))
-    splits, vplan = validation.plan_validation(splits, advice.final.accuracy, recipe.data.split_seed)
+    splits, vplan = validation.plan_validation(splits, advice.final.score, recipe.data.split_seed)
     log.info("auto: %s", vplan.message)
+    task, val_y = splits.task, np.asarray(list(splits.val.labels))
+    noise = search.Noise(lambda score: task.score_se(score, len(splits.val), val_y), task.perfect_score)
 
     torch.set_rng_state(rng_state)  # the same head initialisation as the final model
     spec = ModelSpec.from_recipe(recipe)
-    model = add_head(copy.deepcopy(backbone), spec, registry, len(splits.classes)).to(accelerator.device)
+    outputs = splits.task.num_outputs(splits.classes)
+    model = add_head(copy.deepcopy(backbone), spec, registry, outputs).to(accelerator.device)
     if recipe.train.channels_last and registry.source_modality(recipe.data.source).channels_last(backbone):
         model = model.use_channels_last()
     datasets, collate, deterministic = make_datasets(model.backbone, recipe, splits)
@@ -201,7 +206,7 @@ def search_auto(accelerator, recipe, plan, registry, backbone, rng_state, splits
         shutil.rmtree(auto_dir, ignore_errors=True)
     book = journal.Journal.open(auto_dir, identity(recipe, splits.classes), resuming, accelerator.is_main_process)
     runner = trials.TrialRunner(accelerator, recipe, index, registry, model, datasets, collate, deterministic,
-                                auto_dir, stop, prefix=prefix, epoch_steps=steps, journal=book)
+                                auto_dir, stop, prefix=prefix, epoch_steps=steps, journal=book, task=splits.task)
     with trials.quiet_log():
         seconds = runner.run_prefix(resuming)
     if book.head is not None:  # the first run's timings: the same auto_minutes cap, the same trials
@@ -309,10 +314,10 @@ def search_auto(accelerator, recipe, plan, registry, backbone, rng_state, splits
     elif whole_grid:
         log.info("auto: successive halving over all %d candidates (criterion %s):", len(states), vplan.criterion)
         winner = search.successive_halving(states, costs, budget, max_trial, train, vplan.criterion, log.info,
-                                           min_trial, len(splits.val), side_by_side)
+                                           min_trial, noise, side_by_side)
     else:
         states, winner = stages.two_stage(states, head, quarter, costs, budget, max_trial, train, vplan.criterion,
-                                          min_trial, len(splits.val), side_by_side, MIN_TRIAL_STEPS,
+                                          min_trial, noise, side_by_side, MIN_TRIAL_STEPS,
                                           must_measure=not shipped.epochs)
     if winner is not shipped and shipped.epochs:  # ties go to the incumbent
         if search.score(shipped, vplan.criterion) >= search.score(winner, vplan.criterion):
@@ -353,7 +358,8 @@ def search_auto(accelerator, recipe, plan, registry, backbone, rng_state, splits
          "deep_factor": costs.deep,
          "flops_per_example": [round(f) for f in costs.group_flops]},
         vplan.to_dict(),
-        {"case": advice.case, "phases": advice.phases, "reasons": advice.reasons}, round(time.time() - t0, 2))
+        {"case": advice.case, "phases": advice.phases, "reasons": advice.reasons}, round(time.time() - t0, 2),
+        task.primary_metric)
     log.info("auto: search took %.0f s measured, the winner's training ~%.0f s more (the whole auto phase may cost "
              "~%.0f s; %.2f x the default plan's estimated cost spent)\n%s\nauto: winner %s; the run continues with %s",
              result.seconds, sec(costs.phase(winner.candidate.k, anneal)), sec(total), budget.spent / default,

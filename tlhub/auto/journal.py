@@ -30,7 +30,7 @@ log = logging.getLogger("tlhub")
 
 FILE = "journal.jsonl"
 # What ``TrialRunner.train`` measures; the rest of a TrialState (rung, status, cost) the search sets itself.
-MEASURED = ("epochs", "accuracy", "loss", "best_epoch", "stopped", "seconds", "curve")
+MEASURED = ("epochs", "score", "loss", "best_epoch", "stopped", "seconds", "curve")
 
 
 def read(path: Path) -> list[dict]:
@@ -107,6 +107,7 @@ class Journal:
             raise RuntimeError(f"auto search resume: trial {self.position + 1} recorded as {rec['trial']} to "
                                f"{rec['epochs_asked']} epoch(s), now asked {folder} to {epochs}")
         self.position += 1
+        rec = {"score": rec.get("accuracy")} | rec  # journals written before tasks named the score accuracy
         return {k: rec[k] for k in MEASURED}
 
     def record_partial(self, folder: str, seconds: float) -> None:

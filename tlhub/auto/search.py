@@ -19,15 +19,18 @@ from tlhub.auto.bound import saturated
 from tlhub.auto.trials import CostModel, TrialState
 
 ETA = 3
+_OLD_NAMES = {"val_accuracy": "val_score"}  # auto_search.json before tasks (criterion, trial rows): today's name
+METRIC_NAMES = {"macro_f1": "macro F1", "pearson": "Pearson's r"}  # for the picture's axis
 
 
 def score(state: TrialState, criterion: str) -> tuple:
-    """Higher is better: validation accuracy then lower loss, or lower loss only (``val_loss``)."""
+    """Higher is better: the validation score (the task's primary metric) then lower loss, or lower loss only
+    (``val_loss``)."""
     if state.epochs == 0:
         return (-math.inf, -math.inf)
     if criterion == "val_loss":
-        return (-state.loss, state.accuracy)
-    return (state.accuracy, -state.loss)
+        return (-state.loss, state.score)
+    return (state.score, -state.loss)
 
 
 def ranking(criterion: str) -> Callable[[TrialState], tuple]:
@@ -78,28 +81,42 @@ def trial_line(label: str, st: TrialState, budget: Budget) -> str:
     if not budget.limit:
         return f"  {label}: {st.candidate.name}"
     length = f"{st.epochs:>2} epoch(s)" + (f" of {st.steps} batches" if st.steps else "")
-    return (f"  {label}: {st.candidate.name:<14} {length}  val acc {st.accuracy:.4f}  "
+    return (f"  {label}: {st.candidate.name:<14} {length}  val score {st.score:.4f}  "
             f"loss {st.loss:.4f}  {st.seconds:6.1f} s  (budget {budget.spent / budget.limit:4.0%} spent)")
 
 
-SETTLED = "skipped: the best trial is within the validation split's noise of accuracy 1"
+SETTLED = "skipped: the best trial is within the validation split's noise of a perfect score"
 
 
-def settled(states: list[TrialState], criterion: str, n_val: int) -> bool:
+@dataclass(frozen=True)
+class Noise:
+    """How finely the validation split resolves the task's primary metric: ``se(score)`` is its standard error
+    at that score on the split (``Task.score_se``), ``perfect`` its best value (``Task.perfect_score``)."""
+
+    se: Callable[[float], float]
+    perfect: float | None = 1.0
+
+    def saturated(self, value: float) -> bool:
+        return saturated(value, self.se(value), self.perfect)
+
+
+def settled(states: list[TrialState], criterion: str, noise: Noise | None) -> bool:
     """No trial can beat the best so far by more than the validation split resolves (``bound.saturated``);
-    ranked by accuracy only (by loss, a trial may still improve)."""
+    ranked by the score only (by loss, a trial may still improve)."""
     tried = [s for s in states if s.epochs]
-    return criterion == "val_accuracy" and bool(tried) and saturated(best(tried, criterion).accuracy, n_val)
+    return (criterion != "val_loss" and noise is not None and bool(tried)
+            and noise.saturated(best(tried, criterion).score))
 
 
 def successive_halving(states: list[TrialState], costs: CostModel, budget: Budget, max_epochs: int,
-                       train: Callable[[TrialState, int], None], criterion: str = "val_accuracy",
+                       train: Callable[[TrialState, int], None], criterion: str = "val_score",
                        say: Callable[[str], None] = lambda m: None, min_epochs: int = 1,
-                       n_val: int = 0, side_by_side: Callable[[list[tuple[TrialState, int]]], None] | None = None
+                       noise: Noise | None = None,
+                       side_by_side: Callable[[list[tuple[TrialState, int]]], None] | None = None
                        ) -> TrialState:
     """Run the rungs; ``train(state, total_epochs)`` trains a candidate up to that many epochs, and a
     candidate's first rung at least ``min_epochs`` (fewer only when the budget cannot pay for them).
-    ``n_val``: the validation split's size, for ``settled`` (0: never settled). ``side_by_side``: trains a
+    ``noise``: the validation split's resolution, for ``settled`` (None: never settled). ``side_by_side``: trains a
     rung's ``(state, total_epochs)`` at once (``tlhub.auto.parallel``); the rung is then planned first, each
     trial's estimated cost held against the budget, and charged what it ran afterwards."""
     alive = sorted(states, key=lambda s: s.candidate.prior)
@@ -114,7 +131,7 @@ def successive_halving(states: list[TrialState], costs: CostModel, budget: Budge
             if st.stopped or st.epochs >= max_epochs:
                 ran.append(st)
                 continue
-            if not st.epochs and settled(states, criterion, n_val):
+            if not st.epochs and settled(states, criterion, noise):
                 st.status = SETTLED
                 continue
             least = max(1, min(min_epochs, max_epochs) - st.epochs)
@@ -169,7 +186,7 @@ class TrialRow:
     lr: float
     epochs: int
     best_epoch: int
-    val_accuracy: float
+    val_score: float     # the task's primary metric (``SearchResult.metric``)
     val_loss: float
     seconds: float
     cost: float          # in units of the default plan's estimated cost
@@ -185,7 +202,7 @@ class TrialRow:
         groups = list(group_names[len(group_names) - c.k:]) if c.k else []
         freeze = "frozen" if c.k == 0 else "none" if c.k >= c.n_groups else f"top_k k={c.k}"
         plan = (c.name if st.scheduler == "constant" else f"{c.name} {st.scheduler}") + (f" ({st.tag})" if st.tag else "")
-        return cls(plan, freeze, groups, c.lr, st.epochs, st.best_epoch, round(st.accuracy, 4),
+        return cls(plan, freeze, groups, c.lr, st.epochs, st.best_epoch, round(st.score, 4),
                    round(st.loss, 4) if math.isfinite(st.loss) else None, round(st.seconds, 2),
                    round(st.cost / unit, 4) if unit else 0.0, st.rung + 1, st.status, st.curve, st.scheduler,
                    st.steps)
@@ -201,26 +218,31 @@ class SearchResult:
     validation: dict | None
     rule: dict | None         # the four-case rule's case and plan (the prior)
     seconds: float = 0.0
+    metric: str = "accuracy"  # the task's primary metric: what ``val_score`` is
 
     def to_dict(self) -> dict:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict) -> SearchResult:
-        """From ``auto_search.json``; keys of older tlhub versions (e.g. ``lr_find``) are ignored."""
+        """From ``auto_search.json``; keys of older tlhub versions (e.g. ``lr_find``) are ignored, and their
+        accuracy names read as the score's (they searched classification only)."""
         known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in known} | {"trials": [TrialRow(**r) for r in data["trials"]]})
+        data = dict(data, criterion=_OLD_NAMES.get(data.get("criterion"), data.get("criterion")))
+        trials = [TrialRow(**{_OLD_NAMES.get(k, k): v for k, v in r.items()}) for r in data["trials"]]
+        return cls(**{k: v for k, v in data.items() if k in known} | {"trials": trials})
 
     def table(self) -> str:
-        head = f"{'plan':<19} {'trainable groups':<26} {'lr':>8} {'epochs':>6} {'val acc':>8} {'val loss':>8} " \
+        name = {"accuracy": "val acc", "macro_f1": "val F1", "pearson": "val r"}.get(self.metric, "val score")
+        head = f"{'plan':<19} {'trainable groups':<26} {'lr':>8} {'epochs':>6} {name:>8} {'val loss':>8} " \
                f"{'cost':>6} {'seconds':>8}  status"
         lines = [head, "-" * len(head)]
-        for r in sorted(self.trials, key=lambda r: (r.status != "winner", -r.rung, -r.val_accuracy)):
+        for r in sorted(self.trials, key=lambda r: (r.status != "winner", -r.rung, -r.val_score)):
             groups = ", ".join(r.trainable_groups) if r.trainable_groups else "(head only)"
             if len(groups) > 26:
                 groups = f"{len(r.trainable_groups)}: {r.trainable_groups[0]} .. {r.trainable_groups[-1]}"[:26]
             loss = f"{r.val_loss:8.4f}" if r.val_loss is not None else f"{'-':>8}"
-            acc = f"{r.val_accuracy:8.4f}" if r.epochs else f"{'-':>8}"
+            acc = f"{r.val_score:8.4f}" if r.epochs else f"{'-':>8}"
             epochs = f"{r.steps}b" if r.steps and r.epochs == 1 else f"{r.epochs}x{r.steps}b" if r.steps else r.epochs
             lines.append(f"{r.plan:<19} {groups:<26} {r.lr:8.2g} {epochs:>6} {acc} {loss} {r.cost:6.2f} "
                          f"{r.seconds:8.1f}  {r.status}")
@@ -237,25 +259,25 @@ def plot(result: SearchResult, path: str | Path) -> Path:
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
     runs = [r for r in result.trials if r.epochs]
     colours = {"frozen": "#2e7d32", "none": "#6a1b9a"}
-    costs, scores = [r.cost for r in runs] or [0.0], [r.val_accuracy for r in runs] or [0.0]
+    costs, scores = [r.cost for r in runs] or [0.0], [r.val_score for r in runs] or [0.0]
     middle, x_span, y_span = (min(costs) + max(costs)) / 2, max(costs) - min(costs), max(scores) - min(scores)
     placed = []
     for r in sorted(runs, key=lambda r: r.cost):
         c = colours.get(r.freeze, "#1565c0")
-        ax.scatter(r.cost, r.val_accuracy, s=20 + 12 * r.epochs, color=c, alpha=0.75, edgecolor="white")
+        ax.scatter(r.cost, r.val_score, s=20 + 12 * r.epochs, color=c, alpha=0.75, edgecolor="white")
         length = f"{r.epochs} x {r.steps} batches" if r.steps else f"{r.epochs} ep"
         right = r.cost > middle  # labels of the dearer half go left of their point, not over the legend
         # a label that would print over a neighbour's (same score, nearby cost) goes one line lower
-        near = sum(abs(r.val_accuracy - y) <= 0.03 * y_span and abs(r.cost - x) <= 0.3 * x_span for x, y in placed)
-        placed.append((r.cost, r.val_accuracy))
-        ax.annotate(f"{r.plan} ({length})", (r.cost, r.val_accuracy), fontsize=7, xytext=(-4 if right else 4, 3 - 9 * near),
+        near = sum(abs(r.val_score - y) <= 0.03 * y_span and abs(r.cost - x) <= 0.3 * x_span for x, y in placed)
+        placed.append((r.cost, r.val_score))
+        ax.annotate(f"{r.plan} ({length})", (r.cost, r.val_score), fontsize=7, xytext=(-4 if right else 4, 3 - 9 * near),
                     textcoords="offset points", ha="right" if right else "left")
     win = next(r for r in result.trials if r.status.startswith("winner"))
-    ax.scatter(win.cost, win.val_accuracy, s=260, facecolor="none", edgecolor="#c62828", lw=2, label=f"winner: {win.plan}")
+    ax.scatter(win.cost, win.val_score, s=260, facecolor="none", edgecolor="#c62828", lw=2, label=f"winner: {win.plan}")
     for label, c in (("head only", "#2e7d32"), ("top k groups", "#1565c0"), ("all groups", "#6a1b9a")):
         ax.scatter([], [], color=c, label=label)
     ax.set_xlabel("cost of the trial (x the default plan's estimated cost)")
-    ax.set_ylabel("validation accuracy of the weights kept" + (" (ranked by val loss)" if result.criterion == "val_loss" else ""))
+    ax.set_ylabel(f"validation {METRIC_NAMES.get(result.metric, result.metric)} of the weights kept" + (" (ranked by val loss)" if result.criterion == "val_loss" else ""))
     ax.set_title(f"freeze = \"auto\": {len(runs)} trials, winner {win.plan}")
     ax.margins(x=0.3, y=0.15)  # room for the labels beside the outermost points
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0)

@@ -28,7 +28,7 @@ def one_shot(st, epochs: int, costs, budget, train, label: str, status: str | No
 
 
 def two_stage(states, head, quarter: int, costs, budget, max_epochs: int, train, criterion, min_epochs: int = 1,
-              n_val: int = 0, side_by_side=None, min_steps: int = 1, must_measure: bool = True):
+              noise=None, side_by_side=None, min_steps: int = 1, must_measure: bool = True):
     """When one epoch of the whole grid costs over half the search budget: the lr is measured where trials
     are cheapest (the top quarter, on cached features), then the depths at that lr by successive halving
     (or, where the lr trials trained part of an epoch or each the winner's whole training, one-shot trials as
@@ -40,11 +40,11 @@ def two_stage(states, head, quarter: int, costs, budget, max_epochs: int, train,
     first runs whatever the budget when the search has measured nothing yet (``must_measure``).
     (States that ran, in the table's order; winner)."""
     grid = [s.candidate for s in states]
-    if search.settled([head], criterion, n_val):  # no fine-tuning trial could show a gain on this split
+    if search.settled([head], criterion, noise):  # no fine-tuning trial could show a gain on this split
         for st in states:
             st.status = st.status if st.epochs else search.SETTLED
         head.status = "winner"
-        log.info("auto: the head alone is within the validation split's noise of accuracy 1: no trial run")
+        log.info("auto: the head alone is within the validation split's noise of a perfect score: no trial run")
         return states, head
     room = LR_STAGE_SHARE * max(0.0, budget.limit - budget.spent)
     n_lr = sum(1 for s in states if s.candidate.k == quarter)
@@ -83,7 +83,7 @@ def two_stage(states, head, quarter: int, costs, budget, max_epochs: int, train,
     log.info("auto: lr %.2g chosen at top %d; successive halving over the depths at it (criterion %s):", lr,
              quarter, criterion)
     winner = search.successive_halving([head, *depths], costs, budget, max_epochs, train, criterion, log.info,
-                                       min_epochs, n_val, side_by_side)
+                                       min_epochs, noise, side_by_side)
     if search.score(best_lr, criterion) > search.score(winner, criterion):  # e.g. no depth trial was affordable
         winner.status, best_lr.status = "cut", "winner"
         winner = best_lr

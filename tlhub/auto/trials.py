@@ -208,7 +208,7 @@ class TrialState:
     scheduler: str = "constant"  # "cosine": a one-shot trial whose lr decays to zero over its epochs
     steps: int = 0               # batches per epoch of this trial alone (0: the runner's ``epoch_steps``)
     epochs: int = 0
-    accuracy: float = -1.0
+    score: float = -1.0          # the best validation score (the task's primary metric)
     loss: float = float("inf")
     best_epoch: int = 0
     stopped: bool = False
@@ -216,7 +216,7 @@ class TrialState:
     cost: float = 0.0
     rung: int = -1
     status: str = "not run"
-    curve: list = field(default_factory=list)  # validation accuracy per epoch
+    curve: list = field(default_factory=list)  # validation score per epoch
     tag: str = ""                # "shipped": the shipped recipe's plan, the incumbent (a folder of its own)
     settings: dict = field(default_factory=dict)  # its phase table's settings beyond the candidate's (the incumbent's)
 
@@ -256,6 +256,12 @@ class TrialRunner:
     epoch_steps: int = 0      # batches per trial epoch (0: the whole training split)
     shared_cache: dict = field(default_factory=dict)  # frozen-prefix caches by entry point, for every trial
     journal: object = None    # tlhub.auto.journal.Journal: finished trials, replayed by a resumed search
+    task: object = None       # the run's Task, fitted on its training split (Splits.task): loss and scores
+
+    @property
+    def metric(self) -> str:
+        """The task's primary metric: the history's ``val_<metric>`` a trial is scored by."""
+        return (self.task or self.registry.task(self.recipe.model.task)).primary_metric
 
     def trial_recipe(self, phases: list[dict]):
         raw = self.recipe.to_dict()
@@ -268,7 +274,7 @@ class TrialRunner:
         accelerator = SoloAccelerator(self.accelerator) if solo else self.accelerator
         return RunContext(accelerator, recipe, self.registry, self.datasets, self.collate, self.deterministic,
                           folder, history, identity(recipe, []), self.stop, "", plan=plan,
-                          shared_cache=self.shared_cache)
+                          shared_cache=self.shared_cache, configured_task=self.task)
 
     def run_prefix(self, resuming: bool = False) -> float:
         """Train the phases every candidate starts from (``resuming``: continue them from their newest
@@ -342,14 +348,15 @@ class TrialRunner:
         rows = [r for r in ckpt.state["history"] if r["phase_index"] == index]
         state.epochs = ckpt.state["epoch"]
         # the task's primary validation score ("accuracy" in checkpoints written before tasks)
-        state.accuracy = best.get("score", best.get("accuracy", -1.0))
+        state.score = best.get("score", best.get("accuracy", -1.0))
         state.loss = best.get("loss", float("inf"))
+        key = f"val_{self.metric}"
         if last and rows:
-            state.accuracy, state.loss = rows[-1]["val_accuracy"], rows[-1]["val_loss"]  # auto: accuracy tasks only
+            state.score, state.loss = rows[-1][key], rows[-1]["val_loss"]
         # stopped: patience ran out. A restore of the best weights at the end of a rung also marks the
         # checkpoint done, but the trial goes on from those weights at the next rung.
         state.best_epoch, state.stopped = best.get("epoch", 0), bool(best.get("stopped"))
-        state.curve = [round(r["val_accuracy"], 4) for r in rows]
+        state.curve = [round(r[key], 4) for r in rows]
 
     def adopt(self, state: TrialState, run_dir: Path, final_recipe, classes) -> Path | None:
         """Copy the winner's newest checkpoint (or the prefix's, when it never ran) into the run,

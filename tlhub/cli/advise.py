@@ -75,9 +75,9 @@ def advise(recipe, overrides, write, overwrite, rule, lr_only, phase_index, out_
     click.echo(json.dumps(result.to_dict(), indent=2) if as_json else
                f"{result.table()}\nwinner: {result.winner}; phases: {chosen}")
     if write:
-        best = next(t.val_accuracy for t in result.trials if t.status.startswith("winner"))
+        best = next(t.val_score for t in result.trials if t.status.startswith("winner"))
         header = [(f"Written by `tlhub advise {recipe}`: the winner of the freeze = \"auto\" search "
-                   f"({result.winner}, best validation accuracy {best:.4f})."),
+                   f"({result.winner}, best validation {result.metric} {best:.4f})."),
                   "Runs the chosen phases without searching (early_stop and restore_best decide on validation)."]
         given = list(raw.get("phases", []))
         at = next((i for i, p in enumerate(r.phases) if p.freeze == "auto"), None)

@@ -86,14 +86,12 @@ def _check(recipe: Recipe, registry=None) -> tuple[list[str], Any]:
 
 
 def _auto_task_errors(recipe: Recipe, reg, index: int) -> list[str]:
-    """The auto search ranks its trials by validation accuracy: only tasks ranked by accuracy can use it."""
-    if recipe.model.task not in reg.items["tasks"]:
-        return []  # reported as an unknown task
-    metric = reg.task(recipe.model.task).primary_metric
-    if metric == "accuracy":
-        return []
-    return [f"phases.{index}.freeze: 'auto' ranks its trials by validation accuracy, but task "
-            f"{recipe.model.task!r} is ranked by {metric}; name a freeze policy (e.g. 'top_k') for this task"]
+    """The auto search measures the frozen features with the task's linear probe (``Task.probe``) first: a task
+    without one cannot use it."""
+    if recipe.model.task not in reg.items["tasks"] or reg.task(recipe.model.task).probes:
+        return []  # an unknown task is reported as such
+    return [f"phases.{index}.freeze: 'auto' measures the frozen features with the task's linear probe, but task "
+            f"{recipe.model.task!r} defines none (Task.probe); name a freeze policy (e.g. 'top_k') for this task"]
 
 
 def _modality_errors(recipe: Recipe, reg, src, bb) -> list[str]:

@@ -13,6 +13,7 @@ from tlhub.data.labels import check_classes, class_names, label_name
 from tlhub.errors import UserError
 from tlhub.metrics import compute_metrics, metric_errors
 from tlhub.task import Prediction, Task
+from tlhub.tasks import probes
 from tlhub.tasks.common import all_labels, as_array, encode_splits, f1_scores, f1_threshold
 
 if TYPE_CHECKING:  # tlhub.interfaces imports torch; an ONNX model's predictions never do
@@ -26,6 +27,7 @@ class Classification(Task):
     primary_metric = "accuracy"
     stratified = True  # splits keep each class's share
     default_metrics = ("accuracy", "f1", "precision", "recall")
+    perfect_score = 1.0
 
     # labels and splits
     def encode(self, data: SourceData, source: str, classes: list[str] | None = None) -> SourceData:
@@ -92,6 +94,18 @@ class Classification(Task):
         if thr is None or probs.shape[1] != 2:
             return probs.argmax(-1)
         return (probs[:, 1] >= thr).astype(np.int64)
+
+    # measuring before training (score_se: the default, a proportion's)
+    def probe(self, train_x, train_y, val_x, val_y, seed: int = 0) -> float:
+        return float((probes.classes(train_x, train_y, val_x, seed) == np.asarray(val_y)).mean())
+
+    def chance(self, val_y) -> float:
+        """The majority class's share (2 balanced classes: 0.5)."""
+        return max(Counter(np.asarray(val_y).tolist()).values()) / max(1, len(val_y))
+
+    def support(self, train_y, classes: list[str]) -> dict[str, int]:
+        counts = Counter(int(y) for y in np.asarray(train_y).tolist())
+        return {c: counts.get(i, 0) for i, c in enumerate(classes)}
 
     # training
     def num_outputs(self, classes: list[str]) -> int:

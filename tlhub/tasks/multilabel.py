@@ -10,7 +10,8 @@ import numpy as np
 
 from tlhub.data.labels import class_names, label_name
 from tlhub.errors import UserError
-from tlhub.task import Prediction, Task
+from tlhub.task import Prediction, Task, proportion_se
+from tlhub.tasks import probes
 from tlhub.tasks.common import all_labels, as_array, encode_splits, f1_scores, f1_threshold
 from tlhub.tasks.pictures import per_label_png
 
@@ -37,6 +38,7 @@ class MultiLabel(Task):
     train_score = "exact_match"
     stratified = True  # carved per label, rarest first
     default_metrics = ("macro_f1", "micro_f1", "mean_average_precision", "exact_match")
+    perfect_score = 1.0
 
     # labels and splits
     def encode(self, data: SourceData, source: str, classes: list[str] | None = None) -> SourceData:
@@ -151,6 +153,36 @@ class MultiLabel(Task):
             return "multilabel: unweighted binary cross-entropy (task_options.pos_weight = true weighs rare labels up)"
         return (f"multilabel: binary cross-entropy with pos_weight = negatives/positives per label in train "
                 f"(capped at {MAX_POS_WEIGHT:g}): min {min(w):.2f}, max {max(w):.2f}")
+
+    # measuring before training
+    def probe(self, train_x, train_y, val_x, val_y, seed: int = 0) -> float:
+        """Macro F1 of one logistic regression per label, at thresholds tuned as ``evaluate`` tunes them."""
+        logits, y = probes.label_logits(train_x, train_y, val_x, seed), np.asarray(val_y) > 0.5
+        thr = np.asarray(tune_thresholds(logits, y))
+        return float(f1_scores(1 / (1 + np.exp(-logits)) >= thr, y)[0].mean())
+
+    def chance(self, val_y) -> float:
+        """Macro F1 of predicting every label for every example: 2p / (1 + p) for a label of prevalence p."""
+        p = (np.asarray(val_y) > 0.5).mean(0)
+        return float(np.mean(2 * p / (1 + p))) if p.size else 0.0
+
+    def score_se(self, score: float, n: int, val_y) -> float:
+        """A label's F1 = 2 TP / (2 TP + FP + FN) is taken as a proportion of that denominator, about twice its
+        positives (``n`` x its prevalence in ``val_y``) where it predicts about as many as there are, at the
+        macro score; macro F1 averages the labels present, so its standard error is the root of the sum of their
+        squared errors over their number (rare labels dominate it). Within 15 % of a bootstrap's on synthetic
+        splits (tests/test_auto_tasks.py)."""
+        p = (np.asarray(val_y) > 0.5).mean(0)
+        present = p[p > 0]
+        if not present.size:
+            return proportion_se(score, 0)
+        se = [proportion_se(score, max(1, int(round(2 * n * q)))) for q in present]
+        return float(np.sqrt(np.sum(np.square(se)))) / len(se)
+
+    def support(self, train_y, classes: list[str]) -> dict[str, int]:
+        """Positive training examples per label."""
+        pos = (np.asarray(train_y) > 0.5).sum(0)
+        return {c: int(pos[j]) for j, c in enumerate(classes)}
 
     # training
     def num_outputs(self, classes: list[str]) -> int:

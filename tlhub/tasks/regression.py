@@ -10,6 +10,7 @@ import numpy as np
 
 from tlhub.errors import UserError
 from tlhub.task import Prediction, Task, format_value
+from tlhub.tasks import probes
 from tlhub.tasks.common import as_array, encode_splits
 from tlhub.tasks.pictures import regression_png
 
@@ -37,6 +38,7 @@ class Regression(Task):
     train_score = "mae"  # mean absolute error in the targets' units, logged beside the loss
     stratified = False  # carved at random
     default_metrics = ("pearson", "spearman", "mae", "rmse")
+    perfect_score = 1.0
 
     # labels and splits
     def encode(self, data: SourceData, source: str, classes: list[str] | None = None) -> SourceData:
@@ -85,6 +87,20 @@ class Regression(Task):
         return (f"regression: targets standardised with the training split's mean {_fmt(s['mean'])} and std "
                 f"{_fmt(s['std'])}, {self.options.get('loss', 'mse')} loss"
                 + (f"; outputs clipped to [{_fmt(s['min'])}, {_fmt(s['max'])}]" if self.options.get("clip") else ""))
+
+    # measuring before training (chance: 0, the r of a constant prediction)
+    def probe(self, train_x, train_y, val_x, val_y, seed: int = 0) -> float:
+        """Pearson's r of a ridge regression per target (the mean over targets)."""
+        y = np.asarray(val_y, dtype=np.float64).reshape(len(val_x), -1)
+        return _pearson(probes.values(train_x, train_y, val_x), y)
+
+    def score_se(self, score: float, n: int, val_y) -> float:
+        """Pearson's r on ``n`` pairs: (1 - r^2) / sqrt(n - 3) (through Fisher's z), at least 1 / n (a finite
+        split never measures r = 1 exactly)."""
+        if n <= 3:
+            return 1.0
+        r = min(1.0, max(-1.0, score))
+        return max((1 - r * r) / math.sqrt(n - 3), 1.0 / n)
 
     # training
     def num_outputs(self, classes: list[str]) -> int:
