@@ -145,3 +145,15 @@ def test_advise_measures_a_regression_with_its_probe(tmp_path):
     assert all(-1 <= p["score"] <= 1 for p in advice["probes"]) and advice["case"].startswith("small data")
     text = invoke("advise", recipe, "--rule")
     assert "pearson" in text.stdout and "1 targets" not in text.stdout, text.stdout
+
+
+def test_a_search_recorded_before_tasks_reads_as_a_score(tmp_path):
+    from tlhub.auto import search
+    row = {"plan": "top1@0.001", "freeze": "top_k k=1", "trainable_groups": ["g3"], "lr": 0.001, "epochs": 2,
+           "best_epoch": 2, "val_accuracy": 0.91, "val_loss": 0.3, "seconds": 1.0, "cost": 0.5, "rung": 1,
+           "status": "winner"}
+    old = {"trials": [row], "winner": "top1@0.001", "phases": [], "criterion": "val_accuracy", "budget": {},
+           "validation": None, "rule": None}
+    result = search.SearchResult.from_dict(old)
+    assert result.criterion == "val_score" and result.trials[0].val_score == 0.91 and result.metric == "accuracy"
+    assert "val acc" in result.table() and "0.9100" in result.table()
