@@ -13,7 +13,7 @@ from tlhub.data.labels import check_classes, class_names, label_name
 from tlhub.errors import UserError
 from tlhub.metrics import compute_metrics, metric_errors
 from tlhub.task import Prediction, Task
-from tlhub.tasks import probes
+from tlhub.tasks import linear_probes
 from tlhub.tasks.common import all_labels, as_array, encode_splits, f1_scores, f1_threshold
 
 if TYPE_CHECKING:  # tlhub.interfaces imports torch; an ONNX model's predictions never do
@@ -97,7 +97,7 @@ class Classification(Task):
 
     # measuring before training (score_se: the default, a proportion's)
     def probe(self, train_x, train_y, val_x, val_y, seed: int = 0) -> float:
-        return float((probes.classes(train_x, train_y, val_x, seed) == np.asarray(val_y)).mean())
+        return float((linear_probes.classes(train_x, train_y, val_x, seed) == np.asarray(val_y)).mean())
 
     def chance(self, val_y) -> float:
         """The majority class's share (2 balanced classes: 0.5)."""

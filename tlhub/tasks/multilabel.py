@@ -11,7 +11,7 @@ import numpy as np
 from tlhub.data.labels import class_names, label_name
 from tlhub.errors import UserError
 from tlhub.task import Prediction, Task, proportion_se
-from tlhub.tasks import probes
+from tlhub.tasks import linear_probes
 from tlhub.tasks.common import all_labels, as_array, encode_splits, f1_scores, f1_threshold
 from tlhub.tasks.pictures import per_label_png
 
@@ -157,7 +157,7 @@ class MultiLabel(Task):
     # measuring before training
     def probe(self, train_x, train_y, val_x, val_y, seed: int = 0) -> float:
         """Macro F1 of one logistic regression per label, at thresholds tuned as ``evaluate`` tunes them."""
-        logits, y = probes.label_logits(train_x, train_y, val_x, seed), np.asarray(val_y) > 0.5
+        logits, y = linear_probes.label_logits(train_x, train_y, val_x, seed), np.asarray(val_y) > 0.5
         thr = np.asarray(tune_thresholds(logits, y))
         return float(f1_scores(1 / (1 + np.exp(-logits)) >= thr, y)[0].mean())
 

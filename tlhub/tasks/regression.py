@@ -10,7 +10,7 @@ import numpy as np
 
 from tlhub.errors import UserError
 from tlhub.task import Prediction, Task, format_value
-from tlhub.tasks import probes
+from tlhub.tasks import linear_probes
 from tlhub.tasks.common import as_array, encode_splits
 from tlhub.tasks.pictures import regression_png
 
@@ -92,7 +92,7 @@ class Regression(Task):
     def probe(self, train_x, train_y, val_x, val_y, seed: int = 0) -> float:
         """Pearson's r of a ridge regression per target (the mean over targets)."""
         y = np.asarray(val_y, dtype=np.float64).reshape(len(val_x), -1)
-        return _pearson(probes.values(train_x, train_y, val_x), y)
+        return _pearson(linear_probes.values(train_x, train_y, val_x), y)
 
     def score_se(self, score: float, n: int, val_y) -> float:
         """Pearson's r on ``n`` pairs: (1 - r^2) / sqrt(n - 3) (through Fisher's z), at least 1 / n (a finite
