@@ -58,6 +58,7 @@ def test_separable_and_random_labels_get_different_plans(tiny_recipe, with_rando
     for a in (good, bad):
         text = a.format()
         assert "linear probes" in text and a.case in text and "[[phases]] head" in text
+        assert "classes; per class min 43" in text and "accuracy " in text and "median per class 43" in text
 
 
 def test_decide_covers_the_four_cases():

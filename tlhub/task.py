@@ -116,12 +116,17 @@ def proportion_se(p: float, n: int) -> float:
     return math.sqrt(p_adj * (1 - p_adj) / n_adj)
 
 
+def singular(outputs_are: str) -> str:
+    """``class``, ``label``, ``target``: one of a task's outputs (``Task.outputs_are``). A word that is not an
+    English plural (a plugin's) is kept as it is."""
+    if not outputs_are.endswith("s"):
+        return outputs_are
+    return outputs_are[:-2] if outputs_are.endswith("sses") else outputs_are[:-1]
+
+
 def count_outputs(n: int, outputs_are: str) -> str:
-    """``2 classes``, ``1 class``, ``1 target``, ``28 labels``: a count in a task's word (``Task.outputs_are``),
-    for logs and the report. A word that is not an English plural (a plugin's) is kept as it is."""
-    if n != 1 or not outputs_are.endswith("s"):
-        return f"{n} {outputs_are}"
-    return f"1 {outputs_are[:-2] if outputs_are.endswith('sses') else outputs_are[:-1]}"
+    """``2 classes``, ``1 class``, ``1 target``, ``28 labels``: a count in a task's word, for logs and the report."""
+    return f"{n} {outputs_are if n != 1 else singular(outputs_are)}"
 
 
 class Task:

@@ -59,7 +59,7 @@ from tlhub.model import ModelSpec, build_model
 from tlhub.plugins import get_registry
 from tlhub.recipe import parse_recipe, validate
 from tlhub.states import Pooled, TokenStates, to
-from tlhub.task import count_outputs, proportion_se
+from tlhub.task import count_outputs, proportion_se, singular
 
 SMALL_PER_CLASS = 300
 SIMILAR_SKILL = 0.5
@@ -121,7 +121,7 @@ class Advice:
 
     def format(self) -> str:
         counts = sorted(self.train_counts.values())
-        one = self.outputs_are[:-1]
+        one = singular(self.outputs_are)
         lines = [f"data: {self.train_examples or sum(counts)} training examples, "
                  f"{count_outputs(len(counts), self.outputs_are)}; "
                  f"per {one} min {counts[0]}, "
