@@ -156,4 +156,4 @@ def test_a_search_recorded_before_tasks_reads_as_a_score(tmp_path):
            "validation": None, "rule": None}
     result = search.SearchResult.from_dict(old)
     assert result.criterion == "val_score" and result.trials[0].val_score == 0.91 and result.metric == "accuracy"
-    assert "val acc" in result.table() and "0.9100" in result.table()
+    assert "val accuracy" in result.table() and "0.9100" in result.table()

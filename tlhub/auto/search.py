@@ -20,7 +20,6 @@ from tlhub.auto.trials import CostModel, TrialState
 
 ETA = 3
 _OLD_NAMES = {"val_accuracy": "val_score"}  # auto_search.json before tasks (criterion, trial rows): today's name
-METRIC_NAMES = {"macro_f1": "macro F1", "pearson": "Pearson's r"}  # for the picture's axis
 
 
 def score(state: TrialState, criterion: str) -> tuple:
@@ -233,8 +232,9 @@ class SearchResult:
         return cls(**{k: v for k, v in data.items() if k in known} | {"trials": trials})
 
     def table(self) -> str:
-        name = {"accuracy": "val acc", "macro_f1": "val F1", "pearson": "val r"}.get(self.metric, "val score")
-        head = f"{'plan':<19} {'trainable groups':<26} {'lr':>8} {'epochs':>6} {name:>8} {'val loss':>8} " \
+        name = f"val {self.metric}"  # the task's metric by its own name, as the learning curves label it
+        w = max(8, len(name))
+        head = f"{'plan':<19} {'trainable groups':<26} {'lr':>8} {'epochs':>6} {name:>{w}} {'val loss':>8} " \
                f"{'cost':>6} {'seconds':>8}  status"
         lines = [head, "-" * len(head)]
         for r in sorted(self.trials, key=lambda r: (r.status != "winner", -r.rung, -r.val_score)):
@@ -242,9 +242,9 @@ class SearchResult:
             if len(groups) > 26:
                 groups = f"{len(r.trainable_groups)}: {r.trainable_groups[0]} .. {r.trainable_groups[-1]}"[:26]
             loss = f"{r.val_loss:8.4f}" if r.val_loss is not None else f"{'-':>8}"
-            acc = f"{r.val_score:8.4f}" if r.epochs else f"{'-':>8}"
+            score = f"{r.val_score:{w}.4f}" if r.epochs else f"{'-':>{w}}"
             epochs = f"{r.steps}b" if r.steps and r.epochs == 1 else f"{r.epochs}x{r.steps}b" if r.steps else r.epochs
-            lines.append(f"{r.plan:<19} {groups:<26} {r.lr:8.2g} {epochs:>6} {acc} {loss} {r.cost:6.2f} "
+            lines.append(f"{r.plan:<19} {groups:<26} {r.lr:8.2g} {epochs:>6} {score} {loss} {r.cost:6.2f} "
                          f"{r.seconds:8.1f}  {r.status}")
         if any(r.steps for r in self.trials):
             lines.append("(Nb: an epoch of N batches, what that trial's share of the budget paid for)")
@@ -277,7 +277,7 @@ def plot(result: SearchResult, path: str | Path) -> Path:
     for label, c in (("head only", "#2e7d32"), ("top k groups", "#1565c0"), ("all groups", "#6a1b9a")):
         ax.scatter([], [], color=c, label=label)
     ax.set_xlabel("cost of the trial (x the default plan's estimated cost)")
-    ax.set_ylabel(f"validation {METRIC_NAMES.get(result.metric, result.metric)} of the weights kept" + (" (ranked by val loss)" if result.criterion == "val_loss" else ""))
+    ax.set_ylabel(f"validation {result.metric} of the weights kept" + (" (ranked by val loss)" if result.criterion == "val_loss" else ""))
     ax.set_title(f"freeze = \"auto\": {len(runs)} trials, winner {win.plan}")
     ax.margins(x=0.3, y=0.15)  # room for the labels beside the outermost points
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0)

@@ -251,17 +251,17 @@ class TrialRunner:
     deterministic: bool
     root: Path
     stop: object
+    task: object              # the run's Task, fitted on its training split (Splits.task): loss and scores
     prefix: list = field(default_factory=list)     # [[phases]] dicts run before every candidate
     prefix_dir: Path | None = None
     epoch_steps: int = 0      # batches per trial epoch (0: the whole training split)
     shared_cache: dict = field(default_factory=dict)  # frozen-prefix caches by entry point, for every trial
     journal: object = None    # tlhub.auto.journal.Journal: finished trials, replayed by a resumed search
-    task: object = None       # the run's Task, fitted on its training split (Splits.task): loss and scores
 
     @property
     def metric(self) -> str:
         """The task's primary metric: the history's ``val_<metric>`` a trial is scored by."""
-        return (self.task or self.registry.task(self.recipe.model.task)).primary_metric
+        return self.task.primary_metric
 
     def trial_recipe(self, phases: list[dict]):
         raw = self.recipe.to_dict()

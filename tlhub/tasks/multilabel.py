@@ -170,8 +170,8 @@ class MultiLabel(Task):
         """A label's F1 = 2 TP / (2 TP + FP + FN) is taken as a proportion of that denominator, about twice its
         positives (``n`` x its prevalence in ``val_y``) where it predicts about as many as there are, at the
         macro score; macro F1 averages the labels present, so its standard error is the root of the sum of their
-        squared errors over their number (rare labels dominate it). Within 15 % of a bootstrap's on synthetic
-        splits (tests/test_auto_tasks.py)."""
+        squared errors over their number (rare labels dominate it); tests/test_auto_tasks.py holds it to a
+        bootstrap's on synthetic splits."""
         p = (np.asarray(val_y) > 0.5).mean(0)
         present = p[p > 0]
         if not present.size:
