@@ -125,8 +125,7 @@ class Advice:
         lines = [f"data: {self.train_examples or sum(counts)} training examples, "
                  f"{count_outputs(len(counts), self.outputs_are)}; "
                  f"per {one} min {counts[0]}, "
-                 f"median {statistics.median(counts):g}, max {counts[-1]}"
-                 + (" (positives)" if self.outputs_are == "labels" else "")]
+                 f"median {statistics.median(counts):g}, max {counts[-1]}"]  # a label's: the examples that have it
         if len(counts) <= 20:
             lines.append("  " + ", ".join(f"{c} {n}" for c, n in self.train_counts.items()))
         else:
